@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython). Nothing here is public API; see fastmlp.MLP."""

@@ -1,0 +1,134 @@
+"""The maths of fastmlp in plain NumPy: the test oracle and the benchmark baseline.
+
+Every line here is meant to be checked against the chain rule by eye; nothing is optimized. The
+compiled engine (``fastmlp._kernels``) must agree with this module to 1e-10 in float64 when both
+start from the same weights and visit the batches in the same order. Training with
+``fastmlp.MLP`` never calls this module.
+
+Conventions (see DESIGN.md): ``W[k]`` has shape ``(fan_in, fan_out)``; the loss is the mean over
+the batch; the objective is ``J = mean BCE + 0.5 * l2 * sum(W**2)`` (biases are not penalized)
+and every gradient is the exact gradient of J.
+"""
+import numpy as np
+
+from .initializers import DEFAULT_INIT, initial_parameters
+
+__all__ = ["ReferenceMLP", "sigmoid", "relu", "bce_from_logits"]
+
+
+def sigmoid(z):
+    """Logistic function ``1 / (1 + exp(-z))``, without overflow warnings for large ``|z|``."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_prime(z):
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def relu(z):
+    return np.maximum(z, 0.0)
+
+
+def relu_prime(z):
+    return (z > 0).astype(z.dtype)
+
+
+ACTIVATIONS = {"relu": (relu, relu_prime), "sigmoid": (sigmoid, sigmoid_prime)}
+
+
+def bce_from_logits(z, y):
+    """Mean binary cross-entropy of labels ``y`` given logits ``z``, computed stably:
+    ``-y log s(z) - (1-y) log(1 - s(z)) = max(z, 0) - y z + log(1 + exp(-|z|))``."""
+    return np.mean(np.maximum(z, 0.0) - y * z + np.log1p(np.exp(-np.abs(z))))
+
+
+class ReferenceMLP:
+    """Binary classifier: hidden ReLU or sigmoid layers, sigmoid output, BCE, mini-batch SGD.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., 1]``.
+    lr, seed, l2, hidden_activation, lr_decay : as in ``fastmlp.MLP``.
+    dtype : numpy dtype
+        The dtype of the parameters and of the arithmetic.
+    W, b : list of ndarray, optional
+        Initial parameters (copied); when omitted they are drawn from ``seed`` as in the lecture.
+    """
+
+    def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
+                 lr_decay=None, dtype=np.float64, W=None, b=None):
+        self.sizes = list(layer_sizes)
+        self.lr = self.base_lr = float(lr)
+        self.l2 = float(l2)
+        self.lr_decay = lr_decay
+        self.hidden_activation = hidden_activation
+        self.dtype = np.dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+        if W is None:
+            W, b = initial_parameters(self.rng, self.sizes, DEFAULT_INIT[hidden_activation])
+        self.W = [np.array(Wk, dtype=self.dtype) for Wk in W]
+        self.b = [np.array(bk, dtype=self.dtype) for bk in b]
+
+    def _forward_full(self, X):
+        """Return the activations ``a_0 = X, ..., a_L`` and pre-activations ``z_1, ..., z_L``."""
+        f, _ = ACTIVATIONS[self.hidden_activation]
+        activations, zs = [X], []
+        for k, (W, b) in enumerate(zip(self.W, self.b)):
+            z = activations[-1] @ W + b
+            zs.append(z)
+            activations.append(sigmoid(z) if k == len(self.W) - 1 else f(z))
+        return activations, zs
+
+    def forward(self, X):
+        """Probabilities of the positive class, shape ``(n,)``."""
+        return self._forward_full(X)[0][-1].ravel()
+
+    def loss(self, X, y):
+        """The objective J: mean BCE plus ``0.5 * l2 * sum(W**2)``."""
+        _, zs = self._forward_full(X)
+        penalty = 0.5 * self.l2 * sum(float((W * W).sum()) for W in self.W)
+        return float(bce_from_logits(zs[-1].ravel(), y)) + penalty
+
+    def gradients(self, X, y):
+        """Backpropagation: ``dJ/dW[k]`` and ``dJ/db[k]`` for the batch ``(X, y)``."""
+        _, f_prime = ACTIVATIONS[self.hidden_activation]
+        activations, zs = self._forward_full(X)
+        n = X.shape[0]
+        delta = activations[-1] - y.reshape(-1, 1)          # dJ/dz_L for sigmoid + BCE, per sample
+        grads_W, grads_b = [None] * len(self.W), [None] * len(self.W)
+        for k in reversed(range(len(self.W))):
+            grads_W[k] = activations[k].T @ delta / n + self.l2 * self.W[k]
+            grads_b[k] = delta.sum(axis=0) / n
+            if k > 0:
+                delta = (delta @ self.W[k].T) * f_prime(zs[k - 1])
+        return grads_W, grads_b
+
+    def train(self, X, y, epochs=30, batch_size=None, shuffle=True, orders=None):
+        """Mini-batch SGD.
+
+        Each epoch visits the samples in ``orders[epoch]`` when given, else in
+        ``self.rng.permutation(n)`` (``shuffle=True``) or ``0..n-1``, cut into batches of
+        ``batch_size`` (the last one may be smaller). The rate of epoch ``e`` (from 1) is
+        ``lr * lr_decay ** (e - 1)``.
+        """
+        X = np.asarray(X, dtype=self.dtype)
+        y = np.asarray(y, dtype=self.dtype).ravel()
+        n = X.shape[0]
+        B = n if batch_size is None else min(int(batch_size), n)
+        for epoch in range(1, epochs + 1):
+            if orders is not None:
+                order = np.asarray(orders[epoch - 1])
+            else:
+                order = self.rng.permutation(n) if shuffle else np.arange(n)
+            if self.lr_decay:
+                self.lr = self.base_lr * self.lr_decay ** (epoch - 1)
+            for start in range(0, n, B):
+                batch = order[start:start + B]
+                grads_W, grads_b = self.gradients(X[batch], y[batch])
+                for k in range(len(self.W)):
+                    self.W[k] -= self.lr * grads_W[k]
+                    self.b[k] -= self.lr * grads_b[k]
+        return self
