@@ -21,9 +21,14 @@ def xavier_normal(rng, fan_in, fan_out):
 
 INITIALIZERS = {"he_normal": he_normal, "xavier_normal": xavier_normal}
 
-# The lecture's rule: He for ReLU hidden layers, Xavier otherwise (every layer, output included,
-# follows the hidden activation's choice).
-DEFAULT_INIT = {"relu": "he_normal", "sigmoid": "xavier_normal"}
+# The lecture's rule: He for ReLU-like hidden layers, Xavier otherwise (every layer, output
+# included, follows the hidden activation's choice).
+DEFAULT_INIT = {
+    "relu": "he_normal", "leaky_relu": "he_normal", "elu": "he_normal", "gelu": "he_normal",
+    "gelu_tanh": "he_normal", "silu": "he_normal", "swish": "he_normal", "mish": "he_normal",
+    "softplus": "he_normal",
+    "sigmoid": "xavier_normal", "tanh": "xavier_normal", "identity": "xavier_normal",
+}
 
 
 def initial_parameters(rng, layer_sizes, init):

@@ -10,32 +10,145 @@ the batch; the objective is ``J = mean BCE + 0.5 * l2 * sum(W**2)`` (biases are 
 and every gradient is the exact gradient of J.
 """
 import numpy as np
+import scipy.special
 
 from .initializers import DEFAULT_INIT, initial_parameters
 
 __all__ = ["ReferenceMLP", "sigmoid", "relu", "bce_from_logits"]
 
 
-def sigmoid(z):
+# Hidden activations. Every f and f_prime takes ``(z, param)``: ``param`` is leaky_relu's negative
+# slope and elu's alpha and is ignored by the others; its default is the activation's default.
+
+
+def sigmoid(z, param=0.0):
     """Logistic function ``1 / (1 + exp(-z))``, without overflow warnings for large ``|z|``."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def sigmoid_prime(z):
+def sigmoid_prime(z, param=0.0):
     s = sigmoid(z)
     return s * (1.0 - s)
 
 
-def relu(z):
+def _sigmoid_complement(z):
+    """``1 - sigmoid(z) = sigmoid(-z)``, without the cancellation of the subtraction."""
+    return sigmoid(-z)
+
+
+def relu(z, param=0.0):
     return np.maximum(z, 0.0)
 
 
-def relu_prime(z):
+def relu_prime(z, param=0.0):
     return (z > 0).astype(z.dtype)
 
 
-ACTIVATIONS = {"relu": (relu, relu_prime), "sigmoid": (sigmoid, sigmoid_prime)}
+def identity(z, param=0.0):
+    return z
+
+
+def identity_prime(z, param=0.0):
+    return np.ones_like(z)
+
+
+def tanh(z, param=0.0):
+    return np.tanh(z)
+
+
+def tanh_prime(z, param=0.0):
+    return 1.0 - np.tanh(z) ** 2
+
+
+def leaky_relu(z, param=0.01):
+    """``z`` for ``z > 0``, ``param * z`` otherwise."""
+    return np.where(z > 0, z, param * z)
+
+
+def leaky_relu_prime(z, param=0.01):
+    return np.where(z > 0, 1.0, param).astype(z.dtype)
+
+
+def elu(z, param=1.0):
+    """``z`` for ``z > 0``, ``param * (exp(z) - 1)`` otherwise."""
+    return np.where(z > 0, z, param * np.expm1(np.minimum(z, 0.0)))
+
+
+def elu_prime(z, param=1.0):
+    return np.where(z > 0, 1.0, param * np.exp(np.minimum(z, 0.0))).astype(z.dtype)
+
+
+def _normal_cdf(z):
+    """``Phi(z) = (1 + erf(z / sqrt 2)) / 2``, as ``erfc(-z / sqrt 2) / 2`` (exact left tail)."""
+    return 0.5 * scipy.special.erfc(-z / np.sqrt(2.0))
+
+
+def gelu(z, param=0.0):
+    """Exact GELU ``z * Phi(z)``, Phi the standard normal CDF."""
+    return z * _normal_cdf(z)
+
+
+def gelu_prime(z, param=0.0):
+    return _normal_cdf(z) + z * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+
+
+_GELU_C = 0.044715
+
+
+def _gelu_tanh_u(z):
+    return np.sqrt(2.0 / np.pi) * (z + _GELU_C * z ** 3)
+
+
+def gelu_tanh(z, param=0.0):
+    """``0.5 z (1 + tanh(u))``, ``u = sqrt(2/pi) (z + 0.044715 z^3)``; ``(1 + tanh(u)) / 2`` is
+    computed as ``sigmoid(2u)``, which does not cancel for negative ``u``."""
+    return z * sigmoid(2.0 * _gelu_tanh_u(z))
+
+
+def gelu_tanh_prime(z, param=0.0):
+    u = _gelu_tanh_u(z)
+    du = np.sqrt(2.0 / np.pi) * (1.0 + 3.0 * _GELU_C * z * z)
+    # d/du (1 + tanh u) / 2 = (1 - tanh(u)^2) / 2 = 2 sigmoid(2u) (1 - sigmoid(2u))
+    return sigmoid(2.0 * u) + z * 2.0 * sigmoid(2.0 * u) * _sigmoid_complement(2.0 * u) * du
+
+
+def silu(z, param=0.0):
+    """SiLU (swish) ``z * sigmoid(z)``."""
+    return z * sigmoid(z)
+
+
+def silu_prime(z, param=0.0):
+    return sigmoid(z) * (1.0 + z * _sigmoid_complement(z))
+
+
+def softplus(z, param=0.0):
+    """``log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))``."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def softplus_prime(z, param=0.0):
+    return sigmoid(z)
+
+
+def mish(z, param=0.0):
+    """``z * tanh(softplus(z))``."""
+    return z * np.tanh(softplus(z))
+
+
+def mish_prime(z, param=0.0):
+    t = np.tanh(softplus(z))
+    return t + z * (1.0 - t * t) * sigmoid(z)
+
+
+ACTIVATIONS = {
+    "identity": (identity, identity_prime), "sigmoid": (sigmoid, sigmoid_prime),
+    "relu": (relu, relu_prime), "tanh": (tanh, tanh_prime),
+    "leaky_relu": (leaky_relu, leaky_relu_prime), "elu": (elu, elu_prime),
+    "gelu": (gelu, gelu_prime), "gelu_tanh": (gelu_tanh, gelu_tanh_prime),
+    "silu": (silu, silu_prime), "swish": (silu, silu_prime),
+    "softplus": (softplus, softplus_prime), "mish": (mish, mish_prime),
+}
 
 
 def bce_from_logits(z, y):

@@ -10,16 +10,36 @@ from libc.string cimport memcpy, memset
 
 from cython cimport floating
 
-from fastmlp._kernels._activations cimport ACT_IDENTITY, ACT_RELU, ACT_SIGMOID, activate
+from fastmlp._kernels._activations cimport (
+    ACT_ELU, ACT_GELU, ACT_GELU_TANH, ACT_IDENTITY, ACT_LEAKY_RELU, ACT_MISH, ACT_RELU,
+    ACT_SIGMOID, ACT_SILU, ACT_SOFTPLUS, ACT_TANH, activate)
 from fastmlp._kernels._blas cimport gemm
 
-ACTIVATION_IDS = {"identity": ACT_IDENTITY, "sigmoid": ACT_SIGMOID, "relu": ACT_RELU}
+# Hidden activation names -> kernel ids ("swish" is another name for silu).
+ACTIVATION_IDS = {
+    "identity": ACT_IDENTITY, "sigmoid": ACT_SIGMOID, "relu": ACT_RELU,
+    "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "elu": ACT_ELU,
+    "gelu": ACT_GELU, "gelu_tanh": ACT_GELU_TANH, "silu": ACT_SILU,
+    "swish": ACT_SILU, "softplus": ACT_SOFTPLUS, "mish": ACT_MISH,
+}
+# Default of each activation's parameter: leaky_relu's negative slope, elu's alpha, else unused.
+ACTIVATION_DEFAULT_PARAMS = {name: 0.0 for name in ACTIVATION_IDS}
+ACTIVATION_DEFAULT_PARAMS.update(leaky_relu=0.01, elu=1.0)
+_DEFAULT_PARAM_BY_ID = {ACTIVATION_IDS[name]: p for name, p in ACTIVATION_DEFAULT_PARAMS.items()}
+
+
+def default_activation_param(int act):
+    """The default parameter of the activation with kernel id ``act`` (0.0 where unused)."""
+    if act not in _DEFAULT_PARAM_BY_ID:
+        raise ValueError(f"unknown activation id {act}; valid ids: {ACTIVATION_IDS}")
+    return _DEFAULT_PARAM_BY_ID[act]
 
 
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
-                        Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, bint use_blas,
-                        floating* Z_out, floating* D_out) noexcept nogil:
-    """Z_out := f(A @ W + b) and, when D_out is not NULL, D_out := f'(A @ W + b).
+                        Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
+                        bint use_blas, floating* Z_out, floating* D_out) noexcept nogil:
+    """Z_out := f(A @ W + b) and, when D_out is not NULL, D_out := f'(A @ W + b); ``param`` is
+    the activation's parameter (see ``_activations.activate``).
 
     The bias is written first and the product accumulated onto it, so bias and product are one
     pass; the activation then runs over Z_out while it is still in cache.
@@ -41,7 +61,7 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                 w = W + p * n_out
                 for j in range(n_out):
                     z[j] += a * w[j]
-    activate(act, Z_out, D_out, m * n_out)
+    activate(act, param, Z_out, D_out, m * n_out)
 
 
 cdef void dense_backward(const floating* A, const floating* W, const floating* delta,
@@ -100,18 +120,20 @@ def _check_shapes(A, W, b=None, delta=None):
 
 
 def dense_forward_py(const floating[:, ::1] A, const floating[:, ::1] W, const floating[::1] b,
-                     int act, bint use_blas, floating[:, ::1] Z_out, floating[:, ::1] D_out=None):
-    """Python twin of ``dense_forward`` (tests): fills Z_out (and D_out unless None) in place."""
+                     int act, bint use_blas, floating[:, ::1] Z_out, floating[:, ::1] D_out=None,
+                     param=None):
+    """Python twin of ``dense_forward`` (tests): fills Z_out (and D_out unless None) in place.
+    ``param`` defaults to the activation's ``ACTIVATION_DEFAULT_PARAMS`` entry."""
     _check_shapes(A, W, b)
     if Z_out.shape[0] != A.shape[0] or Z_out.shape[1] != W.shape[1] or \
             (D_out is not None and (D_out.shape[0] != Z_out.shape[0] or D_out.shape[1] != Z_out.shape[1])):
         raise ValueError("Z_out and D_out must have shape (A.shape[0], W.shape[1])")
-    if act not in ACTIVATION_IDS.values():
-        raise ValueError(f"unknown activation id {act}; valid ids: {ACTIVATION_IDS}")
+    default = default_activation_param(act)
+    cdef floating p = default if param is None else param
     cdef floating* d = NULL if D_out is None else &D_out[0, 0]
     with nogil:
-        dense_forward(&A[0, 0], &W[0, 0], &b[0], A.shape[0], A.shape[1], W.shape[1], act, use_blas,
-                      &Z_out[0, 0], d)
+        dense_forward(&A[0, 0], &W[0, 0], &b[0], A.shape[0], A.shape[1], W.shape[1], act, p,
+                      use_blas, &Z_out[0, 0], d)
 
 
 def dense_backward_py(const floating[:, ::1] A, const floating[:, ::1] W,

@@ -16,6 +16,7 @@ from libc.string cimport memcpy
 
 from fastmlp._kernels._activations cimport ACT_IDENTITY
 from fastmlp._kernels._dense cimport dense_backward, dense_forward
+from fastmlp._kernels._dense import default_activation_param
 from fastmlp._kernels._loss cimport loss_delta, output_activation
 from fastmlp._kernels._optim cimport add_penalty_gradient, penalty_value, sgd_step
 
@@ -37,6 +38,7 @@ cdef struct Net:
     const Py_ssize_t* w_off       # offset of W[k] in theta
     const Py_ssize_t* b_off       # offset of b[k] in theta
     const int* act                # activation of layer k's output (identity for the last)
+    const double* act_param       # its parameter (leaky_relu slope, elu alpha; else unused)
     const unsigned char* blas     # whether layer k's products go to BLAS
     int loss
     double l1, l2
@@ -63,22 +65,32 @@ cdef class Network:
         The largest number of rows one forward pass handles.
     blas_min_work : int
         Layers with ``n_in * n_out`` at least this use BLAS, smaller ones the loops.
+    activation_params : sequence of float, optional
+        One parameter per hidden layer (leaky_relu's negative slope, elu's alpha; ignored by
+        the other activations). By default each activation's
+        ``fastmlp._kernels._dense.ACTIVATION_DEFAULT_PARAMS`` entry.
     """
     cdef Net net
-    cdef readonly object sizes, w_off, b_off, a_off, d_off, act, blas
+    cdef readonly object sizes, w_off, b_off, a_off, d_off, act, act_param, blas
     cdef readonly Py_ssize_t n_params, workspace_size
     cdef Py_ssize_t[::1] _sizes, _w_off, _b_off, _a_off, _d_off
     cdef int[::1] _act
+    cdef double[::1] _act_param
     cdef unsigned char[::1] _blas
 
     def __init__(self, sizes, activations, int loss, double l1, double l2, Py_ssize_t max_batch,
-                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK):
+                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK, activation_params=None):
         cdef Py_ssize_t L = len(sizes) - 1, k, pos = 0
         if L < 1 or len(activations) != L - 1 or max_batch < 1 or min(sizes) < 1:
             raise ValueError("Network needs >= 2 positive sizes, one activation per hidden "
                              "layer and max_batch >= 1")
         self.sizes = np.asarray(sizes, dtype=np.intp)
         self.act = np.asarray(list(activations) + [ACT_IDENTITY], dtype=np.intc)
+        if activation_params is None:
+            activation_params = [default_activation_param(a) for a in activations]
+        if len(activation_params) != L - 1 or not np.all(np.isfinite(activation_params)):
+            raise ValueError("activation_params needs one finite number per hidden layer")
+        self.act_param = np.asarray(list(activation_params) + [0.0], dtype=np.float64)
         self.blas = np.array([self.sizes[k] * self.sizes[k + 1] >= blas_min_work
                               for k in range(L)], dtype=np.uint8)
         self.w_off = np.empty(L, dtype=np.intp)
@@ -112,6 +124,7 @@ cdef class Network:
 
         self._sizes, self._w_off, self._b_off = self.sizes, self.w_off, self.b_off
         self._a_off, self._d_off, self._act, self._blas = self.a_off, self.d_off, self.act, self.blas
+        self._act_param = self.act_param
         self.net.n_layers = <int> L
         self.net.max_batch = max_batch
         self.net.n_params = self.n_params
@@ -121,6 +134,7 @@ cdef class Network:
         self.net.a_off = &self._a_off[0]
         self.net.d_off = &self._d_off[0]
         self.net.act = &self._act[0]
+        self.net.act_param = &self._act_param[0]
         self.net.blas = &self._blas[0]
         self.net.loss = loss
         self.net.l1 = l1
@@ -137,7 +151,8 @@ cdef void forward(const Net* net, const floating* theta, const floating* A0, flo
     for k in range(net.n_layers):
         D = ws + net.d_off[k + 1] if keep_derivatives and k + 1 < net.n_layers else NULL
         dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
-                      net.sizes[k + 1], net.act[k], net.blas[k], ws + net.a_off[k + 1], D)
+                      net.sizes[k + 1], net.act[k], <floating> net.act_param[k], net.blas[k],
+                      ws + net.a_off[k + 1], D)
         A_in = ws + net.a_off[k + 1]
 
 
