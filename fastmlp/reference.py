@@ -157,6 +157,103 @@ def bce_from_logits(z, y):
     return np.mean(np.maximum(z, 0.0) - y * z + np.log1p(np.exp(-np.abs(z))))
 
 
+# Update rules and gradient clipping: the oracle for fastmlp._kernels._optim.
+
+# Blocks of optimizer state per parameter array, by rule.
+OPTIMIZER_STATE_SIZES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1,
+                         "adam": 2, "adamw": 2}
+
+
+def optimizer_step(name, hyper, theta, g, state, lr, t):
+    """Update ``theta`` in place by one step of the rule ``name``, at rate ``lr``, update ``t``.
+
+    ``state`` holds ``OPTIMIZER_STATE_SIZES[name]`` arrays of ``theta``'s size, either as a
+    contiguous array of shape ``(n_state,) + theta.shape`` or flat, ``n_state * theta.size``
+    entries (block k for the k-th state variable); it starts at zero and is updated in place.
+    ``t`` counts updates from 1.
+
+    - ``"sgd"``:       ``theta -= lr * g``
+    - ``"momentum"``:  ``hyper = [mu]``; ``v = mu * v - lr * g; theta += v``
+    - ``"nesterov"``:  ``hyper = [mu]``; ``v = mu * v - lr * g; theta += mu * v - lr * g``
+    - ``"adagrad"``:   ``hyper = [eps]``; ``G += g**2; theta -= lr * g / (sqrt(G) + eps)``
+    - ``"rmsprop"``:   ``hyper = [rho, eps]``; ``s = rho * s + (1 - rho) * g**2;``
+      ``theta -= lr * g / (sqrt(s) + eps)``
+    - ``"adam"``:      ``hyper = [beta1, beta2, eps]``; ``m = beta1 * m + (1 - beta1) * g;``
+      ``v = beta2 * v + (1 - beta2) * g**2; m_hat = m / (1 - beta1**t);``
+      ``v_hat = v / (1 - beta2**t); theta -= lr * m_hat / (sqrt(v_hat) + eps)``
+    - ``"adamw"``:     ``hyper = [beta1, beta2, eps, weight_decay]``;
+      ``theta *= 1 - lr * weight_decay``, then the Adam step. The decay applies to all of
+      ``theta``: update biases, which are not decayed, with ``"adam"`` and the same ``hyper``.
+    """
+    if name not in OPTIMIZER_STATE_SIZES:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of "
+                         f"{', '.join(map(repr, OPTIMIZER_STATE_SIZES))}")
+    hyper = [float(h) for h in hyper]             # Python floats keep float32 arithmetic float32
+    n_state = OPTIMIZER_STATE_SIZES[name]
+    if n_state:
+        if not state.flags.c_contiguous or state.size != n_state * theta.size:
+            raise ValueError(f"{name} needs a C-contiguous state of {n_state} * {theta.size} "
+                             f"entries; got {state.size}")
+        blocks = state.reshape((n_state,) + theta.shape)   # a view: updates land in state
+    if name == "sgd":
+        theta -= lr * g
+    elif name == "momentum":
+        mu = hyper[0]
+        v = blocks[0]
+        v[...] = mu * v - lr * g
+        theta += v
+    elif name == "nesterov":
+        mu = hyper[0]
+        v = blocks[0]
+        v[...] = mu * v - lr * g
+        theta += mu * v - lr * g
+    elif name == "adagrad":
+        eps = hyper[0]
+        G = blocks[0]
+        G += g ** 2
+        theta -= lr * g / (np.sqrt(G) + eps)
+    elif name == "rmsprop":
+        rho, eps = hyper[0], hyper[1]
+        s = blocks[0]
+        s[...] = rho * s + (1 - rho) * g ** 2
+        theta -= lr * g / (np.sqrt(s) + eps)
+    else:
+        beta1, beta2, eps = hyper[0], hyper[1], hyper[2]
+        if name == "adamw":
+            theta *= 1 - lr * hyper[3]
+        m, v = blocks[0], blocks[1]
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g ** 2
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def _as_list(g):
+    return [g] if isinstance(g, np.ndarray) else list(g)
+
+
+def clip_by_global_norm(g, max_norm):
+    """Scale the gradients ``g`` in place so that their joint norm is at most ``max_norm``.
+
+    ``g`` is one array or a list of arrays (e.g. ``grads_W + grads_b``); the norm is
+    ``sqrt(sum of g_i**2 over all of them)``. When it exceeds ``max_norm`` every array is
+    multiplied by ``max_norm / norm``; otherwise nothing changes. Returns the norm before clipping.
+    """
+    norm = float(np.sqrt(sum(float(np.sum(gi.astype(np.float64) ** 2)) for gi in _as_list(g))))
+    if norm > max_norm:
+        for gi in _as_list(g):
+            gi *= max_norm / norm
+    return norm
+
+
+def clip_by_value(g, limit):
+    """Clamp every entry of ``g`` (one array or a list of arrays) to ``[-limit, limit]``, in place.
+    NaN stays NaN."""
+    for gi in _as_list(g):
+        np.clip(gi, -limit, limit, out=gi)
+
+
 class ReferenceMLP:
     """Binary classifier: hidden ReLU or sigmoid layers, sigmoid output, BCE, mini-batch SGD.
 
