@@ -44,6 +44,77 @@ def bce_from_logits(z, y):
     return np.mean(np.maximum(z, 0.0) - y * z + np.log1p(np.exp(-np.abs(z))))
 
 
+# ---------------------------------------------------------------------------------------------
+# Batch normalization: the maths of fastmlp._kernels._batchnorm.
+# ---------------------------------------------------------------------------------------------
+
+def batchnorm_forward(Z, gamma, beta, eps, running_mean=None, running_var=None, momentum=0.9,
+                      training=True):
+    """Batch normalization of pre-activations ``Z`` (m rows, n units), per unit.
+
+    ``Zhat = (Z - mu) / sqrt(var + eps)`` and ``Y = gamma * Zhat + beta``, where in training
+    ``mu`` and ``var`` are the batch mean and biased variance, and at prediction the running
+    averages.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (m, n)
+    gamma, beta : ndarray of shape (n,)
+    eps : float
+        Added to the variance, > 0.
+    running_mean, running_var : ndarray of shape (n,), optional
+        In training, updated in place when given:
+        ``running_mean = momentum * running_mean + (1 - momentum) * mu`` and
+        ``running_var = momentum * running_var + (1 - momentum) * var * m / (m - 1)`` (the
+        unbiased variance; the biased one when m == 1). Required when ``training`` is False.
+    momentum : float
+        Weight of the old running statistics.
+    training : bool
+        Batch statistics (True) or running statistics (False).
+
+    Returns
+    -------
+    Y : ndarray of shape (m, n)
+    cache : tuple (Zhat, inv_std) for ``batchnorm_backward``, or None when not training.
+    """
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batchnorm_forward with training=False needs running_mean and "
+                             "running_var")
+        return gamma * ((Z - running_mean) / np.sqrt(running_var + eps)) + beta, None
+    m = Z.shape[0]
+    mu = Z.mean(axis=0)
+    var = Z.var(axis=0)                                     # biased: divides by m
+    if running_mean is not None:
+        unbiased = var * m / (m - 1) if m > 1 else var
+        running_mean[...] = momentum * running_mean + (1 - momentum) * mu
+        running_var[...] = momentum * running_var + (1 - momentum) * unbiased
+    inv_std = 1 / np.sqrt(var + eps)
+    Zhat = (Z - mu) * inv_std
+    return gamma * Zhat + beta, (Zhat, inv_std)
+
+
+def batchnorm_backward(dY, cache, gamma):
+    """Gradients of a training-mode ``batchnorm_forward`` given ``dY = dJ/dY`` (m, n).
+
+    With ``g = gamma * dY = dJ/dZhat``, and mu, var depending on every row of the batch:
+    ``dZ = inv_std / m * (m * g - sum_rows(g) - Zhat * sum_rows(g * Zhat))``, which is
+    ``gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma)``.
+
+    Returns
+    -------
+    dZ : ndarray of shape (m, n)
+    dgamma, dbeta : ndarray of shape (n,)
+        ``sum_rows(dY * Zhat)`` and ``sum_rows(dY)``.
+    """
+    Zhat, inv_std = cache
+    m = dY.shape[0]
+    dbeta = dY.sum(axis=0)
+    dgamma = (dY * Zhat).sum(axis=0)
+    dZ = gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma)
+    return dZ, dgamma, dbeta
+
+
 class ReferenceMLP:
     """Binary classifier: hidden ReLU or sigmoid layers, sigmoid output, BCE, mini-batch SGD.
 
