@@ -45,7 +45,7 @@ def bce_from_logits(z, y):
 
 
 # ---------------------------------------------------------------------------------------------
-# Batch normalization: the maths of fastmlp._kernels._batchnorm.
+# Batch normalization and dropout: the maths of fastmlp._kernels._batchnorm and ._dropout.
 # ---------------------------------------------------------------------------------------------
 
 def batchnorm_forward(Z, gamma, beta, eps, running_mean=None, running_var=None, momentum=0.9,
@@ -113,6 +113,53 @@ def batchnorm_backward(dY, cache, gamma):
     dgamma = (dY * Zhat).sum(axis=0)
     dZ = gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma)
     return dZ, dgamma, dbeta
+
+
+_MASK64 = 2 ** 64 - 1
+
+
+def _mix(x):
+    """The splitmix64 finalizer on a uint64 ndarray (arithmetic mod 2**64)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_scale(shape, rate, seed, step, layer, dtype=np.float64):
+    """Inverted-dropout scale factors: ``1 / (1 - rate)`` for kept elements, 0 for dropped ones.
+
+    The same counter-based generator as ``fastmlp._kernels._dropout`` (its module docstring
+    defines it): ``key = mix(seed ^ mix(step * 1024 + layer))``, element i (row-major) draws
+    ``u_i = (mix(key + (i + 1) * 0x9E3779B97F4A7C15) >> 11) * 2**-53`` and is kept iff
+    ``u_i >= rate``.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    rate : float
+        Drop probability, in [0, 1).
+    seed, step : int
+        In [0, 2**64).
+    layer : int
+        In [0, 1024).
+    dtype : numpy dtype
+
+    Returns
+    -------
+    s : ndarray of the given shape and dtype
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    with np.errstate(over="ignore"):                       # uint64 wraps mod 2**64 on purpose
+        step_layer = np.array([(step * 1024 + layer) & _MASK64], dtype=np.uint64)
+        key = _mix(np.uint64(seed) ^ _mix(step_layer))
+        i = np.arange(count, dtype=np.uint64)
+        bits = _mix(key + (i + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+    u = (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    keep = u >= rate
+    return np.where(keep, dtype.type(1.0 / (1.0 - rate)), dtype.type(0)).reshape(shape)
 
 
 class ReferenceMLP:
