@@ -151,15 +151,19 @@ def dropout_scale(shape, rate, seed, step, layer, dtype=np.float64):
     s : ndarray of the given shape and dtype
     """
     dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
+    keep = dropout_uniforms(int(np.prod(shape)), seed, step, layer) >= rate
+    return np.where(keep, dtype.type(1.0 / (1.0 - rate)), dtype.type(0)).reshape(shape)
+
+
+def dropout_uniforms(count, seed, step, layer):
+    """The draws ``u_0, ..., u_{count-1}`` in [0, 1) behind ``dropout_scale`` (float64, exact
+    multiples of 2**-53)."""
     with np.errstate(over="ignore"):                       # uint64 wraps mod 2**64 on purpose
         step_layer = np.array([(step * 1024 + layer) & _MASK64], dtype=np.uint64)
         key = _mix(np.uint64(seed) ^ _mix(step_layer))
         i = np.arange(count, dtype=np.uint64)
         bits = _mix(key + (i + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
-    u = (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
-    keep = u >= rate
-    return np.where(keep, dtype.type(1.0 / (1.0 - rate)), dtype.type(0)).reshape(shape)
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 class ReferenceMLP:

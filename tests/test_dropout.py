@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastmlp.reference import _mix, dropout_scale
+from fastmlp.reference import _mix, dropout_scale, dropout_uniforms
 from fastmlp._kernels._dropout import dropout_apply_py, dropout_scale_py
 
 DTYPES = [np.float64, np.float32]
@@ -30,6 +30,17 @@ def test_kernel_scale_equals_numpy_scale(dtype, seed, step, layer, rate):
     assert s.dtype == expected.dtype == dtype
     np.testing.assert_array_equal(s, expected)
     assert set(np.unique(s)) <= {dtype(0), dtype(1 / (1 - rate))}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rate_equal_to_a_draw_keeps_that_element(dtype):
+    # Element i is kept iff u_i >= rate: the boundary itself is kept, a hair above it is dropped.
+    u = dropout_uniforms(64, 31, 4, 2)
+    j = int(np.argmax(u))
+    for rate, kept in [(u[j], True), (np.nextafter(u[j], 1.0), False)]:
+        s = dropout_scale_py(64, rate, 31, 4, 2, dtype)
+        assert (s[j] != 0) == kept
+        np.testing.assert_array_equal(s, dropout_scale(64, rate, 31, 4, 2, dtype))
 
 
 def test_reference_scale_keeps_shape():

@@ -19,7 +19,8 @@ This is not a cryptographic generator, nor a general random-number source: only 
 import numpy as np
 
 from cython cimport floating
-from libc.stdint cimport uint64_t
+from libc.math cimport ceil
+from libc.stdint cimport int64_t, uint64_t
 
 MAX_LAYERS = 1024
 
@@ -39,14 +40,19 @@ cdef void dropout_apply(floating* A, floating* D, Py_ssize_t count, double rate,
     """A[i] := A[i] * s_i and, when D is not NULL, D[i] := D[i] * s_i, where s_i = 1/(1-rate) if
     element i is kept (u_i >= rate) and 0 if not. Needs 0 <= rate < 1 and 0 <= layer < 1024."""
     cdef uint64_t key = mix(<uint64_t> seed ^ mix(<uint64_t> step * 1024 + <uint64_t> layer))
+    # u_i = k * 2**-53 with k = bits >> 11 an integer, and rate * 2**53 is exact, so
+    # u_i >= rate  <=>  k >= ceil(rate * 2**53): the same decision in integer arithmetic.
+    cdef uint64_t threshold = <uint64_t> ceil(rate * 9007199254740992.0)
     cdef floating keep = <floating> (1.0 / (1.0 - rate))
-    cdef double u
     cdef floating s
+    cdef uint64_t k
     cdef Py_ssize_t i
     for i in range(count):
-        u = <double> (mix(key + <uint64_t> (i + 1) * 0x9E3779B97F4A7C15ULL) >> 11) \
-            * (1.0 / 9007199254740992.0)        # 2**-53: exact, as the top 53 bits fit a double
-        s = keep if u >= rate else 0
+        k = mix(key + <uint64_t> (i + 1) * 0x9E3779B97F4A7C15ULL) >> 11
+        # kept = (k >= threshold) without a branch, which near rate 0.5 would be mispredicted
+        # half the time (compilers turn a plain comparison into one): k, threshold <= 2**53, so
+        # k - threshold wraps around to a value with the top bit set exactly when k < threshold.
+        s = keep * <floating> (1 - <int64_t> ((k - threshold) >> 63))
         A[i] *= s
         if D != NULL:
             D[i] *= s
@@ -64,9 +70,9 @@ def _check_args(rate, seed, step, layer):
 
 def _dropout_flat(floating[::1] A, floating[::1] D, double rate, unsigned long long seed,
                   unsigned long long step, int layer):
-    cdef floating* d = NULL if D is None else &D[0]
     if A.shape[0] == 0:
         return
+    cdef floating* d = NULL if D is None else &D[0]
     with nogil:
         dropout_apply(&A[0], d, A.shape[0], rate, seed, step, layer)
 
