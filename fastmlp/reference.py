@@ -253,6 +253,127 @@ def clip_by_value(g, limit):
     for gi in _as_list(g):
         np.clip(gi, -limit, limit, out=gi)
 
+# ---------------------------------------------------------------------------------------------
+# Batch normalization and dropout: the maths of fastmlp._kernels._batchnorm and ._dropout.
+# ---------------------------------------------------------------------------------------------
+
+def batchnorm_forward(Z, gamma, beta, eps, running_mean=None, running_var=None, momentum=0.9,
+                      training=True):
+    """Batch normalization of pre-activations ``Z`` (m rows, n units), per unit.
+
+    ``Zhat = (Z - mu) / sqrt(var + eps)`` and ``Y = gamma * Zhat + beta``, where in training
+    ``mu`` and ``var`` are the batch mean and biased variance, and at prediction the running
+    averages.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (m, n)
+    gamma, beta : ndarray of shape (n,)
+    eps : float
+        Added to the variance, > 0.
+    running_mean, running_var : ndarray of shape (n,), optional
+        In training, updated in place when given:
+        ``running_mean = momentum * running_mean + (1 - momentum) * mu`` and
+        ``running_var = momentum * running_var + (1 - momentum) * var * m / (m - 1)`` (the
+        unbiased variance; the biased one when m == 1). Required when ``training`` is False.
+    momentum : float
+        Weight of the old running statistics.
+    training : bool
+        Batch statistics (True) or running statistics (False).
+
+    Returns
+    -------
+    Y : ndarray of shape (m, n)
+    cache : tuple (Zhat, inv_std) for ``batchnorm_backward``, or None when not training.
+    """
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batchnorm_forward with training=False needs running_mean and "
+                             "running_var")
+        return gamma * ((Z - running_mean) / np.sqrt(running_var + eps)) + beta, None
+    m = Z.shape[0]
+    mu = Z.mean(axis=0)
+    var = Z.var(axis=0)                                     # biased: divides by m
+    if running_mean is not None:
+        unbiased = var * m / (m - 1) if m > 1 else var
+        running_mean[...] = momentum * running_mean + (1 - momentum) * mu
+        running_var[...] = momentum * running_var + (1 - momentum) * unbiased
+    inv_std = 1 / np.sqrt(var + eps)
+    Zhat = (Z - mu) * inv_std
+    return gamma * Zhat + beta, (Zhat, inv_std)
+
+
+def batchnorm_backward(dY, cache, gamma):
+    """Gradients of a training-mode ``batchnorm_forward`` given ``dY = dJ/dY`` (m, n).
+
+    With ``g = gamma * dY = dJ/dZhat``, and mu, var depending on every row of the batch:
+    ``dZ = inv_std / m * (m * g - sum_rows(g) - Zhat * sum_rows(g * Zhat))``, which is
+    ``gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma)``.
+
+    Returns
+    -------
+    dZ : ndarray of shape (m, n)
+    dgamma, dbeta : ndarray of shape (n,)
+        ``sum_rows(dY * Zhat)`` and ``sum_rows(dY)``.
+    """
+    Zhat, inv_std = cache
+    m = dY.shape[0]
+    dbeta = dY.sum(axis=0)
+    dgamma = (dY * Zhat).sum(axis=0)
+    dZ = gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma)
+    return dZ, dgamma, dbeta
+
+
+_MASK64 = 2 ** 64 - 1
+
+
+def _mix(x):
+    """The splitmix64 finalizer on a uint64 ndarray (arithmetic mod 2**64)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_scale(shape, rate, seed, step, layer, dtype=np.float64):
+    """Inverted-dropout scale factors: ``1 / (1 - rate)`` for kept elements, 0 for dropped ones.
+
+    The same counter-based generator as ``fastmlp._kernels._dropout`` (its module docstring
+    defines it): ``key = mix(seed ^ mix(step * 1024 + layer))``, element i (row-major) draws
+    ``u_i = (mix(key + (i + 1) * 0x9E3779B97F4A7C15) >> 11) * 2**-53`` and is kept iff
+    ``u_i >= rate``.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    rate : float
+        Drop probability, in [0, 1).
+    seed, step : int
+        In [0, 2**64).
+    layer : int
+        In [0, 1024).
+    dtype : numpy dtype
+
+    Returns
+    -------
+    s : ndarray of the given shape and dtype
+    """
+    dtype = np.dtype(dtype)
+    keep = dropout_uniforms(int(np.prod(shape)), seed, step, layer) >= rate
+    return np.where(keep, dtype.type(1.0 / (1.0 - rate)), dtype.type(0)).reshape(shape)
+
+
+def dropout_uniforms(count, seed, step, layer):
+    """The draws ``u_0, ..., u_{count-1}`` in [0, 1) behind ``dropout_scale`` (float64, exact
+    multiples of 2**-53)."""
+    with np.errstate(over="ignore"):                       # uint64 wraps mod 2**64 on purpose
+        step_layer = np.array([(step * 1024 + layer) & _MASK64], dtype=np.uint64)
+        key = _mix(np.uint64(seed) ^ _mix(step_layer))
+        i = np.arange(count, dtype=np.uint64)
+        bits = _mix(key + (i + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
 
 class ReferenceMLP:
     """Binary classifier: hidden ReLU or sigmoid layers, sigmoid output, BCE, mini-batch SGD.

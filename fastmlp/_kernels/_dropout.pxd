@@ -1,0 +1,4 @@
+from cython cimport floating
+
+cdef void dropout_apply(floating* A, floating* D, Py_ssize_t count, double rate,
+                        unsigned long long seed, unsigned long long step, int layer) noexcept nogil
