@@ -1,12 +1,20 @@
 """Weight initializers.
 
-Weights are drawn layer by layer from one ``numpy.random.Generator`` as
+Weights are drawn layer by layer from one ``numpy.random.Generator``; the normal ones as
 ``rng.normal(0, std, size=(fan_in, fan_out))``, exactly as the lecture's ``SimpleMLP`` does, so a
 given seed gives the lecture's initial weights bit for bit. Biases start at zero.
+
+==============  ====================================  ==============================
+name            normal: std                           uniform: limit (U(-l, l))
+==============  ====================================  ==============================
+he              sqrt(2 / fan_in)                      sqrt(6 / fan_in)
+xavier/glorot   sqrt(2 / (fan_in + fan_out))          sqrt(6 / (fan_in + fan_out))
+lecun           sqrt(1 / fan_in)                      sqrt(3 / fan_in)
+==============  ====================================  ==============================
 """
 import numpy as np
 
-__all__ = ["he_normal", "xavier_normal", "initial_parameters", "DEFAULT_INIT"]
+__all__ = ["INITIALIZERS", "DEFAULT_INIT", "initial_parameters", "he_normal", "xavier_normal"]
 
 
 def he_normal(rng, fan_in, fan_out):
@@ -19,10 +27,30 @@ def xavier_normal(rng, fan_in, fan_out):
     return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=(fan_in, fan_out))
 
 
-INITIALIZERS = {"he_normal": he_normal, "xavier_normal": xavier_normal}
+def lecun_normal(rng, fan_in, fan_out):
+    """LeCun normal: ``N(0, 1 / fan_in)``."""
+    return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=(fan_in, fan_out))
 
-# The lecture's rule: He for ReLU-like hidden layers, Xavier otherwise (every layer, output
-# included, follows the hidden activation's choice).
+
+def _uniform(scale):
+    def draw(rng, fan_in, fan_out):
+        limit = np.sqrt(scale(fan_in, fan_out))
+        return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+    return draw
+
+
+INITIALIZERS = {
+    "he_normal": he_normal,
+    "he_uniform": _uniform(lambda fan_in, fan_out: 6.0 / fan_in),
+    "xavier_normal": xavier_normal,
+    "xavier_uniform": _uniform(lambda fan_in, fan_out: 6.0 / (fan_in + fan_out)),
+    "glorot_normal": xavier_normal,
+    "glorot_uniform": _uniform(lambda fan_in, fan_out: 6.0 / (fan_in + fan_out)),
+    "lecun_normal": lecun_normal,
+    "lecun_uniform": _uniform(lambda fan_in, fan_out: 3.0 / fan_in),
+}
+
+# The lecture's rule: He for ReLU-like layers, Xavier otherwise.
 DEFAULT_INIT = {
     "relu": "he_normal", "leaky_relu": "he_normal", "elu": "he_normal", "gelu": "he_normal",
     "gelu_tanh": "he_normal", "silu": "he_normal", "swish": "he_normal", "mish": "he_normal",
@@ -31,7 +59,7 @@ DEFAULT_INIT = {
 }
 
 
-def initial_parameters(rng, layer_sizes, init):
+def initial_parameters(rng, layer_sizes, inits):
     """Draw float64 weights and zero biases for every layer.
 
     Parameters
@@ -40,8 +68,8 @@ def initial_parameters(rng, layer_sizes, init):
         The source of randomness; consumed layer by layer.
     layer_sizes : sequence of int
         ``[n_inputs, hidden..., n_outputs]``.
-    init : str
-        A key of ``INITIALIZERS``.
+    inits : str or sequence of str
+        Keys of ``INITIALIZERS``: one for every layer, or one per layer.
 
     Returns
     -------
@@ -49,7 +77,10 @@ def initial_parameters(rng, layer_sizes, init):
         ``W[k]`` has shape ``(layer_sizes[k], layer_sizes[k+1])``, ``b[k]`` shape
         ``(layer_sizes[k+1],)``.
     """
-    draw = INITIALIZERS[init]
-    W = [draw(rng, fan_in, fan_out) for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:])]
+    n_layers = len(layer_sizes) - 1
+    if isinstance(inits, str):
+        inits = [inits] * n_layers
+    W = [INITIALIZERS[init](rng, fan_in, fan_out)
+         for init, fan_in, fan_out in zip(inits, layer_sizes[:-1], layer_sizes[1:])]
     b = [np.zeros(fan_out) for fan_out in layer_sizes[1:]]
     return W, b

@@ -1,9 +1,9 @@
 """``MLP``: configuration, input checks, initialization and the loop over epochs.
 
 All per-batch arithmetic happens in the compiled kernels (``fastmlp._kernels``); this module
-validates what the user gives it, lays the parameters out in one flat buffer, draws the batch
-orders, and calls the engine once per epoch (or once for all epochs when nothing needs Python in
-between).
+validates what the user gives it, lays the parameters out in one flat buffer, encodes the targets,
+draws the batch orders, and calls the engine once per epoch when Python has work between epochs
+(progress lines, validation, callbacks, an adaptive schedule) and once for all epochs otherwise.
 """
 import numbers
 import sys
@@ -11,21 +11,25 @@ import time
 
 import numpy as np
 
+from . import optimizers as _optimizers
+from . import schedules as _schedules
 from ._kernels import _train
-from .activations import activation_id
-from .initializers import DEFAULT_INIT, initial_parameters
-from .losses import LOSS_IDS
+from .activations import resolve_activations
+from .callbacks import EarlyStopping, as_callback
+from .initializers import INITIALIZERS, initial_parameters
+from .losses import resolve_loss
 
 __all__ = ["MLP"]
 
 # Rows per kernel call when predicting: bounds the workspace, not the input size.
 _PREDICT_CHUNK = 4096
-# Largest number of sample indices drawn at once when all epochs run in one kernel call.
+# Largest number of sample indices drawn at once when many epochs run in one kernel call.
 _MAX_ORDER_ENTRIES = 1 << 22
 
 
 class _ParamList(list):
-    """The list behind ``MLP.W`` and ``MLP.b``: views into the flat parameter buffer.
+    """The list behind ``MLP.W``, ``MLP.b`` (and ``gamma``, ``beta``): views into the flat
+    parameter buffer.
 
     Reading ``model.W[k]`` gives the view; assigning ``model.W[k] = array`` copies the values
     into the model (the shape must match), so the model never loses track of its parameters.
@@ -35,12 +39,15 @@ class _ParamList(list):
         if not isinstance(index, numbers.Integral):
             raise TypeError("assign one layer at a time, e.g. model.W[0] = new_weights")
         target = list.__getitem__(self, index)
+        if target is None:
+            raise ValueError(f"layer {index} has no such parameter (no batch normalization)")
         value = np.asarray(value)
         if value.shape != target.shape:
             raise ValueError(f"layer {index} has shape {target.shape}; got {value.shape}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"the new values of layer {index} contain NaN or infinity")
-        np.copyto(target, value, casting="same_kind")
+        if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+            raise ValueError(f"the new values of layer {index} must be finite real numbers "
+                             f"(no NaN or infinity)")
+        np.copyto(target, value, casting="unsafe")
 
     def __delitem__(self, index):
         raise TypeError("the layers of a model cannot be removed")
@@ -75,44 +82,117 @@ def _check_real(name, value, low=None, high=None, low_open=False, high_open=Fals
     return value
 
 
-class MLP:
-    """A multilayer perceptron for binary classification, trained by mini-batch SGD.
+def _per_hidden(name, value, n_hidden, check):
+    """One setting per hidden layer, from a single value or a list of them."""
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * n_hidden
+    if len(values) != n_hidden:
+        raise ValueError(f"{name} needs one value per hidden layer ({n_hidden}); got {len(values)}")
+    return [check(name, v) for v in values]
 
-    A drop-in replacement for the lecture's ``SimpleMLP``: hidden ReLU or sigmoid layers, a
-    sigmoid output with binary cross-entropy, optional L2 penalty and exponential rate decay;
-    the same seed gives the same initial weights. The training loop runs in compiled kernels.
+
+def _check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float64, np.float32):
+        raise TypeError(f"dtype must be numpy.float64 or numpy.float32; got {dtype!r}")
+    return dt
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+class MLP:
+    """A multilayer perceptron trained by backpropagation in compiled kernels.
+
+    A drop-in replacement for the lecture's ``SimpleMLP`` (the first seven parameters, with the
+    same defaults and the same initial weights for a seed), extended to every common task,
+    activation, optimizer, regularizer and schedule.
 
     Parameters
     ----------
     layer_sizes : sequence of int
-        ``[n_features, hidden_1, ..., 1]``: at least two positive widths, the last one 1.
+        ``[n_features, hidden_1, ..., n_outputs]``: at least two positive widths.
     lr : float, default 0.1
-        Learning rate, > 0.
+        Base learning rate, > 0.
     seed : int, numpy.random.Generator or None, default None
-        Seeds the generator that draws the initial weights and then each epoch's shuffle order.
-        With a seed, training is repeatable bit for bit (same dtype, same BLAS threads).
+        Seeds the generator that draws the initial weights, then the validation split, the
+        dropout seed and each epoch's shuffle order. With a seed, training is repeatable bit for
+        bit (same dtype, same BLAS thread count).
     l2 : float, default 0.0
-        L2 penalty: the objective is ``mean BCE + 0.5 * l2 * sum(W**2)`` (biases not penalized).
-    hidden_activation : {"relu", "sigmoid"}, default "relu"
-        Activation of every hidden layer. Weights are drawn He normal for ReLU and Xavier normal
-        for sigmoid, layer by layer, as ``rng.normal(0, std, size=(fan_in, fan_out))``; biases 0.
+        L2 penalty: adds ``0.5 * l2 * sum(W**2)`` to the objective (biases not penalized).
+    hidden_activation : str, (str, float) or list of them, default "relu"
+        Activation of the hidden layers, one for all or one per layer: "identity", "sigmoid",
+        "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu" (or "swish"),
+        "softplus", "mish". A pair sets the activation's parameter: ("leaky_relu", 0.2) is the
+        negative slope, ("elu", 0.5) alpha.
     lr_decay : float in (0, 1] or None, default None
-        When set, epoch ``e`` (from 1) of each ``train`` call uses ``lr * lr_decay ** (e - 1)``.
+        The lecture's schedule: epoch ``e`` (from 1) of each ``train`` call uses
+        ``lr * lr_decay ** (e - 1)``. Shorthand for ``schedule="exponential"``.
     dtype : {numpy.float64, numpy.float32}, default numpy.float64
         The dtype of the parameters and of all arithmetic. Inputs are converted to it.
+    loss : str, default "auto"
+        "binary_crossentropy" (sigmoid outputs: binary, or multi-label when there are several
+        outputs), "categorical_crossentropy" (softmax, multi-class), "squared_error",
+        "absolute_error" or "huber" (identity outputs: regression). "auto" picks binary
+        cross-entropy for one output and categorical cross-entropy for several.
+    l1 : float, default 0.0
+        L1 penalty: adds ``l1 * sum(|W|)`` to the objective.
+    optimizer : str or fastmlp.optimizers optimizer, default "sgd"
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", or an instance
+        such as ``fastmlp.optimizers.Adam(beta1=0.9)`` for non-default parameters.
+    schedule : str, callable or fastmlp.schedules.Schedule, optional
+        The learning-rate schedule between epochs: "constant", "exponential", "step",
+        "invscaling", "cosine", "plateau", a ``Schedule`` instance, or a function
+        ``epoch -> rate``. Default: constant (or exponential when ``lr_decay`` is set).
+    clip_norm, clip_value : float or None, default None
+        Clip the gradient to this global L2 norm, and/or every entry to ``[-clip_value,
+        clip_value]``, before each update.
+    dropout : float or list of float, default 0.0
+        Inverted-dropout rate of each hidden layer's output, in [0, 1); off at prediction.
+    batch_norm : bool or list of bool, default False
+        Batch-normalize each hidden layer's pre-activations (learnable scale ``gamma`` and shift
+        ``beta``; batch statistics in training, running averages at prediction).
+    init : str or None, default None
+        Weight initializer for every layer (``fastmlp.initializers.INITIALIZERS``); by default
+        the lecture's rule, He normal after ReLU-like layers and Xavier normal otherwise.
+    label_smoothing : float in [0, 1), default 0.0
+        For categorical cross-entropy: targets become ``(1 - s) y + s / n_classes``.
+    huber_delta : float, default 1.0
+        Where the Huber loss turns from quadratic to linear.
+    early_stopping : bool, default False
+        Stop when the validation loss has not improved by ``min_delta`` for ``patience``
+        epochs, and restore the best weights. Validation data comes from ``train``'s
+        ``validation_data`` or, when not given, a ``validation_fraction`` of the training set.
+    validation_fraction : float in (0, 1), default 0.1
+    patience : int, default 10
+    min_delta : float, default 0.0
 
     Attributes
     ----------
     W, b : list of ndarray
         ``W[k]`` of shape ``(layer_sizes[k], layer_sizes[k+1])`` and ``b[k]`` of shape
         ``(layer_sizes[k+1],)``: views of ``params``, so in-place writes change the model.
+    gamma, beta : list of ndarray or None
+        Per hidden layer, the batch-norm scale and shift (views of ``params``), None where
+        batch normalization is off.
+    running_mean, running_var : list of ndarray or None
+        Per hidden layer, the batch-norm statistics used at prediction.
     params : ndarray
-        The flat buffer holding every weight and bias (``W[0], b[0], W[1], b[1], ...``).
+        The flat buffer holding every trainable parameter.
+    classes_ : ndarray or None
+        For categorical cross-entropy, the labels the outputs stand for (set by the first
+        ``train``).
     lr : float
         The rate of the last epoch trained (``base_lr`` before any training).
-    history : dict
-        After ``train``: ``"loss"`` (per epoch, the mean batch loss plus the penalty at the
-        epoch's end) and ``"lr"`` (the rate of each epoch).
+    history : dict of lists
+        After ``train``, per epoch: "loss" (mean batch loss plus the penalty at the epoch's
+        end), "lr", and with validation data "val_loss" and "val_metric" (accuracy for
+        classification, R^2 for regression).
 
     Raises
     ------
@@ -133,46 +213,83 @@ class MLP:
     """
 
     def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
-                 lr_decay=None, dtype=np.float64):
+                 lr_decay=None, dtype=np.float64, *, loss="auto", l1=0.0, optimizer="sgd",
+                 schedule=None, clip_norm=None, clip_value=None, dropout=0.0, batch_norm=False,
+                 init=None, label_smoothing=0.0, huber_delta=1.0, early_stopping=False,
+                 validation_fraction=0.1, patience=10, min_delta=0.0):
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
             raise TypeError(f"layer_sizes must be a sequence of ints like [2, 4, 4, 1]; "
                             f"got {layer_sizes!r}")
         sizes = [_check_int("every entry of layer_sizes", s, 1) for s in layer_sizes]
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output width; got {sizes}")
-        if sizes[-1] != 1:
-            raise ValueError(f"the output width (last of layer_sizes) must be 1 for binary "
-                             f"classification; got {sizes}")
-        self._act_id = activation_id(hidden_activation)
-        if dtype not in (np.float64, np.float32, "float64", "float32") and \
-                np.dtype(dtype) not in (np.float64, np.float32):
-            raise TypeError(f"dtype must be numpy.float64 or numpy.float32; got {dtype!r}")
-        self.dtype = np.dtype(dtype)
+        n_hidden = len(sizes) - 2
+        self.dtype = _check_dtype(dtype)
         self.sizes = sizes
         self.hidden_activation = hidden_activation
-        self.lr = self.base_lr = float(lr)
-        self.l2 = l2
+        self._act_ids, self._act_params, inits = resolve_activations(hidden_activation, n_hidden)
+        self.loss_name, self._loss_id, self._task = resolve_loss(loss, sizes[-1])
+        self.lr = self.base_lr = lr
+        self.l2, self.l1 = l2, l1
         self.lr_decay = lr_decay
         self._check_hyperparameters()
-        self.l2 = float(l2)
+        self.lr = self.base_lr = float(lr)
+        self.l2, self.l1 = float(l2), float(l1)
         self.lr_decay = None if lr_decay is None else float(lr_decay)
+        if schedule is not None and lr_decay is not None:
+            raise ValueError("give either lr_decay or schedule, not both "
+                             "(lr_decay=d is schedule=ExponentialDecay(d))")
+        self.schedule = (_schedules.ExponentialDecay(self.lr_decay) if lr_decay is not None
+                         else _schedules.get_schedule(schedule))
+        self.optimizer = _optimizers.get_optimizer(optimizer)
+        self.clip_norm = None if clip_norm is None else _check_real("clip_norm", clip_norm, 0, low_open=True)
+        self.clip_value = None if clip_value is None else _check_real("clip_value", clip_value, 0, low_open=True)
+        self.dropout = _per_hidden("dropout", dropout, n_hidden,
+                                   lambda n, v: _check_real(n, v, 0, 1, high_open=True))
+        self.batch_norm = _per_hidden("batch_norm", batch_norm, n_hidden, _check_flag)
+        if init is not None and init not in INITIALIZERS:
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(map(repr, INITIALIZERS))}")
+        self.init = init
+        self.label_smoothing = _check_real("label_smoothing", label_smoothing, 0, 1, high_open=True)
+        self.huber_delta = _check_real("huber_delta", huber_delta, 0, low_open=True)
+        self.early_stopping = _check_flag("early_stopping", early_stopping)
+        self.validation_fraction = _check_real("validation_fraction", validation_fraction, 0, 1,
+                                               low_open=True, high_open=True)
+        self.patience = _check_int("patience", patience, 1)
+        self.min_delta = _check_real("min_delta", min_delta, 0)
 
         self._rng = np.random.default_rng(seed)
-        W, b = initial_parameters(self._rng, sizes, DEFAULT_INIT[hidden_activation])
+        W, b = initial_parameters(self._rng, sizes, init if init is not None else inits)
         layout = self._network(max_batch=1)
-        self.params = np.empty(layout.n_params, dtype=self.dtype)
+        self.params = np.zeros(layout.n_params, dtype=self.dtype)
+        self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
+        self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
+        self._step = np.zeros(1, dtype=np.int64)
         self.W = _ParamList(self.params[o:o + Wk.size].reshape(Wk.shape)
                             for o, Wk in zip(layout.w_off, W))
         self.b = _ParamList(self.params[o:o + bk.size] for o, bk in zip(layout.b_off, b))
         for k in range(len(W)):
             self.W[k] = W[k]
-            self.b[k] = b[k]
+        widths = sizes[1:-1]
+        self.gamma = _ParamList(self.params[o:o + n] if o >= 0 else None
+                                for o, n in zip(layout.g_off, widths))
+        self.beta = _ParamList(self.params[o:o + n] if o >= 0 else None
+                               for o, n in zip(layout.be_off, widths))
+        self.running_mean = [self.bn_state[o:o + n] if o >= 0 else None
+                             for o, n in zip(layout.rm_off, widths)]
+        self.running_var = [self.bn_state[o:o + n] if o >= 0 else None
+                            for o, n in zip(layout.rv_off, widths)]
+        for k in range(n_hidden):
+            if self.batch_norm[k]:
+                self.gamma[k][:] = 1
+                self.running_var[k][:] = 1
+        self.classes_ = None
         self.history = {"loss": [], "lr": []}
 
     def __repr__(self):
-        return (f"MLP({self.sizes}, lr={self.base_lr:g}, l2={self.l2:g}, "
-                f"hidden_activation={self.hidden_activation!r}, lr_decay={self.lr_decay}, "
-                f"dtype={self.dtype.name})")
+        return (f"MLP({self.sizes}, lr={self.base_lr:g}, loss={self.loss_name!r}, "
+                f"hidden_activation={self.hidden_activation!r}, optimizer={self.optimizer!r}, "
+                f"schedule={self.schedule!r}, dtype={self.dtype.name})")
 
     # -- checks at the boundary -------------------------------------------------------------
 
@@ -180,6 +297,7 @@ class MLP:
         _check_real("lr", self.lr, low=0, low_open=True)
         _check_real("base_lr", self.base_lr, low=0, low_open=True)
         _check_real("l2", self.l2, low=0)
+        _check_real("l1", self.l1, low=0)
         if self.lr_decay is not None:
             _check_real("lr_decay", self.lr_decay, low=0, high=1, low_open=True)
 
@@ -198,7 +316,8 @@ class MLP:
         if X.shape[1] != self.sizes[0]:
             raise ValueError(f"X has {X.shape[1]} features but the model's layer_sizes[0] is "
                              f"{self.sizes[0]}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        with np.errstate(over="ignore"):     # values beyond float32's range: reported below
+            X = np.ascontiguousarray(X, dtype=self.dtype)
         if not _train.all_finite(X):
             row = int(np.argwhere(~np.isfinite(X))[0][0])
             raise ValueError(f"X contains NaN or infinity (first at row {row}"
@@ -206,114 +325,321 @@ class MLP:
                              + "); remove or impute those values")
         return X
 
-    def _check_Xy(self, X, y):
-        X = self._check_X(X)
+    def _encode_targets(self, y, n, classes=None):
+        """Return the target matrix (n, n_outputs) in the model's dtype, the class index of each
+        row (for class weights and stratification; None for regression and multi-label) and, for
+        categorical cross-entropy, the classes (``classes`` if given, else ``classes_``, else
+        found in y)."""
         y = np.asarray(y)
+        n_out = self.sizes[-1]
+        if y.shape[:1] != (n,):
+            raise ValueError(f"X has {n} samples but y has {y.shape[0] if y.ndim else 'no'} "
+                             f"rows; they must have one target per sample")
+        if self._task == "regression":
+            if y.dtype.kind not in "biuf":
+                raise TypeError(f"regression targets must be real numbers; got dtype {y.dtype}")
+            Y = y.reshape(n, -1)
+            if Y.shape[1] != n_out:
+                raise ValueError(f"y has {Y.shape[1]} target columns but the model has "
+                                 f"{n_out} outputs")
+            if not np.all(np.isfinite(Y)):
+                raise ValueError("y contains NaN or infinity; remove or impute those values")
+            return np.ascontiguousarray(Y, dtype=self.dtype), None, None
+        if self._task in ("binary", "multilabel"):
+            if y.dtype.kind not in "biuf":
+                raise TypeError(f"y must hold the numeric labels 0 and 1; got dtype {y.dtype}")
+            Y = y.reshape(n, -1)
+            if Y.shape[1] != n_out:
+                what = "1-D (one 0/1 label per sample)" if n_out == 1 else f"(n, {n_out}) 0/1 labels"
+                raise ValueError(f"y must be {what} for {self._task} classification; got shape "
+                                 f"{y.shape}")
+            labels = np.unique(Y)
+            unknown = labels[(labels != 0) & (labels != 1)]
+            if unknown.size:
+                raise ValueError(f"y must contain only the labels 0 and 1 for {self._task} "
+                                 f"classification; found {unknown[:5].tolist()}")
+            rows = Y[:, 0].astype(np.intp) if n_out == 1 else None
+            return np.ascontiguousarray(Y, dtype=self.dtype), rows, None
+        # categorical cross-entropy: labels, or probability rows
+        if y.ndim == 2 and y.shape[1] == n_out and y.dtype.kind in "biuf" and n_out > 1:
+            if not (np.all(np.isfinite(y)) and np.all(y >= 0)
+                    and np.allclose(y.sum(axis=1), 1.0, atol=1e-6)):
+                raise ValueError("2-D targets for categorical cross-entropy must be "
+                                 "probability rows (non-negative, summing to 1)")
+            classes = next(c for c in (classes, self.classes_, np.arange(n_out)) if c is not None)
+            return np.ascontiguousarray(y, dtype=self.dtype), y.argmax(axis=1), classes
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
-            raise ValueError(f"y must be 1-D (n_samples,); got shape {y.shape}")
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}; "
-                             f"they must have one label per sample")
-        if y.dtype.kind not in "biuf":
-            raise TypeError(f"y must hold the numeric labels 0 and 1; got dtype {y.dtype}")
-        labels = np.unique(y)
-        unknown = labels[(labels != 0) & (labels != 1)]
-        if unknown.size:
-            raise ValueError(f"y must contain only the labels 0 and 1 for binary "
-                             f"classification; found {unknown[:5].tolist()}")
-        return X, np.ascontiguousarray(y, dtype=self.dtype).reshape(-1, 1)
+            raise ValueError(f"y must be 1-D class labels (or ({n}, {n_out}) probability rows); "
+                             f"got shape {y.shape}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity")
+        classes = classes if classes is not None else self.classes_
+        if classes is None:
+            found = np.unique(y)
+            if y.dtype.kind in "iub" and found.size and found.min() >= 0 and found.max() < n_out:
+                classes = np.arange(n_out)
+            elif found.size == n_out:
+                classes = found
+            else:
+                raise ValueError(f"y has {found.size} classes {found[:10].tolist()} but the "
+                                 f"output layer has {n_out} units; make layer_sizes[-1] equal "
+                                 f"to the number of classes (or use labels 0..{n_out - 1})")
+        try:
+            rows = np.searchsorted(classes, y)
+            rows = np.minimum(rows, len(classes) - 1)
+            known = classes[rows] == y
+        except TypeError:
+            raise TypeError(f"y's labels ({y.dtype}) cannot be compared with the classes the "
+                            f"model was trained on ({classes.dtype})") from None
+        if not np.all(known):
+            raise ValueError(f"y contains labels the model does not know: "
+                             f"{np.unique(y[~known])[:5].tolist()}; known classes: "
+                             f"{classes[:10].tolist()}")
+        Y = np.zeros((n, n_out), dtype=self.dtype)
+        Y[np.arange(n), rows] = 1
+        return Y, rows, classes
+
+    def _sample_weights(self, sample_weight, class_weight, rows, n, classes=None):
+        """Per-sample weights normalized to mean 1, or None when all are equal."""
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight)
+            if w.dtype.kind not in "biuf" or w.shape != (n,):
+                raise ValueError(f"sample_weight must be {n} real numbers; got shape {w.shape}, "
+                                 f"dtype {w.dtype}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+                raise ValueError("sample_weight must be finite, non-negative and not all zero")
+            w = w.astype(np.float64)
+        if class_weight is not None:
+            if rows is None:
+                raise ValueError("class_weight is for binary and multi-class classification")
+            classes = classes if self._task == "multiclass" else np.array([0, 1])
+            counts = np.bincount(rows, minlength=len(classes))
+            if isinstance(class_weight, str) and class_weight == "balanced":
+                per_class = np.where(counts > 0, n / (len(classes) * np.maximum(counts, 1)), 0.0)
+            elif isinstance(class_weight, dict):
+                unknown = [c for c in class_weight if not np.any(classes == c)]
+                if unknown:
+                    raise ValueError(f"class_weight names unknown classes {unknown}; classes are "
+                                     f"{classes.tolist()}")
+                per_class = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
+                if not np.all(np.isfinite(per_class)) or np.any(per_class < 0):
+                    raise ValueError("class weights must be finite and non-negative")
+            else:
+                raise TypeError("class_weight must be a dict {class: weight} or 'balanced'")
+            cw = per_class[rows]
+            w = cw if w is None else w * cw
+            if not np.any(w > 0):
+                raise ValueError("the class and sample weights give every sample weight 0")
+        if w is None or np.all(w == w[0]):
+            return None
+        return np.ascontiguousarray(w * (n / w.sum()), dtype=self.dtype)
 
     # -- the engine ---------------------------------------------------------------------------
 
     def _network(self, max_batch):
-        return _train.Network(self.sizes, [self._act_id] * (len(self.sizes) - 2),
-                              LOSS_IDS["binary_crossentropy"], 0.0, self.l2, max_batch)
+        opt = self.optimizer
+        loss_param = (self.label_smoothing if self._task == "multiclass" else
+                      self.huber_delta if self.loss_name == "huber" else 0.0)
+        return _train.Network(
+            self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
+            self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
+            optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
+            clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0)
 
-    def _run(self, kernel, X, *args):
+    def _predict_raw(self, X):
+        """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
         net = self._network(min(X.shape[0], _PREDICT_CHUNK))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
-        return kernel(net, self.params, X, *args, workspace)
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        return out
+
+    def _objective(self, X, Y, w):
+        net = self._network(min(X.shape[0], _PREDICT_CHUNK))
+        workspace = np.empty(net.workspace_size, dtype=self.dtype)
+        return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace)
+
+    def _snapshot(self):
+        return self.params.copy(), self.bn_state.copy()
+
+    def _restore(self, state):
+        self.params[:], self.bn_state[:] = state
+
+    def _metric(self, X, Y, rows):
+        """Accuracy for classification, R^2 for regression (on encoded targets)."""
+        out = self._predict_raw(X)
+        if self._task == "regression":
+            ss_res = ((Y - out) ** 2).sum(axis=0)
+            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+            return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1)))
+        if self._task == "multiclass":
+            return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
+        return float(np.mean(np.all((out >= 0.5) == (Y >= 0.5), axis=1)))
+
+    def _split_validation(self, X, Y, w, rows):
+        """Hold out ``validation_fraction`` of the samples (stratified for classification)."""
+        n = X.shape[0]
+        groups = [np.arange(n)] if rows is None else [np.flatnonzero(rows == r) for r in np.unique(rows)]
+        held = np.concatenate([self._rng.permutation(g)[:int(round(self.validation_fraction * len(g)))]
+                               for g in groups])
+        if held.size == 0 or held.size == n:
+            raise ValueError(f"validation_fraction={self.validation_fraction} of {n} samples leaves "
+                             f"an empty training or validation set; pass validation_data or use "
+                             f"more samples")
+        mask = np.zeros(n, dtype=bool)
+        mask[held] = True
+        keep = ~mask
+        return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]),
+                None if w is None else np.ascontiguousarray(w[keep] * (keep.sum() / w[keep].sum())),
+                None if rows is None else rows[keep], X[mask], Y[mask], rows[mask] if rows is not None else None)
 
     def train(self, X, y, epochs=30, batch_size=None, verbose=True, shuffle=True,
-              shuffle_seed=None):
+              shuffle_seed=None, *, sample_weight=None, class_weight=None, validation_data=None,
+              callbacks=None):
         """Train by mini-batch gradient descent with backpropagation.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Labels 0 and 1.
+        y : array-like
+            Binary: labels 0 and 1, shape (n_samples,). Multi-class: any labels (encoded by
+            the model, see ``classes_``), or probability rows. Multi-label: a 0/1 matrix
+            (n_samples, n_outputs). Regression: values, shape (n_samples,) or
+            (n_samples, n_outputs).
         epochs : int, default 30
             Passes over the data, >= 1.
         batch_size : int or None, default None
             Samples per gradient step; None means the full batch. Values above n_samples are
             clipped to n_samples. The last batch of an epoch may be smaller.
         verbose : bool, default True
-            Print one line per epoch with the loss and the rate.
+            Print one line per epoch with the loss, the validation loss and metric, the rate and
+            the elapsed time.
         shuffle : bool, default True
-            Visit the samples in a new random order each epoch, ``rng.permutation(n_samples)``,
-            drawn from the model's generator (seeded by ``seed``); else in their given order.
+            Visit the samples in a new random order each epoch, ``rng.permutation(n_samples)``
+            drawn from the model's generator; else in their given order.
         shuffle_seed : int or None, default None
             Draw the orders from ``numpy.random.default_rng(shuffle_seed)`` instead: runs that
             differ only in their batch order, from the same initial weights.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of each sample's loss; normalized to mean 1.
+        class_weight : dict or "balanced", optional
+            Weights per class (classification); multiplied into ``sample_weight``. "balanced"
+            weighs each class by ``n_samples / (n_classes * count)``.
+        validation_data : (X_val, y_val), optional
+            Evaluated after every epoch (``history["val_loss"]``, ``["val_metric"]``) and used
+            by early stopping.
+        callbacks : list of fastmlp.callbacks.Callback or functions, optional
+            Called after every epoch; see ``fastmlp.callbacks``.
 
         Raises
         ------
         ValueError, TypeError
             On invalid data or parameters (the model is left unchanged), or when training
-            diverges (the loss or a weight becomes non-finite; the model keeps the weights of
-            the end of the last finite epoch).
+            diverges (the loss or a weight becomes non-finite; the model keeps the state of the
+            end of the last finite epoch).
         """
-        X, Y = self._check_Xy(X, y)
-        epochs = _check_int("epochs", epochs, 1)
+        X = self._check_X(X)
         n = X.shape[0]
-        batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+        Y, rows, classes = self._encode_targets(y, n)
+        epochs = _check_int("epochs", epochs, 1)
+        _check_flag("verbose", verbose)
+        _check_flag("shuffle", shuffle)
         if shuffle_seed is not None:
             _check_int("shuffle_seed", shuffle_seed, 0)
         self._check_hyperparameters()
+        w = self._sample_weights(sample_weight, class_weight, rows, n, classes)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a pair (X_val, y_val)")
+            X_val = self._check_X(validation_data[0])
+            Y_val, rows_val, _ = self._encode_targets(validation_data[1], X_val.shape[0], classes)
+            validation = (X_val, Y_val, rows_val)
+        callbacks = [as_callback(c) for c in (callbacks or [])]
+        batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
+        # Every check has passed: from here on the model changes.
+        self.classes_ = classes
+        if self.early_stopping:
+            if validation is None:
+                X, Y, w, rows, X_val, Y_val, rows_val = self._split_validation(X, Y, w, rows)
+                validation = (X_val, Y_val, rows_val)
+                n = X.shape[0]
+            callbacks.append(EarlyStopping("val_loss", self.patience, self.min_delta))
+            batch = min(batch, n)
 
         rng = self._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
-        if self.lr_decay:
-            rates = self.base_lr * self.lr_decay ** np.arange(epochs, dtype=np.float64)
-        else:
-            rates = np.full(epochs, self.lr, dtype=np.float64)
+        seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
+        schedule = self.schedule
+        schedule.reset()
+        per_epoch = verbose or callbacks or validation is not None or schedule.adaptive
+        per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
         net = self._network(batch)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         losses = np.full(epochs, np.nan)
-        per_call = 1 if verbose else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
-        self.history = {"loss": [], "lr": []}
+        history = {"loss": [], "lr": []}
+        if validation is not None:
+            history.update(val_loss=[], val_metric=[])
+        self.history = history
+        for c in callbacks:
+            c.on_train_begin(self)
         start_time = time.perf_counter()
-        for first in range(0, epochs, per_call):
-            count = min(per_call, epochs - first)
-            if shuffle:
-                orders = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
-            else:
-                orders = np.broadcast_to(np.arange(n), (count, n))
-            status, done = _train.train_epochs(
-                net, self.params, X, Y, np.ascontiguousarray(orders, dtype=np.intp),
-                rates[first:first + count], batch, workspace, losses[first:first + count])
-            last = first + done
-            self.history["loss"] += losses[first:last].tolist()
-            self.history["lr"] += rates[first:last].tolist()
-            if last > 0:
-                self.lr = float(rates[last - 1])
-            if status != _train.Status.OK:
-                raise ValueError(
-                    f"training diverged in epoch {last + 1}: the "
-                    + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
-                    + " became NaN or infinite. The model keeps the weights of the end of epoch "
-                    f"{last}. Lower the learning rate (now {rates[last]:g}) or standardize X.")
-            if verbose:
-                print(f"Epoch {last:4d}/{epochs} | loss {losses[last - 1]:.5f} | "
-                      f"lr {rates[last - 1]:.4g} | {time.perf_counter() - start_time:.2f}s",
-                      file=sys.stdout, flush=True)
+        stop = False
+        try:
+            first = 0
+            while first < epochs and not stop:
+                count = min(per_call, epochs - first)
+                if shuffle:
+                    orders = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
+                else:
+                    orders = np.broadcast_to(np.arange(n), (count, n))
+                rates = np.array([schedule.rate(first + i + 1, self.base_lr) for i in range(count)])
+                status, done = _train.train_epochs(
+                    net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
+                    np.ascontiguousarray(orders, dtype=np.intp), rates, batch, seed, workspace,
+                    losses[first:first + count])
+                history["loss"] += losses[first:first + done].tolist()
+                history["lr"] += rates[:done].tolist()
+                if done:
+                    self.lr = float(rates[done - 1])
+                if status != _train.Status.OK:
+                    raise ValueError(
+                        f"training diverged in epoch {first + done + 1}: the "
+                        + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
+                        + " became NaN or infinite. The model keeps the state of the end of "
+                        f"epoch {first + done}. Lower the learning rate (now "
+                        f"{rates[done]:g}), clip gradients or standardize X.")
+                first += done
+                if not per_epoch:
+                    continue
+                logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
+                if validation is not None:
+                    logs["val_loss"] = self._objective(validation[0], validation[1], None)
+                    logs["val_metric"] = self._metric(*validation)
+                    history["val_loss"].append(logs["val_loss"])
+                    history["val_metric"].append(logs["val_metric"])
+                schedule.observe(first, logs.get("val_loss", logs["loss"]))
+                for c in callbacks:
+                    stop |= bool(c.on_epoch_end(self, first, logs))
+                if verbose:
+                    self._print_epoch(first, epochs, logs, time.perf_counter() - start_time)
+        finally:
+            for c in callbacks:
+                c.on_train_end(self)
+
+    def _print_epoch(self, epoch, epochs, logs, elapsed):
+        width = len(str(epochs))
+        line = f"Epoch {epoch:{width}d}/{epochs} | loss {logs['loss']:.5f}"
+        if "val_loss" in logs:
+            metric = "val_r2" if self._task == "regression" else "val_acc"
+            line += f" | val_loss {logs['val_loss']:.5f} | {metric} {logs['val_metric']:.4f}"
+        line += f" | lr {logs['lr']:.4g} | {elapsed:.2f}s"
+        print(line, file=sys.stdout, flush=True)
 
     def fit(self, X, y, epochs=30, batch_size=None, verbose=True, shuffle=True,
-            shuffle_seed=None):
+            shuffle_seed=None, **kwargs):
         """Same as ``train``, returning the model so calls can be chained.
 
         Returns
@@ -329,11 +655,11 @@ class MLP:
         [0, 1]
         """
         self.train(X, y, epochs=epochs, batch_size=batch_size, verbose=verbose,
-                   shuffle=shuffle, shuffle_seed=shuffle_seed)
+                   shuffle=shuffle, shuffle_seed=shuffle_seed, **kwargs)
         return self
 
     def forward(self, X):
-        """Probabilities of class 1, shape ``(n_samples,)``.
+        """The network's outputs: probabilities for classification, values for regression.
 
         Parameters
         ----------
@@ -341,61 +667,97 @@ class MLP:
 
         Returns
         -------
-        ndarray of shape (n_samples,), in the model's dtype
+        ndarray
+            Shape ``(n_samples,)`` for one binary or regression output (the lecture's
+            interface), else ``(n_samples, n_outputs)``; in the model's dtype.
 
         Raises
         ------
         ValueError, TypeError
             If X is not a finite 2-D numeric array with ``layer_sizes[0]`` columns.
         """
-        X = self._check_X(X)
-        out = np.empty((X.shape[0], 1), dtype=self.dtype)
-        self._run(lambda net, theta, X, ws: _train.predict(net, theta, X, ws, out), X)
-        return out.ravel()
+        out = self._predict_raw(self._check_X(X))
+        return out.ravel() if self.sizes[-1] == 1 else out
 
     def predict_proba(self, X):
-        """Same as ``forward``: probabilities of class 1, shape ``(n_samples,)``."""
+        """Class probabilities: ``(n_samples,)`` of class 1 for binary models (the lecture's
+        interface), ``(n_samples, n_classes)`` for multi-class, ``(n_samples, n_labels)`` for
+        multi-label.
+
+        Raises
+        ------
+        ValueError
+            For a regression model, which has no probabilities.
+        """
+        if self._task == "regression":
+            raise ValueError("predict_proba is for classification; this model does regression "
+                             "(loss {!r}): use predict".format(self.loss_name))
         return self.forward(X)
 
     def predict(self, X, threshold=0.5):
-        """Class labels: 1 where the probability is at least ``threshold``, else 0.
+        """Predictions: labels for classification, values for regression.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         threshold : float in [0, 1], default 0.5
+            Binary and multi-label: predict 1 where the probability is at least this.
 
         Returns
         -------
-        ndarray of int, shape (n_samples,)
+        ndarray
+            Binary: ints 0/1, shape (n_samples,). Multi-class: elements of ``classes_``.
+            Multi-label: ints 0/1, (n_samples, n_labels). Regression: as ``forward``.
         """
         threshold = _check_real("threshold", threshold, low=0, high=1)
-        return (self.forward(X) >= threshold).astype(int)
+        out = self.forward(X)
+        if self._task == "regression":
+            return out
+        if self._task == "multiclass":
+            if self.classes_ is None:
+                raise ValueError("this multi-class model has not been trained yet, so it does "
+                                 "not know its classes; call train first")
+            return self.classes_[out.argmax(axis=1)]
+        return (out >= threshold).astype(int)
 
-    def loss(self, X, y):
-        """The objective J on (X, y): mean binary cross-entropy plus ``0.5 * l2 * sum(W**2)``.
+    def score(self, X, y):
+        """Accuracy (classification; exact match of all labels for multi-label) or the
+        coefficient of determination R^2 averaged over outputs (regression)."""
+        X = self._check_X(X)
+        Y, rows, _ = self._encode_targets(y, X.shape[0])
+        return self._metric(X, Y, rows)
 
-        Computed from the logits (no clipping), so it is the exact function whose gradient
-        training follows.
+    def loss(self, X, y, sample_weight=None):
+        """The objective J on (X, y): the (weighted) mean loss plus the penalties.
+
+        Computed from the logits (no clipping), with batch normalization's running statistics
+        and without dropout, so it is the exact function whose gradient training follows.
 
         Returns
         -------
         float
         """
-        X, Y = self._check_Xy(X, y)
-        return self._run(_train.objective, X, Y)
+        X = self._check_X(X)
+        Y, rows, _ = self._encode_targets(y, X.shape[0])
+        return self._objective(X, Y, self._sample_weights(sample_weight, None, rows, X.shape[0]))
 
-    def loss_and_gradient(self, X, y):
+    def loss_and_gradient(self, X, y, sample_weight=None):
         """The objective J on (X, y) taken as one batch, and its gradient by backpropagation.
+
+        Batch-norm layers use the batch's statistics here (as in training; the running ones are
+        left unchanged) and dropout is off.
 
         Returns
         -------
         loss : float
         grad : ndarray, shaped and laid out like ``params``
         """
-        X, Y = self._check_Xy(X, y)
+        X = self._check_X(X)
+        Y, rows, _ = self._encode_targets(y, X.shape[0])
+        w = self._sample_weights(sample_weight, None, rows, X.shape[0])
         net = self._network(X.shape[0])
         grad = np.empty_like(self.params)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
-        loss = _train.loss_and_gradient(net, self.params, X, Y, workspace, grad)
+        loss = _train.loss_and_gradient(net, self.params, self.bn_state.copy(), X, Y, w,
+                                        workspace, grad)
         return loss, grad

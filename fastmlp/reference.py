@@ -5,16 +5,22 @@ compiled engine (``fastmlp._kernels``) must agree with this module to 1e-10 in f
 start from the same weights and visit the batches in the same order. Training with
 ``fastmlp.MLP`` never calls this module.
 
-Conventions (see DESIGN.md): ``W[k]`` has shape ``(fan_in, fan_out)``; the loss is the mean over
-the batch; the objective is ``J = mean BCE + 0.5 * l2 * sum(W**2)`` (biases are not penalized)
-and every gradient is the exact gradient of J.
+Conventions (see DESIGN.md): ``W[k]`` has shape ``(fan_in, fan_out)``; the loss is the
+(weighted) mean over the batch; the objective is ``J = mean loss + 0.5 * l2 * sum(W**2) +
+l1 * sum(|W|)`` (biases and batch-norm parameters are not penalized) and every gradient is the
+exact gradient of J.
+
+Sections: activations, optimizers and clipping, batch normalization and dropout, losses, and the
+model ``ReferenceMLP`` that strings them together.
 """
 import numpy as np
 import scipy.special
 
 from .initializers import DEFAULT_INIT, initial_parameters
 
-__all__ = ["ReferenceMLP", "sigmoid", "relu", "bce_from_logits"]
+__all__ = ["ReferenceMLP", "ACTIVATIONS", "sigmoid", "relu", "softmax", "bce_from_logits",
+           "loss_and_delta", "output_activation", "optimizer_step", "clip_by_global_norm",
+           "clip_by_value", "batchnorm_forward", "batchnorm_backward", "dropout_scale"]
 
 
 # Hidden activations. Every f and f_prime takes ``(z, param)``: ``param`` is leaky_relu's negative
@@ -149,6 +155,9 @@ ACTIVATIONS = {
     "silu": (silu, silu_prime), "swish": (silu, silu_prime),
     "softplus": (softplus, softplus_prime), "mish": (mish, mish_prime),
 }
+
+# Default parameters of the activations that take one.
+DEFAULT_PARAMS = {"leaky_relu": 0.01, "elu": 1.0}
 
 
 def bce_from_logits(z, y):
@@ -375,91 +384,248 @@ def dropout_uniforms(count, seed, step, layer):
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
-class ReferenceMLP:
-    """Binary classifier: hidden ReLU or sigmoid layers, sigmoid output, BCE, mini-batch SGD.
+# ---------------------------------------------------------------------------------------------
+# Losses, from the logits z (n, K) against targets y (n, K): per-sample loss and dl/dz.
+# ---------------------------------------------------------------------------------------------
 
-    Parameters
-    ----------
-    layer_sizes : sequence of int
-        ``[n_features, hidden..., 1]``.
-    lr, seed, l2, hidden_activation, lr_decay : as in ``fastmlp.MLP``.
-    dtype : numpy dtype
-        The dtype of the parameters and of the arithmetic.
-    W, b : list of ndarray, optional
-        Initial parameters (copied); when omitted they are drawn from ``seed`` as in the lecture.
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def loss_and_delta(name, z, y, param=0.0):
+    """Per-sample losses (n,) and their derivatives dl/dz (n, K); see ``_kernels/_loss.pyx``."""
+    if name == "binary_crossentropy":
+        losses = np.maximum(z, 0.0) - y * z + np.log1p(np.exp(-np.abs(z)))
+        return losses.sum(axis=1), sigmoid(z) - y
+    if name == "categorical_crossentropy":
+        t = (1 - param) * y + param / z.shape[1]          # label smoothing
+        zmax = z.max(axis=1, keepdims=True)
+        log_sum_exp = zmax + np.log(np.exp(z - zmax).sum(axis=1, keepdims=True))
+        return -(t * (z - log_sum_exp)).sum(axis=1), softmax(z) - t
+    r = z - y
+    if name == "squared_error":
+        return 0.5 * (r * r).sum(axis=1), r
+    if name == "absolute_error":
+        return np.abs(r).sum(axis=1), np.sign(r)
+    if name == "huber":
+        small = np.abs(r) <= param
+        losses = np.where(small, 0.5 * r * r, param * (np.abs(r) - 0.5 * param))
+        return losses.sum(axis=1), np.where(small, r, param * np.sign(r))
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def output_activation(name, z):
+    if name == "binary_crossentropy":
+        return sigmoid(z)
+    if name == "categorical_crossentropy":
+        return softmax(z)
+    return z
+
+
+class ReferenceMLP:
+    """The whole model in plain NumPy: the oracle ``fastmlp.MLP`` is tested against.
+
+    Parameters mirror ``fastmlp.MLP`` (the lecture's seven, then the toolkit's, keyword-only),
+    except that ``optimizer`` must be a ``fastmlp.optimizers`` instance or name and the
+    schedule is given to ``train`` as explicit ``rates``. ``W``, ``b`` (and ``gamma``, ``beta``
+    per hidden layer, None where batch normalization is off) give the initial parameters;
+    when omitted they are drawn from ``seed`` as in the lecture.
+
+    Training visits the batches in ``orders[epoch]`` (or ``self.rng.permutation(n)``), computes
+    each batch's gradient by backpropagation, adds the penalties' gradients, clips, applies
+    decoupled weight decay to the weights and then the optimizer's rule to the flat vector
+    ``[W0, b0, (gamma0, beta0), W1, b1, ...]``.
     """
 
     def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
-                 lr_decay=None, dtype=np.float64, W=None, b=None):
+                 lr_decay=None, dtype=np.float64, *, loss="binary_crossentropy", l1=0.0,
+                 optimizer="sgd", clip_norm=None, clip_value=None, dropout=0.0,
+                 batch_norm=False, label_smoothing=0.0, huber_delta=1.0, bn_eps=1e-5,
+                 bn_momentum=0.9, dropout_seed=0, W=None, b=None, gamma=None, beta=None):
+        from .optimizers import get_optimizer    # a parameter record, no kernel code
+
         self.sizes = list(layer_sizes)
+        n_hidden = len(self.sizes) - 2
         self.lr = self.base_lr = float(lr)
-        self.l2 = float(l2)
+        self.l1, self.l2 = float(l1), float(l2)
         self.lr_decay = lr_decay
-        self.hidden_activation = hidden_activation
+        acts = hidden_activation if isinstance(hidden_activation, list) else [hidden_activation] * n_hidden
+        acts = [a if isinstance(a, tuple) else (a, None) for a in acts]
+        self.activations = [("silu" if a == "swish" else a, DEFAULT_PARAMS.get(a, 0.0) if p is None else p)
+                            for a, p in acts]
+        self.loss_name = loss
+        self.loss_param = (label_smoothing if loss == "categorical_crossentropy"
+                           else huber_delta if loss == "huber" else 0.0)
+        self.optimizer = get_optimizer(optimizer)
+        self.clip_norm, self.clip_value = clip_norm, clip_value
+        self.dropout = dropout if isinstance(dropout, list) else [dropout] * n_hidden
+        self.batch_norm = batch_norm if isinstance(batch_norm, list) else [batch_norm] * n_hidden
+        self.bn_eps, self.bn_momentum = bn_eps, bn_momentum
+        self.dropout_seed = dropout_seed
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(seed)
         if W is None:
-            W, b = initial_parameters(self.rng, self.sizes, DEFAULT_INIT[hidden_activation])
+            name = self.activations[0][0] if n_hidden else "relu"
+            W, b = initial_parameters(self.rng, self.sizes, DEFAULT_INIT[name])
         self.W = [np.array(Wk, dtype=self.dtype) for Wk in W]
         self.b = [np.array(bk, dtype=self.dtype) for bk in b]
+        widths = self.sizes[1:-1]
+        self.gamma = [None if not on else np.array(g if g is not None else np.ones(n), dtype=self.dtype)
+                      for on, g, n in zip(self.batch_norm, gamma or [None] * n_hidden, widths)]
+        self.beta = [None if not on else np.array(g if g is not None else np.zeros(n), dtype=self.dtype)
+                     for on, g, n in zip(self.batch_norm, beta or [None] * n_hidden, widths)]
+        self.running_mean = [np.zeros(n, self.dtype) if on else None for on, n in zip(self.batch_norm, widths)]
+        self.running_var = [np.ones(n, self.dtype) if on else None for on, n in zip(self.batch_norm, widths)]
+        self.opt_state = None
+        self.step = 0
 
-    def _forward_full(self, X):
-        """Return the activations ``a_0 = X, ..., a_L`` and pre-activations ``z_1, ..., z_L``."""
-        f, _ = ACTIVATIONS[self.hidden_activation]
-        activations, zs = [X], []
+    # -- parameters as one flat vector, in the kernels' layout ---------------------------------
+
+    def _pieces(self, with_flags=False):
+        """The parameter arrays in the kernels' order (and whether each is a weight matrix)."""
+        for k in range(len(self.W)):
+            pieces = [(self.W[k], True), (self.b[k], False)]
+            if k < len(self.gamma) and self.gamma[k] is not None:
+                pieces += [(self.gamma[k], False), (self.beta[k], False)]
+            for array, is_weight in pieces:
+                yield (array, is_weight) if with_flags else array
+
+    def flat(self):
+        """Every parameter in one vector: ``[W0, b0, (gamma0, beta0), W1, b1, ...]``."""
+        return np.concatenate([p.ravel() for p in self._pieces()])
+
+    def _unflatten(self, theta):
+        pos = 0
+        for p in self._pieces():
+            p[...] = theta[pos:pos + p.size].reshape(p.shape)
+            pos += p.size
+
+    # -- forward and backward ---------------------------------------------------------------
+
+    def _forward_full(self, X, mode="predict"):
+        """Activations a_0 = X, ..., a_L (a_L: the logits), the inputs of each activation
+        function z_1, ..., z_L (after batch normalization; z_L = a_L), and per hidden layer what
+        backward needs: f'(z) times the dropout scale, and the batch-norm cache.
+
+        mode: "predict" (running batch-norm statistics, no dropout), "gradient" (batch
+        statistics, running ones updated) or "train" (as "gradient", with dropout)."""
+        activations, zs, derivatives, caches = [X], [], [], []
         for k, (W, b) in enumerate(zip(self.W, self.b)):
             z = activations[-1] @ W + b
+            if k == len(self.W) - 1:
+                activations.append(z)
+                zs.append(z)
+                break
+            cache = None
+            if self.batch_norm[k]:
+                z, cache = batchnorm_forward(
+                    z, self.gamma[k], self.beta[k], self.bn_eps, self.running_mean[k],
+                    self.running_var[k], self.bn_momentum, training=mode != "predict")
+            name, param = self.activations[k]
+            f, f_prime = ACTIVATIONS[name]
+            a, d = f(z, param), f_prime(z, param)
+            if mode == "train" and self.dropout[k] > 0:
+                scale = dropout_scale(a.shape, self.dropout[k], self.dropout_seed, self.step, k,
+                                      self.dtype)
+                a, d = a * scale, d * scale
+            activations.append(a)
             zs.append(z)
-            activations.append(sigmoid(z) if k == len(self.W) - 1 else f(z))
-        return activations, zs
+            derivatives.append(d)
+            caches.append(cache)
+        return activations, zs, derivatives, caches
 
     def forward(self, X):
-        """Probabilities of the positive class, shape ``(n,)``."""
-        return self._forward_full(X)[0][-1].ravel()
+        """Outputs: probabilities or values, ``(n,)`` for one output, else ``(n, K)``."""
+        out = output_activation(self.loss_name, self._forward_full(X)[0][-1])
+        return out.ravel() if out.shape[1] == 1 else out
 
-    def loss(self, X, y):
-        """The objective J: mean BCE plus ``0.5 * l2 * sum(W**2)``."""
-        _, zs = self._forward_full(X)
-        penalty = 0.5 * self.l2 * sum(float((W * W).sum()) for W in self.W)
-        return float(bce_from_logits(zs[-1].ravel(), y)) + penalty
+    def _penalty(self):
+        return sum(0.5 * self.l2 * float((W * W).sum()) + self.l1 * float(np.abs(W).sum())
+                   for W in self.W)
 
-    def gradients(self, X, y):
-        """Backpropagation: ``dJ/dW[k]`` and ``dJ/db[k]`` for the batch ``(X, y)``."""
-        _, f_prime = ACTIVATIONS[self.hidden_activation]
-        activations, zs = self._forward_full(X)
-        n = X.shape[0]
-        delta = activations[-1] - y.reshape(-1, 1)          # dJ/dz_L for sigmoid + BCE, per sample
-        grads_W, grads_b = [None] * len(self.W), [None] * len(self.W)
-        for k in reversed(range(len(self.W))):
-            grads_W[k] = activations[k].T @ delta / n + self.l2 * self.W[k]
-            grads_b[k] = delta.sum(axis=0) / n
-            if k > 0:
-                delta = (delta @ self.W[k].T) * f_prime(zs[k - 1])
+    def loss(self, X, Y, w=None):
+        """The objective J: (weighted) mean loss plus ``0.5 l2 |W|^2 + l1 |W|_1``."""
+        Y = np.asarray(Y).reshape(len(X), -1)
+        losses, _ = loss_and_delta(self.loss_name, self._forward_full(X)[0][-1], Y, self.loss_param)
+        w = np.ones(len(X)) if w is None else w
+        return float((w * losses).sum() / len(X)) + self._penalty()
+
+    def gradients(self, X, Y, w=None):
+        """Backpropagation: the objective's gradients ``(grads_W, grads_b)``, lists per layer."""
+        g = self.flat_gradient(X, Y, w)
+        grads_W, grads_b, pos = [], [], 0
+        for W, b, gamma in zip(self.W, self.b, self.gamma + [None]):
+            grads_W.append(g[pos:pos + W.size].reshape(W.shape))
+            grads_b.append(g[pos + W.size:pos + W.size + b.size])
+            pos += W.size + b.size + (0 if gamma is None else 2 * gamma.size)
         return grads_W, grads_b
 
-    def train(self, X, y, epochs=30, batch_size=None, shuffle=True, orders=None):
-        """Mini-batch SGD.
+    def flat_gradient(self, X, Y, w=None, mode="gradient"):
+        """Backpropagation: the objective's gradient as one flat vector (``flat()``'s layout)."""
+        Y = np.asarray(Y, dtype=self.dtype).reshape(len(X), -1)
+        n = len(X)
+        activations, _, derivatives, caches = self._forward_full(X, mode)
+        _, delta = loss_and_delta(self.loss_name, activations[-1], Y, self.loss_param)
+        delta = delta * ((np.ones(n) if w is None else w) / n)[:, None]   # dJ/dz_L
+        grads = {}
+        for k in reversed(range(len(self.W))):
+            grads["W", k] = activations[k].T @ delta + self.l2 * self.W[k] + self.l1 * np.sign(self.W[k])
+            grads["b", k] = delta.sum(axis=0)
+            if k > 0:
+                delta = (delta @ self.W[k].T) * derivatives[k - 1]       # dJ/d(bn output)
+                if self.batch_norm[k - 1]:
+                    delta, grads["gamma", k - 1], grads["beta", k - 1] = batchnorm_backward(
+                        delta, caches[k - 1], self.gamma[k - 1])
+        order = []
+        for k in range(len(self.W)):
+            order += [grads["W", k].ravel(), grads["b", k]]
+            if k < len(self.gamma) and self.gamma[k] is not None:
+                order += [grads["gamma", k], grads["beta", k]]
+        return np.concatenate(order)
+
+    def train(self, X, y, epochs=30, batch_size=None, shuffle=True, orders=None, rates=None,
+              sample_weight=None):
+        """Mini-batch training.
 
         Each epoch visits the samples in ``orders[epoch]`` when given, else in
         ``self.rng.permutation(n)`` (``shuffle=True``) or ``0..n-1``, cut into batches of
-        ``batch_size`` (the last one may be smaller). The rate of epoch ``e`` (from 1) is
-        ``lr * lr_decay ** (e - 1)``.
+        ``batch_size`` (the last one may be smaller). Epoch e (from 1) uses ``rates[e - 1]``
+        when given, else ``lr * lr_decay ** (e - 1)`` (or ``lr``). ``y`` is the target matrix
+        (n, K) (a vector for one output); ``sample_weight`` should have mean 1.
         """
         X = np.asarray(X, dtype=self.dtype)
-        y = np.asarray(y, dtype=self.dtype).ravel()
+        Y = np.asarray(y, dtype=self.dtype).reshape(len(X), -1)
         n = X.shape[0]
         B = n if batch_size is None else min(int(batch_size), n)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=self.dtype)
+        opt = self.optimizer
+        theta = self.flat()
+        if self.opt_state is None:
+            self.opt_state = np.zeros(opt.n_state * theta.size, dtype=self.dtype)
+        is_weight = np.concatenate([np.full(p.size, flag) for p, flag in self._pieces(True)])
         for epoch in range(1, epochs + 1):
             if orders is not None:
                 order = np.asarray(orders[epoch - 1])
             else:
                 order = self.rng.permutation(n) if shuffle else np.arange(n)
-            if self.lr_decay:
+            if rates is not None:
+                self.lr = float(rates[epoch - 1])
+            elif self.lr_decay:
                 self.lr = self.base_lr * self.lr_decay ** (epoch - 1)
             for start in range(0, n, B):
                 batch = order[start:start + B]
-                grads_W, grads_b = self.gradients(X[batch], y[batch])
-                for k in range(len(self.W)):
-                    self.W[k] -= self.lr * grads_W[k]
-                    self.b[k] -= self.lr * grads_b[k]
+                g = self.flat_gradient(X[batch], Y[batch], None if w is None else w[batch], "train")
+                self.step += 1
+                if self.clip_norm:
+                    g = clip_by_global_norm(g, self.clip_norm)
+                if self.clip_value:
+                    g = clip_by_value(g, self.clip_value)
+                theta = self.flat()
+                if opt.weight_decay:
+                    theta[is_weight] *= 1 - self.lr * opt.weight_decay
+                # AdamW's decoupled decay touched the weights above; the rest is Adam.
+                rule = "adam" if opt.name == "adamw" else opt.name
+                optimizer_step(rule, opt.hyper, theta, g, self.opt_state, self.lr, self.step)
+                self._unflatten(theta)
         return self

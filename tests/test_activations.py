@@ -185,8 +185,9 @@ def test_backward_uses_derivative_cache(name, dtype, use_blas):
 
 def _network(name, blas_min_work, activation_params=None, max_batch=8):
     act = _dense.ACTIVATION_IDS[name]
-    return _train.Network([3, 5, 4, 1], [act, act], LOSS_IDS["binary_crossentropy"], 0.0, 0.0,
-                           max_batch, blas_min_work, activation_params=activation_params)
+    return _train.Network([3, 5, 4, 1], [act, act], activation_params,
+                          LOSS_IDS["binary_crossentropy"], 0.0, 0.0, 0.0, max_batch,
+                          blas_min_work=blas_min_work)
 
 
 @pytest.mark.parametrize("blas_min_work", [0, 1 << 30])
@@ -199,15 +200,15 @@ def test_network_gradient_matches_finite_differences(name, blas_min_work):
     Y = rng.integers(0, 2, size=(8, 1)).astype(np.float64)
     workspace = np.empty(net.workspace_size)
     grad = np.empty(net.n_params)
-    _train.loss_and_gradient(net, theta, X, Y, workspace, grad)
+    _train.loss_and_gradient(net, theta, None, X, Y, None, workspace, grad)
     h = 1e-5      # balances truncation (~h^2) and rounding (~1e-16 / h), both ~1e-11 here
     fd = np.empty(net.n_params)
     for i in range(net.n_params):
         t = theta.copy()
         t[i] += h
-        j_plus = _train.objective(net, t, X, Y, workspace)
+        j_plus = _train.objective(net, t, None, X, Y, None, workspace)
         t[i] -= 2 * h
-        j_minus = _train.objective(net, t, X, Y, workspace)
+        j_minus = _train.objective(net, t, None, X, Y, None, workspace)
         fd[i] = (j_plus - j_minus) / (2 * h)
     rel = np.abs(grad - fd) / np.maximum(np.maximum(np.abs(grad), np.abs(fd)), 1e-4)
     assert rel.max() < 1e-6, (name, rel.max())
@@ -224,7 +225,7 @@ def test_network_uses_activation_params(name, param):
     theta = rng.normal(size=net.n_params)
     X = rng.normal(size=(6, 3))
     out = np.empty((6, 1))
-    _train.predict(net, theta, X, np.empty(net.workspace_size), out, logits=True)
+    _train.predict(net, theta, None, X, np.empty(net.workspace_size), out, logits=True)
     f, _ = reference.ACTIVATIONS[name]
     p = default_param(name) if param is None else param
     a = X

@@ -5,8 +5,10 @@ the expected values are computed in float64 from the same (possibly float32) inp
 float32 kernels are judged against the exact answer, not against another float32 rounding.
 """
 import numpy as np
+
 import pytest
 
+import fastmlp.reference
 from fastmlp._kernels import _blas, _dense, _loss, _optim, _train
 
 DTYPES = [np.float32, np.float64]
@@ -35,7 +37,9 @@ def sigmoid64(z):
 
 
 def test_activation_ids():
-    assert ACT == {"identity": 0, "sigmoid": 1, "relu": 2}
+    # The foundation's ids stay fixed; every activation has its own id (swish is silu's alias).
+    assert {k: ACT[k] for k in ("identity", "sigmoid", "relu")} == {"identity": 0, "sigmoid": 1, "relu": 2}
+    assert len(set(ACT.values())) == len(set(ACT) - {"swish"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,13 +98,10 @@ def test_gemm_shape_mismatch_raises(shapes):
 # --------------------------------------------------------------------------------------------
 
 def activation64(act, z):
-    """f(z) and f'(z) in float64."""
-    if act == ACT["relu"]:
-        return np.maximum(z, 0), (z > 0).astype(np.float64)
-    if act == ACT["sigmoid"]:
-        s = sigmoid64(z)
-        return s, s * (1 - s)
-    return z, np.ones_like(z)
+    """f(z) and f'(z) in float64, from the NumPy reference (default parameters)."""
+    name = next(name for name, i in ACT.items() if i == act)
+    f, f_prime = fastmlp.reference.ACTIVATIONS[name]
+    return f(z), f_prime(z)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -181,7 +182,7 @@ def test_dense_shape_mismatches_raise():
     with pytest.raises(ValueError, match="D_out"):
         _dense.dense_forward_py(A, W, b, ACT["relu"], False, Z, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="activation id"):
-        _dense.dense_forward_py(A, W, b, 7, False, Z)
+        _dense.dense_forward_py(A, W, b, 99, False, Z)
     delta, D = np.zeros((4, 2)), np.zeros((4, 3))
     gW, gb, dp = np.zeros((3, 2)), np.zeros(2), np.zeros((4, 3))
     with pytest.raises(ValueError, match="incompatible shapes"):
@@ -216,7 +217,7 @@ def test_loss_delta_matches_stable_bce(dtype):
     m = z.size
     delta = np.full_like(Z, np.nan)
     with np.errstate(over="raise", divide="raise", invalid="raise"):
-        loss = _loss.loss_delta_py(BCE, Z, Y, delta)
+        loss = _loss.loss_delta_py(BCE, Z, Y, delta_out=delta)
         expected_delta = (sigmoid64(Z) - Y.astype(np.float64)) / m
     assert np.isfinite(loss)
     assert loss == pytest.approx(bce64(Z, Y).mean(), rel=RTOL[dtype])
@@ -244,7 +245,7 @@ def test_loss_delta_bad_arguments_raise():
     with pytest.raises(ValueError, match="shape"):
         _loss.loss_delta_py(BCE, np.zeros((0, 1)), np.zeros((0, 1)))
     with pytest.raises(ValueError, match="delta_out"):
-        _loss.loss_delta_py(BCE, Z, Y, np.zeros((3, 1)))
+        _loss.loss_delta_py(BCE, Z, Y, delta_out=np.zeros((3, 1)))
     with pytest.raises(ValueError, match="loss id"):
         _loss.loss_delta_py(99, Z, Y)
 

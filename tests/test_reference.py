@@ -33,7 +33,7 @@ def reference_with_biases(sizes, activation, l2, seed=3):
 def test_reference_gradients_match_finite_differences(activation, l2, binary_data):
     X, y = binary_data(30, 5, seed=1)
     ref = reference_with_biases([5, 7, 6, 1], activation, l2)
-    _, zs = ref._forward_full(X)
+    zs = ref._forward_full(X)[1]
     if activation == "relu":
         # No pre-activation within reach of the step: the loss is smooth around every probe.
         assert min(np.abs(z).min() for z in zs[:-1]) > 100 * STEP

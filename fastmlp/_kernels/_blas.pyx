@@ -21,9 +21,9 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
               &beta, C, &ldc)
 
 
-def gemm_py(bint trans_a, bint trans_b, floating alpha,
+def gemm_py(bint trans_a, bint trans_b, double alpha,
             const floating[:, ::1] A, const floating[:, ::1] B,
-            floating beta, floating[:, ::1] C):
+            double beta, floating[:, ::1] C):
     """Python twin of ``gemm`` for tests: C := alpha * op(A) @ op(B) + beta * C in place."""
     cdef int m = C.shape[0], n = C.shape[1]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
@@ -32,5 +32,5 @@ def gemm_py(bint trans_a, bint trans_b, floating alpha,
         raise ValueError(f"arrays have incompatible shapes: A {(A.shape[0], A.shape[1])}, "
                          f"B {(B.shape[0], B.shape[1])}, C {(C.shape[0], C.shape[1])}")
     with nogil:
-        gemm(trans_a, trans_b, m, n, k, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
-             beta, &C[0, 0], n)
+        gemm(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], A.shape[1], &B[0, 0],
+             B.shape[1], <floating> beta, &C[0, 0], n)

@@ -1,24 +1,37 @@
 """The training engine: whole-network forward and backward passes and the epoch loop.
 
-A ``Network`` describes the topology and the penalties once per fit, and where each buffer lives
-in one flat workspace the caller allocates once. ``train_epochs`` then runs any number of epochs
-in one call with the GIL released: for every batch it gathers the rows in the given order, runs
-the forward pass, the loss and its delta, the backward pass, the penalty gradients and the
-update. Nothing is allocated inside; trouble (a non-finite loss or parameter) restores the
-parameters of the start of the failing epoch and is reported through the return status.
+A ``Network`` describes a model once per fit: topology, activations, batch normalization and
+dropout per hidden layer, loss, penalties, optimizer and clipping, and where each buffer lives in
+the flat parameter vector ``theta``, in the optimizer state, in the batch-norm running statistics
+and in one flat workspace that the caller allocates once. ``train_epochs`` then runs any number of
+epochs in one call with the GIL released. For every batch it gathers the rows in the given order
+and runs:
+
+    forward    A[k+1] = dropout(f_k(bn_k(A[k] @ W[k] + b[k])))     (_dense, _batchnorm, _dropout)
+    loss       delta = w_i / m * dl/dz at the output               (_loss)
+    backward   dW, db, delta of the layer below; bn backward        (_dense, _batchnorm)
+    penalties  + l2 W + l1 sign(W); clipping by global norm/value   (_optim)
+    update     decoupled weight decay, then the optimizer's rule    (_optim)
+
+Nothing is allocated inside. Trouble (a non-finite loss or parameter) restores the parameters and
+all training state of the start of the failing epoch and is reported through the return status.
 """
 import numpy as np
 
 from cython cimport floating
-
-from libc.math cimport isfinite
+from libc.math cimport isfinite, sqrt
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
-from fastmlp._kernels._activations cimport ACT_IDENTITY
+from fastmlp._kernels._activations cimport ACT_IDENTITY, activate
+from fastmlp._kernels._batchnorm cimport bn_backward, bn_forward_eval, bn_forward_train
 from fastmlp._kernels._dense cimport dense_backward, dense_forward
-from fastmlp._kernels._dense import default_activation_param
+from fastmlp._kernels._dropout cimport dropout_apply
 from fastmlp._kernels._loss cimport loss_delta, output_activation
-from fastmlp._kernels._optim cimport add_penalty_gradient, penalty_value, sgd_step
+from fastmlp._kernels._optim cimport (OPT_SGD, add_penalty_gradient, clip_values, decay_weights,
+                                      optimizer_step, penalty_value, scale_vector, squared_norm)
+
+from fastmlp._kernels._optim import OPTIMIZER_STATE_SIZES
 
 # Return statuses of train_epochs.
 cpdef enum Status:
@@ -28,28 +41,49 @@ cpdef enum Status:
 
 # A layer goes to BLAS when n_in * n_out reaches this; below it the hand-written loops win.
 DEFAULT_BLAS_MIN_WORK = 4096
+_MAX_HYPER = 8
 
 
 cdef struct Net:
     int n_layers
     Py_ssize_t max_batch
-    Py_ssize_t n_params
+    Py_ssize_t n_params, n_state, bn_state_size
     const Py_ssize_t* sizes       # n_layers + 1 widths
     const Py_ssize_t* w_off       # offset of W[k] in theta
     const Py_ssize_t* b_off       # offset of b[k] in theta
+    const Py_ssize_t* g_off       # offset of gamma[k] in theta (batch-norm layers)
+    const Py_ssize_t* be_off      # offset of beta[k] in theta
+    const Py_ssize_t* rm_off      # offset of the running mean of layer k in bn_state
+    const Py_ssize_t* rv_off      # offset of the running variance of layer k in bn_state
     const int* act                # activation of layer k's output (identity for the last)
     const double* act_param       # its parameter (leaky_relu slope, elu alpha; else unused)
+    const unsigned char* bn       # whether layer k's output is batch-normalized
+    const double* dropout         # dropout rate of layer k's output
     const unsigned char* blas     # whether layer k's products go to BLAS
     int loss
+    double loss_param
     double l1, l2
+    int optimizer
+    double hyper[8]
+    double weight_decay, clip_norm, clip_value
+    double bn_eps, bn_momentum
     # workspace offsets
     const Py_ssize_t* a_off       # A[k], k = 0..n_layers: batch input, hidden outputs, logits
     const Py_ssize_t* d_off       # D[k], k = 1..n_layers-1: f'(Z) of hidden layer outputs
-    Py_ssize_t delta_off0, delta_off1, y_off, grad_off, backup_off
+    const Py_ssize_t* zhat_off    # normalized Z of batch-norm layer k
+    const Py_ssize_t* istd_off    # 1 / sqrt(var + eps) of batch-norm layer k
+    Py_ssize_t delta_off0, delta_off1, y_off, sw_off, grad_off, backup_off
+
+
+def _per_hidden(name, values, n_hidden, default, dtype):
+    values = [default] * n_hidden if values is None else list(values)
+    if len(values) != n_hidden:
+        raise ValueError(f"{name} needs one entry per hidden layer ({n_hidden}); got {len(values)}")
+    return np.asarray(values + [default], dtype=dtype)
 
 
 cdef class Network:
-    """Topology, penalties and workspace layout of one model, for batches of up to ``max_batch``.
+    """A model's structure and hyperparameters, and the layout of its buffers.
 
     Parameters
     ----------
@@ -57,52 +91,89 @@ cdef class Network:
         Layer widths ``[n_inputs, hidden..., n_outputs]``.
     activations : sequence of int
         Activation ids (``fastmlp._kernels._dense.ACTIVATION_IDS``) of the hidden layers.
+    activation_params : sequence of float or None
+        One parameter per hidden layer (leaky_relu's slope, elu's alpha); None for defaults.
     loss : int
         Loss id (``fastmlp._kernels._loss.LOSS_IDS``).
+    loss_param : float
+        Label smoothing (categorical cross-entropy) or delta (Huber); unused otherwise.
     l1, l2 : float
-        Penalty strengths on the weights (not the biases).
+        Penalty strengths on the weights (not biases, not batch-norm scales and shifts).
     max_batch : int
         The largest number of rows one forward pass handles.
+    batch_norm : sequence of bool or None
+        Per hidden layer: normalize its pre-activations (learnable scale and shift).
+    dropout : sequence of float or None
+        Per hidden layer: inverted-dropout rate of its output, in [0, 1).
+    optimizer : int
+        Optimizer id (``fastmlp._kernels._optim.OPTIMIZER_IDS``); ``hyper`` its parameters.
+    weight_decay : float
+        Decoupled weight decay (AdamW): ``W *= 1 - lr * weight_decay`` before each update.
+    clip_norm, clip_value : float
+        Clip the gradient to this global norm, or each entry to [-clip_value, clip_value];
+        0 disables.
+    bn_eps, bn_momentum : float
+        Batch-norm variance offset, and the weight of the old value in the running averages.
     blas_min_work : int
         Layers with ``n_in * n_out`` at least this use BLAS, smaller ones the loops.
-    activation_params : sequence of float, optional
-        One parameter per hidden layer (leaky_relu's negative slope, elu's alpha; ignored by
-        the other activations). By default each activation's
-        ``fastmlp._kernels._dense.ACTIVATION_DEFAULT_PARAMS`` entry.
     """
     cdef Net net
-    cdef readonly object sizes, w_off, b_off, a_off, d_off, act, act_param, blas
-    cdef readonly Py_ssize_t n_params, workspace_size
-    cdef Py_ssize_t[::1] _sizes, _w_off, _b_off, _a_off, _d_off
+    cdef readonly object sizes, w_off, b_off, g_off, be_off, rm_off, rv_off
+    cdef readonly object act, act_param, bn, dropout, blas, a_off, d_off, zhat_off, istd_off
+    cdef readonly Py_ssize_t n_params, n_state, bn_state_size, workspace_size, max_batch
+    cdef Py_ssize_t[::1] _sizes, _w_off, _b_off, _g_off, _be_off, _rm_off, _rv_off
+    cdef Py_ssize_t[::1] _a_off, _d_off, _zhat_off, _istd_off
     cdef int[::1] _act
-    cdef double[::1] _act_param
-    cdef unsigned char[::1] _blas
+    cdef double[::1] _act_param, _dropout
+    cdef unsigned char[::1] _bn, _blas
 
-    def __init__(self, sizes, activations, int loss, double l1, double l2, Py_ssize_t max_batch,
-                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK, activation_params=None):
-        cdef Py_ssize_t L = len(sizes) - 1, k, pos = 0
-        if L < 1 or len(activations) != L - 1 or max_batch < 1 or min(sizes) < 1:
-            raise ValueError("Network needs >= 2 positive sizes, one activation per hidden "
-                             "layer and max_batch >= 1")
+    def __init__(self, sizes, activations, activation_params, int loss, double loss_param,
+                 double l1, double l2, Py_ssize_t max_batch, batch_norm=None, dropout=None,
+                 int optimizer=OPT_SGD, hyper=(), double weight_decay=0.0, double clip_norm=0.0,
+                 double clip_value=0.0, double bn_eps=1e-5, double bn_momentum=0.9,
+                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK):
+        cdef Py_ssize_t L = len(sizes) - 1, k, pos = 0, widest
+        if L < 1 or max_batch < 1 or min(sizes) < 1:
+            raise ValueError("Network needs >= 2 positive sizes and max_batch >= 1")
+        if optimizer not in OPTIMIZER_STATE_SIZES or len(hyper) > _MAX_HYPER:
+            raise ValueError(f"unknown optimizer id {optimizer} or too many hyperparameters")
+        from fastmlp._kernels._dense import default_activation_param
         self.sizes = np.asarray(sizes, dtype=np.intp)
-        self.act = np.asarray(list(activations) + [ACT_IDENTITY], dtype=np.intc)
-        if activation_params is None:
-            activation_params = [default_activation_param(a) for a in activations]
-        if len(activation_params) != L - 1 or not np.all(np.isfinite(activation_params)):
-            raise ValueError("activation_params needs one finite number per hidden layer")
-        self.act_param = np.asarray(list(activation_params) + [0.0], dtype=np.float64)
+        self.act = _per_hidden("activations", activations, L - 1, ACT_IDENTITY, np.intc)
+        self.act_param = (_per_hidden("activation_params", activation_params, L - 1, 0.0, np.float64)
+                          if activation_params is not None else
+                          np.asarray([default_activation_param(a) for a in self.act], dtype=np.float64))
+        if not np.all(np.isfinite(self.act_param)):
+            raise ValueError("activation_params must be finite numbers")
+        self.bn = _per_hidden("batch_norm", batch_norm, L - 1, False, np.uint8)
+        self.dropout = _per_hidden("dropout", dropout, L - 1, 0.0, np.float64)
+        if not np.all((self.dropout >= 0) & (self.dropout < 1)):
+            raise ValueError("dropout rates must be in [0, 1)")
         self.blas = np.array([self.sizes[k] * self.sizes[k + 1] >= blas_min_work
                               for k in range(L)], dtype=np.uint8)
-        self.w_off = np.empty(L, dtype=np.intp)
-        self.b_off = np.empty(L, dtype=np.intp)
+        self.max_batch = max_batch
+
+        # theta: W[0], b[0], (gamma[0], beta[0]), W[1], b[1], ...
+        self.w_off, self.b_off = np.empty(L, dtype=np.intp), np.empty(L, dtype=np.intp)
+        self.g_off, self.be_off = np.full(L, -1, dtype=np.intp), np.full(L, -1, dtype=np.intp)
+        self.rm_off, self.rv_off = np.full(L, -1, dtype=np.intp), np.full(L, -1, dtype=np.intp)
+        bn_pos = 0
         for k in range(L):
             self.w_off[k] = pos
             pos += self.sizes[k] * self.sizes[k + 1]
             self.b_off[k] = pos
             pos += self.sizes[k + 1]
+            if self.bn[k]:
+                self.g_off[k], self.be_off[k] = pos, pos + self.sizes[k + 1]
+                pos += 2 * self.sizes[k + 1]
+                self.rm_off[k], self.rv_off[k] = bn_pos, bn_pos + self.sizes[k + 1]
+                bn_pos += 2 * self.sizes[k + 1]
         self.n_params = pos
-        # Workspace: A[0..L], D[1..L-1], two delta buffers, the batch targets, the gradient and a
-        # backup of the parameters.
+        self.n_state = OPTIMIZER_STATE_SIZES[optimizer] * self.n_params
+        self.bn_state_size = bn_pos
+
+        # Workspace: A[0..L], D[1..L-1], batch-norm caches, two delta buffers, the batch's
+        # targets and sample weights, the gradient, and a backup of all training state.
         pos = 0
         self.a_off = np.empty(L + 1, dtype=np.intp)
         for k in range(L + 1):
@@ -112,54 +183,108 @@ cdef class Network:
         for k in range(1, L):
             self.d_off[k] = pos
             pos += max_batch * self.sizes[k]
+        self.zhat_off, self.istd_off = np.zeros(L, dtype=np.intp), np.zeros(L, dtype=np.intp)
+        for k in range(L):
+            if self.bn[k]:
+                self.zhat_off[k] = pos
+                self.istd_off[k] = pos + max_batch * self.sizes[k + 1]
+                pos += (max_batch + 1) * self.sizes[k + 1]
         widest = max_batch * int(self.sizes[1:].max())
         self.net.delta_off0 = pos
         self.net.delta_off1 = pos + widest
         pos += 2 * widest
         self.net.y_off = pos
         pos += max_batch * self.sizes[L]
+        self.net.sw_off = pos
+        pos += max_batch
         self.net.grad_off = pos
         self.net.backup_off = pos + self.n_params
-        self.workspace_size = pos + 2 * self.n_params
+        self.workspace_size = pos + 2 * self.n_params + self.n_state + self.bn_state_size
 
         self._sizes, self._w_off, self._b_off = self.sizes, self.w_off, self.b_off
-        self._a_off, self._d_off, self._act, self._blas = self.a_off, self.d_off, self.act, self.blas
-        self._act_param = self.act_param
+        self._g_off, self._be_off, self._rm_off, self._rv_off = self.g_off, self.be_off, self.rm_off, self.rv_off
+        self._a_off, self._d_off, self._zhat_off, self._istd_off = self.a_off, self.d_off, self.zhat_off, self.istd_off
+        self._act, self._act_param, self._bn, self._dropout, self._blas = \
+            self.act, self.act_param, self.bn, self.dropout, self.blas
         self.net.n_layers = <int> L
         self.net.max_batch = max_batch
         self.net.n_params = self.n_params
+        self.net.n_state = self.n_state
+        self.net.bn_state_size = self.bn_state_size
         self.net.sizes = &self._sizes[0]
         self.net.w_off = &self._w_off[0]
         self.net.b_off = &self._b_off[0]
+        self.net.g_off = &self._g_off[0]
+        self.net.be_off = &self._be_off[0]
+        self.net.rm_off = &self._rm_off[0]
+        self.net.rv_off = &self._rv_off[0]
         self.net.a_off = &self._a_off[0]
         self.net.d_off = &self._d_off[0]
+        self.net.zhat_off = &self._zhat_off[0]
+        self.net.istd_off = &self._istd_off[0]
         self.net.act = &self._act[0]
         self.net.act_param = &self._act_param[0]
+        self.net.bn = &self._bn[0]
+        self.net.dropout = &self._dropout[0]
         self.net.blas = &self._blas[0]
         self.net.loss = loss
+        self.net.loss_param = loss_param
         self.net.l1 = l1
         self.net.l2 = l2
+        self.net.optimizer = optimizer
+        for k in range(_MAX_HYPER):
+            self.net.hyper[k] = hyper[k] if k < len(hyper) else 0.0
+        self.net.weight_decay = weight_decay
+        self.net.clip_norm = clip_norm
+        self.net.clip_value = clip_value
+        self.net.bn_eps = bn_eps
+        self.net.bn_momentum = bn_momentum
 
 
-cdef void forward(const Net* net, const floating* theta, const floating* A0, floating* ws,
-                  Py_ssize_t m, bint keep_derivatives) noexcept nogil:
-    """A[k+1] := f_k(A[k] @ W[k] + b[k]) for every layer; A[0] is A0 (m rows), and the last
-    layer's output is its logits. D[k] := f'(Z) of the hidden layers when keep_derivatives."""
+cdef enum Mode:
+    PREDICT = 0         # running batch-norm statistics, no dropout, no derivative caches
+    GRADIENT = 1        # batch statistics (running ones updated), derivative caches, no dropout
+    TRAIN = 2           # as GRADIENT, with dropout
+
+
+cdef void forward(const Net* net, const floating* theta, floating* bn_state, const floating* A0,
+                  floating* ws, Py_ssize_t m, Mode mode, uint64_t seed,
+                  uint64_t step) noexcept nogil:
+    """A[k+1] := dropout(f_k(bn_k(A[k] @ W[k] + b[k]))) for every layer; A[0] is A0 (m rows);
+    the last layer's output is its logits. Outside PREDICT, D[k] := f'(.) for backward."""
     cdef int k
+    cdef Py_ssize_t width
     cdef const floating* A_in = A0
+    cdef floating* Z
     cdef floating* D
     for k in range(net.n_layers):
-        D = ws + net.d_off[k + 1] if keep_derivatives and k + 1 < net.n_layers else NULL
-        dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
-                      net.sizes[k + 1], net.act[k], <floating> net.act_param[k], net.blas[k],
-                      ws + net.a_off[k + 1], D)
-        A_in = ws + net.a_off[k + 1]
+        width = net.sizes[k + 1]
+        Z = ws + net.a_off[k + 1]
+        D = ws + net.d_off[k + 1] if mode != PREDICT and k + 1 < net.n_layers else NULL
+        if not net.bn[k]:
+            dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
+                          width, net.act[k], <floating> net.act_param[k], net.blas[k], Z, D)
+        else:
+            dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
+                          width, ACT_IDENTITY, 0, net.blas[k], Z, <floating*> NULL)
+            if mode == PREDICT:
+                bn_forward_eval(Z, m, width, theta + net.g_off[k], theta + net.be_off[k],
+                                bn_state + net.rm_off[k], bn_state + net.rv_off[k], net.bn_eps)
+            else:
+                bn_forward_train(Z, m, width, theta + net.g_off[k], theta + net.be_off[k],
+                                 net.bn_eps, net.bn_momentum, bn_state + net.rm_off[k],
+                                 bn_state + net.rv_off[k], ws + net.zhat_off[k],
+                                 ws + net.istd_off[k])
+            activate(net.act[k], <floating> net.act_param[k], Z, D, m * width)
+        if mode == TRAIN and net.dropout[k] > 0:
+            dropout_apply(Z, D, m * width, net.dropout[k], seed, step, k)
+        A_in = Z
 
 
 cdef void backward(const Net* net, const floating* theta, const floating* A0, floating* ws,
                    Py_ssize_t m, floating* grad) noexcept nogil:
     """grad := dJ/dtheta for the batch whose forward pass is in ws and whose output delta is in
-    the first delta buffer, then the penalty gradients on every W."""
+    the first delta buffer: every layer's gradients, batch-norm's, then the penalties'."""
     cdef int k
     cdef floating* delta = ws + net.delta_off0
     cdef floating* delta_prev = ws + net.delta_off1
@@ -169,6 +294,10 @@ cdef void backward(const Net* net, const floating* theta, const floating* A0, fl
                        ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
                        grad + net.w_off[k], grad + net.b_off[k],
                        delta_prev if k > 0 else NULL)
+        if k > 0 and net.bn[k - 1]:
+            bn_backward(delta_prev, m, net.sizes[k], ws + net.zhat_off[k - 1],
+                        ws + net.istd_off[k - 1], theta + net.g_off[k - 1],
+                        grad + net.g_off[k - 1], grad + net.be_off[k - 1])
         swap = delta
         delta = delta_prev
         delta_prev = swap
@@ -176,6 +305,24 @@ cdef void backward(const Net* net, const floating* theta, const floating* A0, fl
         for k in range(net.n_layers):
             add_penalty_gradient(grad + net.w_off[k], theta + net.w_off[k],
                                  net.sizes[k] * net.sizes[k + 1], net.l1, net.l2)
+
+
+cdef void update(const Net* net, floating* theta, floating* grad, floating* opt_state,
+                 double lr, int64_t t) noexcept nogil:
+    """Clip the gradient, decay the weights (decoupled), then apply the optimizer's rule."""
+    cdef int k
+    cdef double norm
+    if net.clip_norm > 0:
+        norm = sqrt(squared_norm(grad, net.n_params))
+        if norm > net.clip_norm:
+            scale_vector(grad, net.n_params, net.clip_norm / norm)
+    if net.clip_value > 0:
+        clip_values(grad, net.n_params, net.clip_value)
+    if net.weight_decay > 0:
+        for k in range(net.n_layers):
+            decay_weights(theta + net.w_off[k], net.sizes[k] * net.sizes[k + 1],
+                          1 - lr * net.weight_decay)
+    optimizer_step(net.optimizer, net.hyper, theta, grad, opt_state, net.n_params, lr, t)
 
 
 cdef double penalty(const Net* net, const floating* theta) noexcept nogil:
@@ -205,21 +352,41 @@ cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
     return s == 0
 
 
-cdef int train_epochs_nogil(const Net* net, floating* theta, const floating* X,
-                            const floating* Y, Py_ssize_t n, const Py_ssize_t* orders,
-                            const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
-                            floating* ws, double* loss_out, Py_ssize_t* epochs_done) noexcept nogil:
+cdef void save_state(const Net* net, floating* backup, const floating* theta,
+                     const floating* opt_state, const floating* bn_state, bint restore) noexcept nogil:
+    """Copy theta, the optimizer state and the running statistics to backup, or back."""
+    cdef floating* b2 = backup + net.n_params
+    cdef floating* b3 = b2 + net.n_state
+    if restore:
+        memcpy(<floating*> theta, backup, net.n_params * sizeof(floating))
+        memcpy(<floating*> opt_state, b2, net.n_state * sizeof(floating))
+        memcpy(<floating*> bn_state, b3, net.bn_state_size * sizeof(floating))
+    else:
+        memcpy(backup, theta, net.n_params * sizeof(floating))
+        memcpy(b2, opt_state, net.n_state * sizeof(floating))
+        memcpy(b3, bn_state, net.bn_state_size * sizeof(floating))
+
+
+cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state,
+                            floating* bn_state, int64_t* step, const floating* X,
+                            const floating* Y, const floating* sample_weight, Py_ssize_t n,
+                            const Py_ssize_t* orders, const double* rates, Py_ssize_t n_epochs,
+                            Py_ssize_t batch_size, uint64_t seed, floating* ws, double* loss_out,
+                            Py_ssize_t* epochs_done) noexcept nogil:
     cdef Py_ssize_t e, start, m
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef const Py_ssize_t* order
     cdef floating* A0 = ws + net.a_off[0]
     cdef floating* Yb = ws + net.y_off
+    cdef floating* Wb = ws + net.sw_off if sample_weight != NULL else NULL
     cdef floating* grad = ws + net.grad_off
     cdef floating* backup = ws + net.backup_off
     cdef double batch_loss, total
+    cdef int64_t step_at_start
     for e in range(n_epochs):
         epochs_done[0] = e
-        memcpy(backup, theta, net.n_params * sizeof(floating))
+        save_state(net, backup, theta, opt_state, bn_state, False)
+        step_at_start = step[0]
         order = orders + e * n
         total = 0
         start = 0
@@ -227,133 +394,166 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, const floating* X,
             m = batch_size if start + batch_size <= n else n - start
             gather_rows(X, order + start, m, n_in, A0)
             gather_rows(Y, order + start, m, n_out, Yb)
-            forward(net, theta, A0, ws, m, True)
-            batch_loss = loss_delta(net.loss, ws + net.a_off[net.n_layers], Yb, m, n_out,
-                                    <floating> (1.0 / m), ws + net.delta_off0)
+            if Wb != NULL:
+                gather_rows(sample_weight, order + start, m, 1, Wb)
+            forward(net, theta, bn_state, A0, ws, m, TRAIN, seed, <uint64_t> step[0])
+            batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb,
+                                    Wb, m, n_out, <floating> (1.0 / m), ws + net.delta_off0)
             if not isfinite(batch_loss):
-                memcpy(theta, backup, net.n_params * sizeof(floating))
+                save_state(net, backup, theta, opt_state, bn_state, True)
+                step[0] = step_at_start
                 return NONFINITE_LOSS
             total += batch_loss
             backward(net, theta, A0, ws, m, grad)
-            sgd_step(theta, grad, net.n_params, <floating> rates[e])
+            step[0] += 1
+            update(net, theta, grad, opt_state, rates[e], step[0])
             start += m
         if not all_finite_ptr(theta, net.n_params):
-            memcpy(theta, backup, net.n_params * sizeof(floating))
+            save_state(net, backup, theta, opt_state, bn_state, True)
+            step[0] = step_at_start
             return NONFINITE_PARAMS
         loss_out[e] = total / n + penalty(net, theta)
     epochs_done[0] = n_epochs
     return OK
 
 
-def train_epochs(Network network, floating[::1] theta, const floating[:, ::1] X,
-                 const floating[:, ::1] Y, const Py_ssize_t[:, ::1] orders,
-                 const double[::1] rates, Py_ssize_t batch_size, floating[::1] workspace,
+cdef inline floating* _data(floating[::1] a) noexcept:
+    return &a[0] if a is not None and a.shape[0] > 0 else NULL
+
+
+def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
+                 floating[::1] bn_state, int64_t[::1] step, const floating[:, ::1] X,
+                 const floating[:, ::1] Y, const floating[::1] sample_weight,
+                 const Py_ssize_t[:, ::1] orders, const double[::1] rates,
+                 Py_ssize_t batch_size, uint64_t seed, floating[::1] workspace,
                  double[::1] loss_out):
-    """Run ``len(orders)`` epochs of mini-batch SGD with the GIL released.
+    """Run ``len(orders)`` epochs of mini-batch training with the GIL released.
 
     Parameters
     ----------
     network : Network
         Built with ``max_batch >= batch_size``.
-    theta : 1-D array, IN/OUT
+    theta : (n_params,) array, IN/OUT
         The flat parameters, updated in place.
+    opt_state : (n_state,) array, IN/OUT
+        The optimizer's state (zeros before the first update).
+    bn_state : (bn_state_size,) array, IN/OUT
+        Batch-norm running means and variances.
+    step : (1,) int64 array, IN/OUT
+        Updates done so far (Adam's bias correction, dropout masks' counter).
     X : (n, sizes[0]) array, IN
     Y : (n, sizes[-1]) array of targets, IN
+    sample_weight : (n,) array or None, IN
+        Per-sample loss weights (the caller normalizes them to mean 1).
     orders : (n_epochs, n) int array, IN
         Epoch e visits rows ``orders[e]`` in batches of ``batch_size`` (the last may be smaller).
     rates : (n_epochs,) float64 array, IN
         The learning rate of each epoch.
     batch_size : int
-    workspace : 1-D array of ``network.workspace_size``, scratch
+    seed : int
+        Seed of the dropout masks.
+    workspace : (network.workspace_size,) array, scratch
     loss_out : (n_epochs,) float64 array, OUT
         Per epoch: the mean of the batch losses plus the penalty at the epoch's end.
 
     Returns
     -------
     status, epochs_done : int, int
-        ``OK`` after all epochs, else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with theta
-        restored to its value at the start of epoch ``epochs_done`` (counted from 0).
+        ``OK`` after all epochs, else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with every
+        buffer restored to its value at the start of epoch ``epochs_done`` (counted from 0).
     """
     cdef Py_ssize_t n = X.shape[0], n_epochs = orders.shape[0], done = 0
     cdef int status
-    _check_network_arrays(network, theta, X, Y, workspace)
+    _check_arrays(network, theta, opt_state, bn_state, X, Y, sample_weight, workspace)
     if orders.shape[1] != n or rates.shape[0] < n_epochs or loss_out.shape[0] < n_epochs:
         raise ValueError("orders must be (n_epochs, n) and rates, loss_out (n_epochs,)")
-    if not 1 <= batch_size <= network.net.max_batch:
-        raise ValueError(f"batch_size must be in [1, {network.net.max_batch}], got {batch_size}")
-    if n_epochs == 0:
+    if not 1 <= batch_size <= network.max_batch or step.shape[0] != 1:
+        raise ValueError(f"batch_size must be in [1, {network.max_batch}] and step one int64")
+    if n_epochs == 0 or n == 0:
         return OK, 0
+    cdef floating* opt_ptr = _data(opt_state)
+    cdef floating* bn_ptr = _data(bn_state)
+    cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        status = train_epochs_nogil(&network.net, &theta[0], &X[0, 0], &Y[0, 0], n,
-                                    &orders[0, 0], &rates[0], n_epochs, batch_size,
-                                    &workspace[0], &loss_out[0], &done)
+        status = train_epochs_nogil(&network.net, &theta[0], opt_ptr, bn_ptr, &step[0],
+                                    &X[0, 0], &Y[0, 0], sw_ptr, n, &orders[0, 0], &rates[0],
+                                    n_epochs, batch_size, seed, &workspace[0], &loss_out[0], &done)
     return status, done
 
 
-def loss_and_gradient(Network network, const floating[::1] theta, const floating[:, ::1] X,
-                      const floating[:, ::1] Y, floating[::1] workspace, floating[::1] grad_out):
-    """The objective J on (X, Y) as one batch, and its gradient into ``grad_out``.
+def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] bn_state,
+                      const floating[:, ::1] X, const floating[:, ::1] Y,
+                      const floating[::1] sample_weight, floating[::1] workspace,
+                      floating[::1] grad_out):
+    """The objective J on (X, Y) taken as one batch, and its gradient into ``grad_out``.
 
-    The same forward, loss and backward code as training; ``network.max_batch`` must be at
-    least ``len(X)``.
+    The same forward, loss and backward code as training, without dropout; batch-norm layers
+    use the batch's statistics and update the running ones in ``bn_state`` (pass a copy to keep
+    them). ``network.max_batch`` must be at least ``len(X)``.
     """
     cdef Py_ssize_t m = X.shape[0]
     cdef double total
-    _check_network_arrays(network, theta, X, Y, workspace)
-    if not 1 <= m <= network.net.max_batch or grad_out.shape[0] != network.n_params:
+    _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
+    if not 1 <= m <= network.max_batch or grad_out.shape[0] != network.n_params:
         raise ValueError("X must have 1..max_batch rows and grad_out n_params entries")
     cdef const Net* net = &network.net
     cdef floating* ws = &workspace[0]
+    cdef floating* bn_ptr = _data(bn_state)
+    cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        forward(net, &theta[0], &X[0, 0], ws, m, True)
-        total = loss_delta(net.loss, ws + net.a_off[net.n_layers], &Y[0, 0], m,
-                           net.sizes[net.n_layers], <floating> (1.0 / m), ws + net.delta_off0)
+        forward(net, &theta[0], bn_ptr, &X[0, 0], ws, m, GRADIENT, 0, 0)
+        total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], &Y[0, 0],
+                           sw_ptr, m, net.sizes[net.n_layers], <floating> (1.0 / m),
+                           ws + net.delta_off0)
         backward(net, &theta[0], &X[0, 0], ws, m, &grad_out[0])
         total = total / m + penalty(net, &theta[0])
     return total
 
 
-def predict(Network network, const floating[::1] theta, const floating[:, ::1] X,
-            floating[::1] workspace, floating[:, ::1] out, bint logits=False):
-    """``out := `` the network's outputs on X (probabilities, or logits when ``logits``),
+def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
+            const floating[:, ::1] X, floating[::1] workspace, floating[:, ::1] out,
+            bint logits=False):
+    """``out :=`` the network's outputs on X (probabilities, or logits when ``logits``),
     computed ``network.max_batch`` rows at a time with the GIL released."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start, m
-    _check_network_arrays(network, theta, X, None, workspace)
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    _check_arrays(network, theta, None, bn_state, X, None, None, workspace)
     if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError(f"out must have shape ({n}, {n_out})")
     cdef const Net* net = &network.net
     cdef floating* ws = &workspace[0]
+    cdef floating* bn_ptr = _data(bn_state)
     cdef floating* last = ws + net.a_off[net.n_layers]
-    if n == 0:
-        return
     with nogil:
-        start = 0
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            forward(net, &theta[0], &X[start, 0], ws, m, False)
+            forward(net, &theta[0], bn_ptr, &X[start, 0], ws, m, PREDICT, 0, 0)
             if not logits:
                 output_activation(net.loss, last, m, n_out)
             memcpy(&out[start, 0], last, m * n_out * sizeof(floating))
             start += m
 
 
-def objective(Network network, const floating[::1] theta, const floating[:, ::1] X,
-              const floating[:, ::1] Y, floating[::1] workspace):
-    """The objective J = mean loss over (X, Y) + penalty, in chunks of ``max_batch`` rows."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start, m
+def objective(Network network, const floating[::1] theta, floating[::1] bn_state,
+              const floating[:, ::1] X, const floating[:, ::1] Y,
+              const floating[::1] sample_weight, floating[::1] workspace):
+    """The objective J = sum_i w_i l_i / n + penalty on (X, Y), in prediction mode, in chunks
+    of ``max_batch`` rows."""
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
     cdef double total = 0
-    _check_network_arrays(network, theta, X, Y, workspace)
+    _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
     if n == 0:
         raise ValueError("the objective of no samples is undefined")
     cdef const Net* net = &network.net
     cdef floating* ws = &workspace[0]
+    cdef floating* bn_ptr = _data(bn_state)
+    cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        start = 0
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            forward(net, &theta[0], &X[start, 0], ws, m, False)
-            total += loss_delta(net.loss, ws + net.a_off[net.n_layers], &Y[start, 0], m, n_out,
-                                <floating> 1, <floating*> NULL)
+            forward(net, &theta[0], bn_ptr, &X[start, 0], ws, m, PREDICT, 0, 0)
+            total += loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
+                                &Y[start, 0], sw_ptr + start if sw_ptr != NULL else NULL,
+                                m, n_out, <floating> 1, <floating*> NULL)
             start += m
         total = total / n + penalty(net, &theta[0])
     return total
@@ -369,12 +569,18 @@ def all_finite(const floating[:, ::1] X):
     return ok
 
 
-def _check_network_arrays(Network network, theta, X, Y, workspace):
+def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weight, workspace):
     if theta.shape[0] != network.n_params:
         raise ValueError(f"theta has {theta.shape[0]} entries, the network {network.n_params}")
+    if opt_state is not None and opt_state.shape[0] != network.n_state:
+        raise ValueError(f"opt_state needs {network.n_state} entries")
+    if (0 if bn_state is None else bn_state.shape[0]) != network.bn_state_size:
+        raise ValueError(f"bn_state needs {network.bn_state_size} entries")
     if X.shape[1] != network.sizes[0]:
         raise ValueError(f"X has {X.shape[1]} columns, the network {network.sizes[0]} inputs")
     if Y is not None and (Y.shape[0] != X.shape[0] or Y.shape[1] != network.sizes[-1]):
         raise ValueError(f"Y must have shape ({X.shape[0]}, {network.sizes[-1]})")
+    if sample_weight is not None and sample_weight.shape[0] != X.shape[0]:
+        raise ValueError(f"sample_weight must have {X.shape[0]} entries")
     if workspace.shape[0] < network.workspace_size:
         raise ValueError(f"workspace needs {network.workspace_size} entries")
