@@ -575,6 +575,7 @@ class MLP:
         schedule = self.schedule
         schedule.reset()
         per_epoch = verbose or callbacks or validation is not None or schedule.adaptive
+        all_rates = None if schedule.adaptive else schedule.rates(self.base_lr, epochs)
         per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
         net = self._network(batch)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
@@ -595,7 +596,8 @@ class MLP:
                     orders = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
                 else:
                     orders = np.broadcast_to(np.arange(n), (count, n))
-                rates = np.array([schedule.rate(first + i + 1, self.base_lr) for i in range(count)])
+                rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
+                         else all_rates[first:first + count])
                 status, done = _train.train_epochs(
                     net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
                     np.ascontiguousarray(orders, dtype=np.intp), rates, batch, seed, workspace,

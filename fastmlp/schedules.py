@@ -175,8 +175,17 @@ class Schedule(abc.ABC):
                             f"so ask rate(epoch, base_lr) before each epoch instead of rates()")
         epochs = _check_int("epochs", epochs, 0)
         start = _check_int("start", start, 1)
-        return np.array([self.rate(e, base_lr) for e in range(start, start + epochs)],
-                        dtype=np.float64)
+        base_lr = _check_real("base_lr", base_lr, low=0, low_open=True)
+        try:
+            values = np.array([self._rate(e, base_lr) for e in range(start, start + epochs)],
+                              dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or not np.all(np.isfinite(values) & (values > 0)):
+            # Some rate is bad: let rate() find the first and say which epoch.
+            values = np.array([self.rate(e, base_lr) for e in range(start, start + epochs)],
+                              dtype=np.float64)
+        return values
 
     def observe(self, epoch, loss):
         """Take note of the monitored loss at the end of epoch ``epoch``.

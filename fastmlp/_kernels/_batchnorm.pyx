@@ -1,7 +1,8 @@
 """Batch normalization of a hidden layer's pre-activations, forward and backward.
 
-Shapes (row-major): Z (m, n), m rows of a batch and n units; gamma, beta and the running
-statistics (n,). Per unit j, with batch mean mu_j and biased variance var_j:
+Shapes: Z (n, m) feature-major, n units of a batch of m samples, unit j's batch one contiguous
+row (see ``_dense``); gamma, beta and the running statistics (n,). The Python twins take row-major
+(m, n) arrays. Per unit j, with batch mean mu_j and biased variance var_j:
 
     Zhat = (Z - mu) / sqrt(var + eps),    Y = gamma * Zhat + beta
 
@@ -11,123 +12,91 @@ dY = dJ/dY, is
     dbeta = sum_rows(dY),   dgamma = sum_rows(dY * Zhat),
     dZ = gamma / sqrt(var + eps) / m * (m * dY - dbeta - Zhat * dgamma).
 
-Nothing is allocated: the per-unit sums are accumulated in double (for float32 too) in small
-arrays on the stack, ``BLOCK`` units at a time, and every pass over a block runs along the rows,
-so the inner loops read contiguous memory. Callers must pass eps > 0 and m >= 1.
+Nothing is allocated; per-unit sums are accumulated in double (for float32 too). Callers must
+pass eps > 0 and m >= 1.
 """
 from libc.math cimport sqrt
 
+import numpy as np
+
 from cython cimport floating
-
-cdef enum:
-    BLOCK = 64      # units per pass: the per-unit double sums live in stack arrays of this size
-
 
 cdef void bn_forward_train(floating* Z, Py_ssize_t m, Py_ssize_t n, const floating* gamma,
                            const floating* beta, double eps, double momentum,
                            floating* running_mean, floating* running_var,
                            floating* Zhat_out, floating* inv_std_out) noexcept nogil:
-    """Z := gamma * Zhat + beta with batch statistics; keep Zhat_out (m, n) and inv_std_out (n,).
+    """Z := gamma * Zhat + beta with batch statistics; keep Zhat_out (n, m) and inv_std_out (n,).
 
     running_mean := momentum * running_mean + (1 - momentum) * mu and
     running_var := momentum * running_var + (1 - momentum) * var * m / (m - 1) (the unbiased
     variance; the biased one, 0, when m == 1). Zhat_out must not overlap Z.
     """
-    cdef double mu[BLOCK]
-    cdef double inv[BLOCK]      # holds the sum of squares, then the variance, then 1/std
-    cdef double d, correction = (<double> m) / (m - 1) if m > 1 else 1.0
-    cdef Py_ssize_t i, j, jb, j0, nb
+    cdef double mu, var, inv, dev, g, bt, correction = (<double> m) / (m - 1) if m > 1 else 1.0
+    cdef Py_ssize_t i, j
     cdef floating* z
     cdef floating* zh
-    for jb in range((n + BLOCK - 1) // BLOCK):
-        j0 = jb * BLOCK
-        nb = min(<Py_ssize_t> BLOCK, n - j0)
-        for j in range(nb):
-            mu[j] = 0
-            inv[j] = 0
+    for j in range(n):
+        z = Z + j * m
+        zh = Zhat_out + j * m
+        mu = 0
         for i in range(m):
-            z = Z + i * n + j0
-            for j in range(nb):
-                mu[j] += z[j]
-        for j in range(nb):
-            mu[j] /= m
-        # Second pass about the mean: no cancellation as in E[z^2] - E[z]^2.
+            mu += z[i]
+        mu /= m
+        var = 0
+        for i in range(m):       # a second pass about the mean: no cancellation
+            dev = z[i] - mu
+            var += dev * dev
+        var /= m
+        running_mean[j] = <floating> (momentum * running_mean[j] + (1 - momentum) * mu)
+        running_var[j] = <floating> (momentum * running_var[j] + (1 - momentum) * var * correction)
+        inv = 1 / sqrt(var + eps)
+        inv_std_out[j] = <floating> inv
+        g, bt = gamma[j], beta[j]
         for i in range(m):
-            z = Z + i * n + j0
-            for j in range(nb):
-                d = z[j] - mu[j]
-                inv[j] += d * d
-        for j in range(nb):
-            inv[j] /= m
-            running_mean[j0 + j] = <floating> (momentum * running_mean[j0 + j]
-                                               + (1 - momentum) * mu[j])
-            running_var[j0 + j] = <floating> (momentum * running_var[j0 + j]
-                                              + (1 - momentum) * inv[j] * correction)
-            inv[j] = 1 / sqrt(inv[j] + eps)
-            inv_std_out[j0 + j] = <floating> inv[j]
-        for i in range(m):
-            z = Z + i * n + j0
-            zh = Zhat_out + i * n + j0
-            for j in range(nb):
-                d = (z[j] - mu[j]) * inv[j]
-                zh[j] = <floating> d
-                z[j] = <floating> (gamma[j0 + j] * d + beta[j0 + j])
+            dev = (z[i] - mu) * inv
+            zh[i] = <floating> dev
+            z[i] = <floating> (g * dev + bt)
 
 
 cdef void bn_forward_eval(floating* Z, Py_ssize_t m, Py_ssize_t n, const floating* gamma,
                           const floating* beta, const floating* running_mean,
                           const floating* running_var, double eps) noexcept nogil:
     """Z := gamma * (Z - running_mean) / sqrt(running_var + eps) + beta"""
-    cdef double inv[BLOCK]
-    cdef Py_ssize_t i, j, jb, j0, nb
+    cdef double inv, mu, g, bt
+    cdef Py_ssize_t i, j
     cdef floating* z
-    for jb in range((n + BLOCK - 1) // BLOCK):
-        j0 = jb * BLOCK
-        nb = min(<Py_ssize_t> BLOCK, n - j0)
-        for j in range(nb):
-            inv[j] = 1 / sqrt(running_var[j0 + j] + eps)
+    for j in range(n):
+        z = Z + j * m
+        inv = 1 / sqrt(running_var[j] + eps)
+        mu, g, bt = running_mean[j], gamma[j], beta[j]
         for i in range(m):
-            z = Z + i * n + j0
-            for j in range(nb):
-                z[j] = <floating> (gamma[j0 + j] * ((z[j] - running_mean[j0 + j]) * inv[j])
-                                   + beta[j0 + j])
+            z[i] = <floating> (g * ((z[i] - mu) * inv) + bt)
 
 
 cdef void bn_backward(floating* dY, Py_ssize_t m, Py_ssize_t n, const floating* Zhat,
                       const floating* inv_std, const floating* gamma,
                       floating* dgamma_out, floating* dbeta_out) noexcept nogil:
-    """dgamma_out := sum_rows(dY * Zhat), dbeta_out := sum_rows(dY) (overwritten), then
+    """dgamma_out := sum over the batch of dY * Zhat, dbeta_out := sum of dY (overwritten), then
     dY := gamma * inv_std / m * (m * dY - dbeta - Zhat * dgamma), the gradient with respect to Z.
     """
-    cdef double sg[BLOCK]       # dgamma
-    cdef double sb[BLOCK]       # dbeta
-    cdef double c[BLOCK]        # gamma * inv_std / m
-    cdef double g
-    cdef Py_ssize_t i, j, jb, j0, nb
+    cdef double sg, sb, c, v
+    cdef Py_ssize_t i, j
     cdef floating* dy
     cdef const floating* zh
-    for jb in range((n + BLOCK - 1) // BLOCK):
-        j0 = jb * BLOCK
-        nb = min(<Py_ssize_t> BLOCK, n - j0)
-        for j in range(nb):
-            sg[j] = 0
-            sb[j] = 0
+    for j in range(n):
+        dy = dY + j * m
+        zh = Zhat + j * m
+        sg = 0
+        sb = 0
         for i in range(m):
-            dy = dY + i * n + j0
-            zh = Zhat + i * n + j0
-            for j in range(nb):
-                g = dy[j]
-                sb[j] += g
-                sg[j] += g * zh[j]
-        for j in range(nb):
-            dgamma_out[j0 + j] = <floating> sg[j]
-            dbeta_out[j0 + j] = <floating> sb[j]
-            c[j] = <double> gamma[j0 + j] * inv_std[j0 + j] / m
+            v = dy[i]
+            sb += v
+            sg += v * zh[i]
+        dgamma_out[j] = <floating> sg
+        dbeta_out[j] = <floating> sb
+        c = <double> gamma[j] * inv_std[j] / m
         for i in range(m):
-            dy = dY + i * n + j0
-            zh = Zhat + i * n + j0
-            for j in range(nb):
-                dy[j] = <floating> (c[j] * (m * <double> dy[j] - sb[j] - zh[j] * sg[j]))
+            dy[i] = <floating> (c * (m * <double> dy[i] - sb - zh[i] * sg))
 
 
 def _check_shape(name, array, shape):
@@ -186,9 +155,13 @@ def bn_forward_train_py(floating[:, ::1] Z, const floating[::1] gamma, const flo
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
     if &Zhat_out[0, 0] == &Z[0, 0]:
         raise ValueError("Zhat_out must be a separate array from Z (Z is overwritten with Y)")
+    cdef floating[:, ::1] Zt = np.array(np.asarray(Z).T, order="C")
+    cdef floating[:, ::1] Zht = np.empty_like(Zt)
     with nogil:
-        bn_forward_train(&Z[0, 0], m, n, &gamma[0], &beta[0], eps, momentum, &running_mean[0],
-                         &running_var[0], &Zhat_out[0, 0], &inv_std_out[0])
+        bn_forward_train(&Zt[0, 0], m, n, &gamma[0], &beta[0], eps, momentum, &running_mean[0],
+                         &running_var[0], &Zht[0, 0], &inv_std_out[0])
+    np.asarray(Z)[...] = np.asarray(Zt).T
+    np.asarray(Zhat_out)[...] = np.asarray(Zht).T
 
 
 def bn_forward_eval_py(floating[:, ::1] Z, const floating[::1] gamma, const floating[::1] beta,
@@ -208,9 +181,11 @@ def bn_forward_eval_py(floating[:, ::1] Z, const floating[::1] gamma, const floa
                         ("running_var", running_var)):
         _check_shape(name, array, (n,))
     _check_eps(eps)
+    cdef floating[:, ::1] Zt = np.array(np.asarray(Z).T, order="C")
     with nogil:
-        bn_forward_eval(&Z[0, 0], m, n, &gamma[0], &beta[0], &running_mean[0], &running_var[0],
+        bn_forward_eval(&Zt[0, 0], m, n, &gamma[0], &beta[0], &running_mean[0], &running_var[0],
                         eps)
+    np.asarray(Z)[...] = np.asarray(Zt).T
 
 
 def bn_backward_py(floating[:, ::1] dY, const floating[:, ::1] Zhat, const floating[::1] inv_std,
@@ -231,6 +206,9 @@ def bn_backward_py(floating[:, ::1] dY, const floating[:, ::1] Zhat, const float
     for name, array in (("inv_std", inv_std), ("gamma", gamma), ("dgamma_out", dgamma_out),
                         ("dbeta_out", dbeta_out)):
         _check_shape(name, array, (n,))
+    cdef floating[:, ::1] dYt = np.array(np.asarray(dY).T, order="C")
+    cdef floating[:, ::1] Zht = np.array(np.asarray(Zhat).T, order="C")
     with nogil:
-        bn_backward(&dY[0, 0], m, n, &Zhat[0, 0], &inv_std[0], &gamma[0], &dgamma_out[0],
+        bn_backward(&dYt[0, 0], m, n, &Zht[0, 0], &inv_std[0], &gamma[0], &dgamma_out[0],
                     &dbeta_out[0])
+    np.asarray(dY)[...] = np.asarray(dYt).T

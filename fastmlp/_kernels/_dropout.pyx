@@ -35,10 +35,13 @@ cdef inline uint64_t mix(uint64_t x) noexcept nogil:
     return x
 
 
-cdef void dropout_apply(floating* A, floating* D, Py_ssize_t count, double rate,
+cdef void dropout_apply(floating* A, floating* D, Py_ssize_t m, Py_ssize_t n_units, double rate,
                         unsigned long long seed, unsigned long long step, int layer) noexcept nogil:
-    """A[i] := A[i] * s_i and, when D is not NULL, D[i] := D[i] * s_i, where s_i = 1/(1-rate) if
-    element i is kept (u_i >= rate) and 0 if not. Needs 0 <= rate < 1 and 0 <= layer < 1024."""
+    """A[j, r] := A[j, r] * s_i and, when D is not NULL, D[j, r] := D[j, r] * s_i, for the
+    feature-major (n_units, m) block A (see ``_dense``), where i = r * n_units + j numbers the
+    elements in the row-major order of the (m, n_units) batch, and s_i = 1/(1-rate) if element i
+    is kept (u_i >= rate) and 0 if not. With n_units = 1 this is a flat array of m elements.
+    Needs 0 <= rate < 1 and 0 <= layer < 1024."""
     cdef uint64_t key = mix(<uint64_t> seed ^ mix(<uint64_t> step * 1024 + <uint64_t> layer))
     # u_i = k * 2**-53 with k = bits >> 11 an integer, and rate * 2**53 is exact, so
     # u_i >= rate  <=>  k >= ceil(rate * 2**53): the same decision in integer arithmetic.
@@ -46,16 +49,18 @@ cdef void dropout_apply(floating* A, floating* D, Py_ssize_t count, double rate,
     cdef floating keep = <floating> (1.0 / (1.0 - rate))
     cdef floating s
     cdef uint64_t k
-    cdef Py_ssize_t i
-    for i in range(count):
-        k = mix(key + <uint64_t> (i + 1) * 0x9E3779B97F4A7C15ULL) >> 11
-        # kept = (k >= threshold) without a branch, which near rate 0.5 would be mispredicted
-        # half the time (compilers turn a plain comparison into one): k, threshold <= 2**53, so
-        # k - threshold wraps around to a value with the top bit set exactly when k < threshold.
-        s = keep * <floating> (1 - <int64_t> ((k - threshold) >> 63))
-        A[i] *= s
-        if D != NULL:
-            D[i] *= s
+    cdef Py_ssize_t i, j, r
+    for j in range(n_units):
+        for r in range(m):
+            i = r * n_units + j
+            k = mix(key + <uint64_t> (i + 1) * 0x9E3779B97F4A7C15ULL) >> 11
+            # kept = (k >= threshold) without a branch, which near rate 0.5 would be mispredicted
+            # half the time (compilers turn a plain comparison into one): k, threshold <= 2**53,
+            # so k - threshold wraps to a value with the top bit set exactly when k < threshold.
+            s = keep * <floating> (1 - <int64_t> ((k - threshold) >> 63))
+            A[j * m + r] *= s
+            if D != NULL:
+                D[j * m + r] *= s
 
 
 def _check_args(rate, seed, step, layer):
@@ -74,7 +79,7 @@ def _dropout_flat(floating[::1] A, floating[::1] D, double rate, unsigned long l
         return
     cdef floating* d = NULL if D is None else &D[0]
     with nogil:
-        dropout_apply(&A[0], d, A.shape[0], rate, seed, step, layer)
+        dropout_apply(&A[0], d, A.shape[0], 1, rate, seed, step, layer)
 
 
 def dropout_apply_py(A, D, rate, seed, step, layer):

@@ -13,9 +13,14 @@ absolute_error             identity    sum_k |z - y|                            
 huber                      identity    sum_k 0.5 r^2 if |r| <= d else d (|r| - d / 2)   clamp(r, -d, d)
 =========================  ==========  ===============================================  =================
 
+Z, Y and the deltas are feature-major, (n_out, m): output k of the m samples is one contiguous
+row (see ``_dense``); the Python twins take row-major (m, n_out) arrays.
+
 For the categorical loss Y is one-hot and t = (1 - eps) y + eps / K is the label-smoothed
 target (eps = ``param``); for Huber r = z - y and d = ``param``.
 """
+import numpy as np
+
 from cython cimport floating
 from libc.math cimport fabs, log, log1p
 
@@ -28,128 +33,130 @@ LOSS_IDS = {"binary_crossentropy": LOSS_BCE, "categorical_crossentropy": LOSS_CE
 cdef double loss_delta(int loss, double param, const floating* Z, const floating* Y,
                        const floating* w, Py_ssize_t m, Py_ssize_t n_out, floating scale,
                        floating* delta_out) noexcept nogil:
-    """Return sum_i w_i l_i over the m rows (w_i = 1 when w is NULL).
+    """Return sum_r w_r l_r over the m samples (w_r = 1 when w is NULL), Z and Y (n_out, m).
 
-    When delta_out is not NULL, delta_out[i] := scale * w_i * dl_i/dz_i; with scale = 1/m that
-    is the gradient of the batch's weighted mean loss.
+    When delta_out is not NULL, delta_out[k, r] := scale * w_r * dl_r/dz_kr; with scale = 1/m
+    that is the gradient of the batch's weighted mean loss.
     """
-    cdef Py_ssize_t i, k
-    cdef double total = 0, row, zmax, sumexp, lse, r, d = param
-    cdef floating z, y, s, t_off, t_on
-    cdef const floating* zi
-    cdef const floating* yi
-    cdef floating* di
-    for i in range(m):
-        zi = Z + i * n_out
-        yi = Y + i * n_out
-        di = delta_out + i * n_out if delta_out != NULL else NULL
-        s = scale * (w[i] if w != NULL else 1)
-        row = 0
-        if loss == LOSS_BCE:
-            for k in range(n_out):
-                z = zi[k]
-                y = yi[k]
-                row += (z if z > 0 else 0) - y * z + log1p(_exp(-fabs(z)))
-                if di != NULL:
-                    di[k] = (sigmoid(z) - y) * s
-        elif loss == LOSS_CE:
-            zmax = zi[0]
+    cdef Py_ssize_t r, k, i
+    cdef double total = 0, part, zmax, sumexp, lse, res, d = param
+    cdef floating z, y, s, e, t_off, t_on
+    if loss == LOSS_CE:
+        t_off = <floating> (param / n_out)
+        t_on = <floating> (1 - param)
+        for r in range(m):
+            zmax = Z[r]
             for k in range(1, n_out):
-                if zi[k] > zmax:
-                    zmax = zi[k]
+                if Z[k * m + r] > zmax:
+                    zmax = Z[k * m + r]
             sumexp = 0
             for k in range(n_out):
-                sumexp += _exp(<floating> (zi[k] - zmax))
+                sumexp += _exp(<floating> (Z[k * m + r] - zmax))
             lse = zmax + log(sumexp)
-            t_off = <floating> (param / n_out)
-            t_on = <floating> (1 - param)
+            s = scale * (w[r] if w != NULL else 1)
+            part = 0
             for k in range(n_out):
-                y = t_on * yi[k] + t_off
-                row -= y * (zi[k] - lse)
-                if di != NULL:
-                    di[k] = (<floating> (_exp(<floating> (zi[k] - zmax)) / sumexp) - y) * s
-        elif loss == LOSS_MSE:
-            for k in range(n_out):
-                r = zi[k] - yi[k]
-                row += 0.5 * r * r
-                if di != NULL:
-                    di[k] = <floating> r * s
-        elif loss == LOSS_MAE:
-            for k in range(n_out):
-                r = zi[k] - yi[k]
-                row += fabs(r)
-                if di != NULL:
-                    di[k] = s if r > 0 else (-s if r < 0 else 0)
-        elif loss == LOSS_HUBER:
-            for k in range(n_out):
-                r = zi[k] - yi[k]
-                if fabs(r) <= d:
-                    row += 0.5 * r * r
+                i = k * m + r
+                y = t_on * Y[i] + t_off
+                part -= y * (Z[i] - lse)
+                if delta_out != NULL:
+                    delta_out[i] = (<floating> (_exp(<floating> (Z[i] - zmax)) / sumexp) - y) * s
+            total += part * (w[r] if w != NULL else 1)
+        return total
+    # Element-wise losses: one pass over the (n_out, m) block.
+    for k in range(n_out):
+        for r in range(m):
+            i = k * m + r
+            z = Z[i]
+            y = Y[i]
+            s = scale * (w[r] if w != NULL else 1)
+            if loss == LOSS_BCE:
+                e = _exp(-fabs(z))              # shared by the loss and sigmoid(z)
+                part = (z if z > 0 else 0) - y * z + log1p(e)
+                if delta_out != NULL:
+                    delta_out[i] = ((1 / (1 + e) if z >= 0 else e / (1 + e)) - y) * s
+            elif loss == LOSS_MSE:
+                res = z - y
+                part = 0.5 * res * res
+                if delta_out != NULL:
+                    delta_out[i] = <floating> res * s
+            elif loss == LOSS_MAE:
+                res = z - y
+                part = fabs(res)
+                if delta_out != NULL:
+                    delta_out[i] = s if res > 0 else (-s if res < 0 else 0)
+            else:   # LOSS_HUBER
+                res = z - y
+                if fabs(res) <= d:
+                    part = 0.5 * res * res
                 else:
-                    row += d * (fabs(r) - 0.5 * d)
-                if di != NULL:
-                    di[k] = <floating> (r if fabs(r) <= d else (d if r > 0 else -d)) * s
-        total += row * (w[i] if w != NULL else 1)
+                    part = d * (fabs(res) - 0.5 * d)
+                if delta_out != NULL:
+                    delta_out[i] = <floating> (res if fabs(res) <= d else (d if res > 0 else -d)) * s
+            total += part * (w[r] if w != NULL else 1)
     return total
 
 
 cdef void output_activation(int loss, floating* Z, Py_ssize_t m, Py_ssize_t n_out) noexcept nogil:
-    """Z := the output activation paired with the loss, in place (rows for softmax)."""
-    cdef Py_ssize_t i, k
+    """Z (n_out, m) := the output activation paired with the loss, in place (per sample for
+    softmax)."""
+    cdef Py_ssize_t r, k
     cdef floating zmax
     cdef double total
-    cdef floating* zi
     if loss == LOSS_BCE:
-        for i in range(m * n_out):
-            Z[i] = sigmoid(Z[i])
+        for r in range(m * n_out):
+            Z[r] = sigmoid(Z[r])
     elif loss == LOSS_CE:
-        for i in range(m):
-            zi = Z + i * n_out
-            zmax = zi[0]
+        for r in range(m):
+            zmax = Z[r]
             for k in range(1, n_out):
-                if zi[k] > zmax:
-                    zmax = zi[k]
+                if Z[k * m + r] > zmax:
+                    zmax = Z[k * m + r]
             total = 0
             for k in range(n_out):
-                zi[k] = _exp(<floating> (zi[k] - zmax))
-                total += zi[k]
+                Z[k * m + r] = _exp(<floating> (Z[k * m + r] - zmax))
+                total += Z[k * m + r]
             for k in range(n_out):
-                zi[k] = <floating> (zi[k] / total)
+                Z[k * m + r] = <floating> (Z[k * m + r] / total)
 
 
 def loss_delta_py(int loss, const floating[:, ::1] Z, const floating[:, ::1] Y,
                   const floating[::1] sample_weight=None, double param=0.0,
                   floating[:, ::1] delta_out=None):
-    """Python twin of ``loss_delta`` (tests): return sum_i w_i l_i / m over the m rows and,
-    unless delta_out is None, fill it with the gradient of that value with respect to Z."""
+    """Python twin of ``loss_delta`` (tests), on row-major (m, n_out) arrays: return
+    sum_r w_r l_r / m and, unless delta_out is None, fill it with the gradient of that value
+    with respect to Z."""
     if Z.shape[0] != Y.shape[0] or Z.shape[1] != Y.shape[1] or Z.shape[0] == 0:
         raise ValueError(f"Z {(Z.shape[0], Z.shape[1])} and Y {(Y.shape[0], Y.shape[1])} must "
                          "have one non-empty shape")
     if loss not in LOSS_IDS.values():
         raise ValueError(f"unknown loss id {loss}; valid ids: {LOSS_IDS}")
-    cdef Py_ssize_t m = Z.shape[0]
-    cdef floating* d = NULL
-    cdef const floating* w = NULL
+    cdef Py_ssize_t m = Z.shape[0], n_out = Z.shape[1]
+    if delta_out is not None and (delta_out.shape[0] != m or delta_out.shape[1] != n_out):
+        raise ValueError("delta_out must have Z's shape")
+    if sample_weight is not None and sample_weight.shape[0] != m:
+        raise ValueError(f"sample_weight must have {m} entries")
+    cdef floating[:, ::1] Zt = np.array(np.asarray(Z).T, order="C")
+    cdef floating[:, ::1] Yt = np.array(np.asarray(Y).T, order="C")
+    cdef floating[:, ::1] dt = None if delta_out is None else np.empty_like(Zt)
+    cdef floating* d = NULL if delta_out is None else &dt[0, 0]
+    cdef const floating* w = NULL if sample_weight is None else &sample_weight[0]
     cdef double total
-    if delta_out is not None:
-        if delta_out.shape[0] != m or delta_out.shape[1] != Z.shape[1]:
-            raise ValueError("delta_out must have Z's shape")
-        d = &delta_out[0, 0]
-    if sample_weight is not None:
-        if sample_weight.shape[0] != m:
-            raise ValueError(f"sample_weight must have {m} entries")
-        w = &sample_weight[0]
     with nogil:
-        total = loss_delta(loss, param, &Z[0, 0], &Y[0, 0], w, m, Z.shape[1],
+        total = loss_delta(loss, param, &Zt[0, 0], &Yt[0, 0], w, m, n_out,
                            <floating> (1.0 / m), d)
+    if delta_out is not None:
+        np.asarray(delta_out)[...] = np.asarray(dt).T
     return total / m
 
 
 def output_activation_py(int loss, floating[:, ::1] Z):
-    """Python twin of ``output_activation`` (tests), in place on Z."""
+    """Python twin of ``output_activation`` (tests), in place on a row-major (m, n_out) Z."""
     if loss not in LOSS_IDS.values():
         raise ValueError(f"unknown loss id {loss}; valid ids: {LOSS_IDS}")
     if Z.shape[0] == 0:
         return
+    cdef floating[:, ::1] Zt = np.array(np.asarray(Z).T, order="C")
     with nogil:
-        output_activation(loss, &Z[0, 0], Z.shape[0], Z.shape[1])
+        output_activation(loss, &Zt[0, 0], Z.shape[0], Z.shape[1])
+    np.asarray(Z)[...] = np.asarray(Zt).T

@@ -4,8 +4,9 @@ A ``Network`` describes a model once per fit: topology, activations, batch norma
 dropout per hidden layer, loss, penalties, optimizer and clipping, and where each buffer lives in
 the flat parameter vector ``theta``, in the optimizer state, in the batch-norm running statistics
 and in one flat workspace that the caller allocates once. ``train_epochs`` then runs any number of
-epochs in one call with the GIL released. For every batch it gathers the rows in the given order
-and runs:
+epochs in one call with the GIL released. For every batch it gathers the rows in the given order,
+transposed: the kernels hold a batch feature-major, (units, m), so that every inner loop runs over
+the batch (see ``_dense``). Then it runs:
 
     forward    A[k+1] = dropout(f_k(bn_k(A[k] @ W[k] + b[k])))     (_dense, _batchnorm, _dropout)
     loss       delta = w_i / m * dl/dz at the output               (_loss)
@@ -250,8 +251,9 @@ cdef enum Mode:
 cdef void forward(const Net* net, const floating* theta, floating* bn_state, const floating* A0,
                   floating* ws, Py_ssize_t m, Mode mode, uint64_t seed,
                   uint64_t step) noexcept nogil:
-    """A[k+1] := dropout(f_k(bn_k(A[k] @ W[k] + b[k]))) for every layer; A[0] is A0 (m rows);
-    the last layer's output is its logits. Outside PREDICT, D[k] := f'(.) for backward."""
+    """A[k+1] := dropout(f_k(bn_k(W[k].T @ A[k] + b[k]))) for every layer, feature-major; A[0]
+    is A0 (sizes[0], m); the last layer's output is its logits. Outside PREDICT, D[k] := f'(.)
+    for backward."""
     cdef int k
     cdef Py_ssize_t width
     cdef const floating* A_in = A0
@@ -277,7 +279,7 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
                                  ws + net.istd_off[k])
             activate(net.act[k], <floating> net.act_param[k], Z, D, m * width)
         if mode == TRAIN and net.dropout[k] > 0:
-            dropout_apply(Z, D, m * width, net.dropout[k], seed, step, k)
+            dropout_apply(Z, D, m, width, net.dropout[k], seed, step, k)
         A_in = Z
 
 
@@ -336,12 +338,26 @@ cdef double penalty(const Net* net, const floating* theta) noexcept nogil:
     return total
 
 
-cdef void gather_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t m,
-                      Py_ssize_t width, floating* out) noexcept nogil:
-    """out[i, :] := src[rows[i], :] for i < m."""
-    cdef Py_ssize_t i
+cdef void gather_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t first,
+                      Py_ssize_t m, Py_ssize_t width, floating* out) noexcept nogil:
+    """out[j, i] := src[rows[i], j] for i < m, j < width: the batch's rows, feature-major.
+
+    With rows NULL, the rows first, first + 1, ..., first + m - 1."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
     for i in range(m):
-        memcpy(out + i * width, src + rows[i] * width, width * sizeof(floating))
+        row = src + (rows[i] if rows != NULL else first + i) * width
+        for j in range(width):
+            out[j * m + i] = row[j]
+
+
+cdef void scatter_rows(const floating* block, Py_ssize_t m, Py_ssize_t width,
+                       floating* out) noexcept nogil:
+    """out[i, j] := block[j, i]: a feature-major (width, m) block back to m row-major rows."""
+    cdef Py_ssize_t i, j
+    for j in range(width):
+        for i in range(m):
+            out[i * width + j] = block[j * m + i]
 
 
 cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -392,10 +408,10 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
         start = 0
         while start < n:
             m = batch_size if start + batch_size <= n else n - start
-            gather_rows(X, order + start, m, n_in, A0)
-            gather_rows(Y, order + start, m, n_out, Yb)
+            gather_rows(X, order + start, 0, m, n_in, A0)
+            gather_rows(Y, order + start, 0, m, n_out, Yb)
             if Wb != NULL:
-                gather_rows(sample_weight, order + start, m, 1, Wb)
+                gather_rows(sample_weight, order + start, 0, m, 1, Wb)
             forward(net, theta, bn_state, A0, ws, m, TRAIN, seed, <uint64_t> step[0])
             batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb,
                                     Wb, m, n_out, <floating> (1.0 / m), ws + net.delta_off0)
@@ -501,11 +517,13 @@ def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] 
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        forward(net, &theta[0], bn_ptr, &X[0, 0], ws, m, GRADIENT, 0, 0)
-        total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], &Y[0, 0],
-                           sw_ptr, m, net.sizes[net.n_layers], <floating> (1.0 / m),
-                           ws + net.delta_off0)
-        backward(net, &theta[0], &X[0, 0], ws, m, &grad_out[0])
+        gather_rows(&X[0, 0], NULL, 0, m, net.sizes[0], ws + net.a_off[0])
+        gather_rows(&Y[0, 0], NULL, 0, m, net.sizes[net.n_layers], ws + net.y_off)
+        forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, GRADIENT, 0, 0)
+        total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
+                           ws + net.y_off, sw_ptr, m, net.sizes[net.n_layers],
+                           <floating> (1.0 / m), ws + net.delta_off0)
+        backward(net, &theta[0], ws + net.a_off[0], ws, m, &grad_out[0])
         total = total / m + penalty(net, &theta[0])
     return total
 
@@ -526,10 +544,11 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            forward(net, &theta[0], bn_ptr, &X[start, 0], ws, m, PREDICT, 0, 0)
+            gather_rows(&X[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, PREDICT, 0, 0)
             if not logits:
                 output_activation(net.loss, last, m, n_out)
-            memcpy(&out[start, 0], last, m * n_out * sizeof(floating))
+            scatter_rows(last, m, n_out, &out[start, 0])
             start += m
 
 
@@ -550,9 +569,11 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            forward(net, &theta[0], bn_ptr, &X[start, 0], ws, m, PREDICT, 0, 0)
+            gather_rows(&X[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+            gather_rows(&Y[0, 0], NULL, start, m, n_out, ws + net.y_off)
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, PREDICT, 0, 0)
             total += loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
-                                &Y[start, 0], sw_ptr + start if sw_ptr != NULL else NULL,
+                                ws + net.y_off, sw_ptr + start if sw_ptr != NULL else NULL,
                                 m, n_out, <floating> 1, <floating*> NULL)
             start += m
         total = total / n + penalty(net, &theta[0])
