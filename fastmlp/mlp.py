@@ -316,8 +316,11 @@ class MLP:
         if X.shape[1] != self.sizes[0]:
             raise ValueError(f"X has {X.shape[1]} features but the model's layer_sizes[0] is "
                              f"{self.sizes[0]}")
-        with np.errstate(over="ignore"):     # values beyond float32's range: reported below
-            X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.dtype != self.dtype:
+            with np.errstate(over="ignore"):     # values beyond float32's range: reported below
+                X = np.ascontiguousarray(X, dtype=self.dtype)
+        else:
+            X = np.ascontiguousarray(X)
         if not _train.all_finite(X):
             row = int(np.argwhere(~np.isfinite(X))[0][0])
             raise ValueError(f"X contains NaN or infinity (first at row {row}"
@@ -440,14 +443,24 @@ class MLP:
     # -- the engine ---------------------------------------------------------------------------
 
     def _network(self, max_batch):
+        """The engine's description of this model for batches of up to ``max_batch`` rows,
+        built once per configuration (hyperparameters may be changed between calls)."""
         opt = self.optimizer
         loss_param = (self.label_smoothing if self._task == "multiclass" else
                       self.huber_delta if self.loss_name == "huber" else 0.0)
-        return _train.Network(
-            self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
-            self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
-            optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
-            clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0)
+        key = (max_batch, loss_param, self.l1, self.l2, tuple(self.batch_norm),
+               tuple(self.dropout), opt.kernel_id, tuple(opt.hyper), opt.weight_decay,
+               self.clip_norm, self.clip_value)
+        cache = self.__dict__.setdefault("_networks", {})
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.clear()
+            cache[key] = _train.Network(
+                self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
+                self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
+                optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
+                clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0)
+        return cache[key]
 
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""

@@ -91,10 +91,10 @@ def test_parity_with_reference_float64(binary_data, sizes, activation, l2, lr_de
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("batch_size", [None, 32])
 def test_parity_when_layers_use_blas(binary_data, activation, batch_size):
-    sizes = [30, 80, 70, 1]
-    # 30*80 and 70*1 are below the BLAS threshold (hand loops), 80*70 is above it (gemm).
+    sizes = [30, 80, 3, 1]
+    # 30*80 is above the BLAS threshold (gemm); 80*3 and 3*1 are below it (hand loops).
     layout = _train.Network(sizes, [2, 2], None, 0, 0.0, 0.0, 0.0, 1)
-    assert layout.blas.tolist() == [0, 1, 0]
+    assert layout.blas.tolist() == [1, 0, 0]
     # n=80: full batch, or 32 + 32 + 16. (Full batches of 100 rows cross OpenBLAS's threading
     # threshold, which costs ~50 ms per product on a busy 2-core machine.)
     model, ref = train_both(binary_data, sizes, activation, 0.01, 0.9, batch_size, n=80)

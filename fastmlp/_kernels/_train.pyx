@@ -41,7 +41,7 @@ cpdef enum Status:
     NONFINITE_PARAMS = 2
 
 # A layer goes to BLAS when n_in * n_out reaches this; below it the hand-written loops win.
-DEFAULT_BLAS_MIN_WORK = 4096
+DEFAULT_BLAS_MIN_WORK = 256
 _MAX_HYPER = 8
 
 
