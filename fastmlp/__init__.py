@@ -13,6 +13,7 @@ GIL, and a NumPy reference (``fastmlp.reference``) that they match to 1e-10.
 [0, 1, 1, 0]
 """
 from .mlp import MLP
+from .io import load
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "__version__"]
+__all__ = ["MLP", "load", "__version__"]
