@@ -13,6 +13,8 @@ GIL, and a NumPy reference (``fastmlp.reference``) that they match to 1e-10.
 [0, 1, 1, 0]
 """
 from .mlp import MLP
+from .io import load
+from .gradcheck import check_gradients
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "__version__"]
+__all__ = ["MLP", "load", "check_gradients", "__version__"]

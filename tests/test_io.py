@@ -1,0 +1,424 @@
+"""Model files (fastmlp.io): exact round trips for every task, resumable training, atomic
+writes, and clear errors for files that are truncated, corrupted, edited, foreign or newer."""
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import MLP
+from fastmlp.io import FORMAT_NAME, FORMAT_VERSION, _digest
+from fastmlp.schedules import LambdaSchedule
+
+
+def _data(task, n=60, n_features=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features))
+    if task == "binary":
+        y = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    elif task == "multiclass":
+        y = np.array(["cat", "dog", "emu"])[np.argmax(X[:, :3] + 0.3 * rng.normal(size=(n, 3)), axis=1)]
+    elif task == "multilabel":
+        y = (X[:, :3] + 0.3 * rng.normal(size=(n, 3)) > 0).astype(int)
+    elif task == "regression":
+        y = X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=n)
+    else:
+        y = X @ rng.normal(size=(n_features, 2))
+    return X, y
+
+
+# Every task, with settings that exercise every part of the stored configuration and state.
+CASES = {
+    "binary": ("binary", dict(layer_sizes=[4, 6, 1], lr=0.3, l2=0.01)),
+    "multiclass_strings": ("multiclass", dict(
+        layer_sizes=[4, 8, 3], optimizer=fastmlp.optimizers.Momentum(0.8), label_smoothing=0.1,
+        hidden_activation=[("leaky_relu", 0.2)], schedule=fastmlp.schedules.Cosine(10))),
+    "multilabel": ("multilabel", dict(
+        layer_sizes=[4, 7, 5, 3], loss="binary_crossentropy", optimizer="rmsprop", l1=0.001, lr=0.01,
+        hidden_activation=["tanh", ("elu", 0.5)], init="xavier_uniform", clip_value=0.5)),
+    "regression": ("regression", dict(
+        layer_sizes=[4, 6, 1], loss="huber", huber_delta=0.7, lr=0.01,
+        optimizer=fastmlp.optimizers.AdamW(weight_decay=0.05),
+        schedule=fastmlp.schedules.StepDecay(2, gamma=0.5))),
+    "regression_multi_output": ("regression_multi", dict(
+        layer_sizes=[4, 6, 2], loss="squared_error", optimizer="nesterov", lr=0.01, lr_decay=0.9,
+        clip_norm=1.0, dtype=np.float32)),
+    "batch_norm_dropout_adam": ("multiclass", dict(
+        layer_sizes=[4, 8, 6, 3], optimizer="adam", lr=0.01, batch_norm=[True, False],
+        dropout=[0.2, 0.1], early_stopping=True, patience=3, validation_fraction=0.2,
+        schedule="plateau", hidden_activation="gelu")),
+}
+
+
+def _trained(case, epochs=4):
+    task, kwargs = CASES[case]
+    X, y = _data(task)
+    model = MLP(seed=5, **kwargs)
+    model.train(X, y, epochs=epochs, batch_size=16, verbose=False)
+    return model, X, y
+
+
+def _save_all_ways(model, tmp_path):
+    """Save with fastmlp.io.save, and with MLP.save when the model has it; the files agree."""
+    path = tmp_path / "model.npz"
+    fastmlp.io.save(model, path)
+    if hasattr(model, "save"):
+        other = tmp_path / "via_method.npz"
+        model.save(other)
+        assert other.read_bytes() == path.read_bytes()
+    return path
+
+
+def _assert_same_state(loaded, model):
+    for name in ("params", "bn_state", "_opt_state", "_step"):
+        a, b = getattr(loaded, name), getattr(model, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    if model.classes_ is None:
+        assert loaded.classes_ is None
+    else:
+        assert loaded.classes_.dtype == model.classes_.dtype
+        assert np.array_equal(loaded.classes_, model.classes_)
+    assert loaded.history == model.history
+    assert repr(loaded) == repr(model)
+    for name in ("sizes", "base_lr", "lr", "l1", "l2", "lr_decay", "loss_name", "dtype",
+                 "optimizer", "clip_norm", "clip_value", "dropout", "batch_norm", "init",
+                 "label_smoothing", "huber_delta", "early_stopping", "validation_fraction",
+                 "patience", "min_delta", "hidden_activation"):
+        assert getattr(loaded, name) == getattr(model, name), name
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_round_trip_predicts_exactly_and_resumes_training_exactly(case, tmp_path):
+    model, X, y = _trained(case)
+    path = _save_all_ways(model, tmp_path)
+    loaded = fastmlp.load(path)
+
+    _assert_same_state(loaded, model)
+    assert np.array_equal(loaded.forward(X), model.forward(X))
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.predict(X).dtype == model.predict(X).dtype
+
+    # Optimizer state, step, generator and rate are restored: training on continues identically
+    # (same shuffle orders, dropout masks, Adam bias correction, validation split).
+    model.train(X, y, epochs=3, batch_size=16, verbose=False)
+    loaded.train(X, y, epochs=3, batch_size=16, verbose=False)
+    assert np.array_equal(loaded.params, model.params)
+    assert np.array_equal(loaded.bn_state, model.bn_state)
+    assert loaded.history == model.history
+
+
+def test_untrained_model_round_trips(tmp_path):
+    model = MLP([3, 4, 2], seed=0, loss="categorical_crossentropy")
+    path = _save_all_ways(model, tmp_path)
+    loaded = fastmlp.load(path)
+    _assert_same_state(loaded, model)
+
+
+def test_the_file_is_a_documented_npz_without_pickles(tmp_path):
+    model, X, y = _trained("multiclass_strings")
+    path = _save_all_ways(model, tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["bn_state", "classes", "metadata", "opt_state",
+                                         "params", "sha256", "step"]
+        metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
+        assert archive["classes"].dtype.kind == "U"
+        assert np.array_equal(archive["params"], model.params)
+    assert metadata["format"] == FORMAT_NAME and metadata["format_version"] == FORMAT_VERSION == 1
+    assert metadata["fastmlp_version"] == fastmlp.__version__
+    config = metadata["config"]
+    assert config["layer_sizes"] == [4, 8, 3]
+    assert config["optimizer"] == {"name": "momentum", "params": {"momentum": 0.8}}
+    assert config["schedule"] == {"name": "cosine",
+                                  "params": {"total_epochs": 10, "min_lr": 0.0, "warmup_epochs": 0}}
+    assert config["hidden_activation"] == [{"name": "leaky_relu", "param": 0.2}]
+    # The file holds no pickle: every member loads with allow_pickle=False, which would refuse
+    # object arrays, and the zip holds only .npy members.
+    assert sorted(zipfile.ZipFile(path).namelist()) == sorted(
+        f"{n}.npy" for n in ["bn_state", "classes", "metadata", "opt_state", "params", "sha256",
+                             "step"])
+
+
+def test_path_is_used_exactly_and_existing_file_replaced(tmp_path):
+    model, X, y = _trained("binary")
+    path = tmp_path / "no_suffix"
+    fastmlp.io.save(model, str(path))
+    assert os.listdir(tmp_path) == ["no_suffix"]
+    first = path.read_bytes()
+    model.train(X, y, epochs=1, verbose=False)
+    fastmlp.io.save(model, path)
+    assert path.read_bytes() != first
+    assert np.array_equal(fastmlp.load(path).params, model.params)
+    assert os.listdir(tmp_path) == ["no_suffix"]
+
+
+def test_new_file_gets_the_usual_permissions_and_replacement_keeps_them(tmp_path):
+    model = MLP([2, 1], seed=0)
+    umask = os.umask(0o022)
+    try:
+        fastmlp.io.save(model, tmp_path / "a.npz")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+    os.chmod(tmp_path / "a.npz", 0o600)
+    fastmlp.io.save(model, tmp_path / "a.npz")
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o600
+
+
+def test_object_labels_that_are_strings_are_stored_as_strings(tmp_path):
+    X, y = _data("multiclass")
+    model = MLP([4, 5, 3], seed=0).fit(X, y.astype(object), epochs=2, verbose=False)
+    assert model.classes_.dtype == object
+    fastmlp.io.save(model, tmp_path / "m.npz")
+    loaded = fastmlp.load(tmp_path / "m.npz")
+    assert loaded.classes_.dtype.kind == "U"
+    assert loaded.predict(X).tolist() == model.predict(X).tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# What cannot be saved: refused before anything is written
+# --------------------------------------------------------------------------------------------
+
+def test_function_schedule_refuses_to_save(tmp_path):
+    model = MLP([2, 3, 1], seed=0, schedule=lambda epoch: 0.1 / epoch)
+    assert isinstance(model.schedule, LambdaSchedule)
+    with pytest.raises(ValueError, match="named schedule"):
+        fastmlp.io.save(model, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_custom_optimizer_refuses_to_save(tmp_path):
+    class Mine(fastmlp.optimizers.SGD):
+        pass
+
+    with pytest.raises(ValueError, match="built-in optimizers"):
+        fastmlp.io.save(MLP([2, 1], seed=0, optimizer=Mine()), tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unstorable_object_labels_refuse_to_save(tmp_path):
+    model = MLP([2, 2], seed=0)
+    model.classes_ = np.array([None, 1], dtype=object)
+    with pytest.raises(ValueError, match="object dtype"):
+        fastmlp.io.save(model, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_needs_an_mlp(tmp_path):
+    with pytest.raises(TypeError, match="fastmlp.MLP"):
+        fastmlp.io.save({"W": [1]}, tmp_path / "m.npz")
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+
+def _fail_savez_mid_way(file, **arrays):
+    """Write part of an archive, as a crash would, then fail."""
+    file.write(b"PK\x03\x04 half an archive")
+    raise OSError("disk full")
+
+
+@pytest.mark.parametrize("breaks", ["savez", "replace", "fsync"])
+def test_failing_save_leaves_old_file_intact_and_no_temporary_files(breaks, tmp_path,
+                                                                     monkeypatch):
+    old, X, y = _trained("binary")
+    path = tmp_path / "model.npz"
+    fastmlp.io.save(old, path)
+    before = path.read_bytes()
+    new = MLP([4, 6, 1], seed=99)
+
+    def fail(*args, **kwargs):
+        raise OSError(f"{breaks} failed")
+
+    if breaks == "savez":
+        monkeypatch.setattr(np, "savez", _fail_savez_mid_way)
+    else:
+        monkeypatch.setattr(os, breaks, fail)
+    with pytest.raises(OSError):
+        fastmlp.io.save(new, path)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]
+    assert np.array_equal(fastmlp.load(path).params, old.params)
+
+
+def test_interrupted_save_cleans_up(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fastmlp.io.save(MLP([2, 1], seed=0), tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Files that must not load
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def saved(tmp_path):
+    """A saved multi-class model: (path, model, the archive's members)."""
+    model, X, y = _trained("multiclass_strings")
+    path = tmp_path / "model.npz"
+    fastmlp.io.save(model, path)
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    return path, model, members
+
+
+def _rewrite(path, members, metadata=None, reseal=False):
+    """Write ``members`` (with ``metadata`` as JSON if given) to ``path``; ``reseal``
+    recomputes the checksum, as a careful editor would."""
+    members = dict(members)
+    if metadata is not None:
+        text = metadata if isinstance(metadata, str) else json.dumps(metadata)
+        members["metadata"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    if reseal:
+        members.pop("sha256")
+        members["sha256"] = np.array(_digest(members))
+    np.savez(path, **members)
+
+
+def _metadata(members):
+    return json.loads(members["metadata"].tobytes().decode())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        fastmlp.load(tmp_path / "absent.npz")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99, 0.0])
+def test_truncated_file(saved, keep):
+    path = saved[0]
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ValueError, match=r"cannot load .*model\.npz.*truncated"):
+        fastmlp.load(path)
+
+
+def test_flipped_byte_inside_the_archive(saved):
+    path, model, _ = saved
+    data = bytearray(path.read_bytes())
+    marker = model.params.tobytes()[:16]
+    at = bytes(data).index(marker)
+    data[at + 3] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupted or was modified"):
+        fastmlp.load(path)
+
+
+def test_changed_array_with_the_old_checksum(saved):
+    path, model, members = saved
+    params = members["params"].copy()
+    params[7] += 1e-12
+    _rewrite(path, dict(members, params=params))
+    with pytest.raises(ValueError, match="corrupted or was modified.*checksum"):
+        fastmlp.load(path)
+
+
+def test_edited_metadata_with_the_old_checksum(saved):
+    path, model, members = saved
+    metadata = _metadata(members)
+    metadata["config"]["l2"] = 0.5
+    _rewrite(path, members, metadata)
+    with pytest.raises(ValueError, match="corrupted or was modified.*checksum"):
+        fastmlp.load(path)
+
+
+def test_bad_json(saved):
+    path, _, members = saved
+    _rewrite(path, members, '{"format": "fastmlp-model", ')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        fastmlp.load(path)
+
+
+def test_wrong_format_name(saved):
+    path, _, members = saved
+    _rewrite(path, members, dict(_metadata(members), format="keras-model"))
+    with pytest.raises(ValueError, match="not a fastmlp model file.*keras-model"):
+        fastmlp.load(path)
+
+
+def test_future_format_version(saved):
+    path, _, members = saved
+    _rewrite(path, members, dict(_metadata(members), format_version=FORMAT_VERSION + 1),
+             reseal=True)
+    with pytest.raises(ValueError, match="newer fastmlp.*format version 2.*Upgrade"):
+        fastmlp.load(path)
+
+
+def test_missing_member(saved):
+    path, _, members = saved
+    members = dict(members)
+    del members["opt_state"]
+    _rewrite(path, members)
+    with pytest.raises(ValueError, match="lacks opt_state"):
+        fastmlp.load(path)
+
+
+def test_arrays_that_do_not_fit_the_configuration(saved):
+    path, _, members = saved
+    metadata = _metadata(members)
+    metadata["config"]["layer_sizes"] = [4, 9, 3]
+    _rewrite(path, members, metadata, reseal=True)
+    with pytest.raises(ValueError, match=r"inconsistent: params has dtype float64 and shape "
+                                         r"\(67,\); the stored configuration needs .*\(75,\)"):
+        fastmlp.load(path)
+
+
+def test_invalid_stored_setting(saved):
+    path, _, members = saved
+    metadata = _metadata(members)
+    metadata["config"]["optimizer"] = {"name": "adam", "params": {"beta1": 2.0}}
+    _rewrite(path, members, metadata, reseal=True)
+    with pytest.raises(ValueError, match="inconsistent: Adam: beta1 must be"):
+        fastmlp.load(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, world\n", b"\x93NUMPY junk"],
+                         ids=["empty", "text", "npy-magic"])
+def test_files_that_are_not_archives(tmp_path, content):
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="cannot load .*not a fastmlp model file"):
+        fastmlp.load(path)
+
+
+def test_a_plain_npy_array(tmp_path):
+    path = tmp_path / "m.npy"
+    np.save(path, np.arange(3.0))
+    with pytest.raises(ValueError, match="a single NumPy array"):
+        fastmlp.load(path)
+
+
+class _Payload:
+    """Unpickling this would run code: it records that it ran."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (_Payload._run, ())
+
+    @staticmethod
+    def _run():
+        _Payload.ran = True
+        return "boom"
+
+
+def test_pickled_member_is_refused_without_running_it(saved):
+    path, _, members = saved
+    with open(path, "wb") as f:
+        np.savez(f, **dict(members, params=np.array([_Payload()], dtype=object)))
+    assert b"_Payload" in path.read_bytes()
+    with pytest.raises(ValueError, match="corrupted or was modified: member 'params'"):
+        fastmlp.load(path)
+    assert not _Payload.ran
+    pickle.loads(pickle.dumps(_Payload()))           # the payload does run when unpickled
+    assert _Payload.ran
+    _Payload.ran = False
