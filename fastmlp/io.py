@@ -112,6 +112,8 @@ def _encode_optimizer(optimizer):
 
 
 def _encode_schedule(schedule):
+    if schedule == "cosine":            # annealed over each train call's epochs
+        return {"name": "cosine", "params": None}
     if isinstance(schedule, _schedules.LambdaSchedule) or \
             _schedules.SCHEDULES.get(schedule.name) is not type(schedule):
         raise ValueError(f"cannot save a model whose schedule is {schedule!r}: a function or a "
@@ -399,7 +401,8 @@ def _rebuild(metadata, arrays):
     config.update(
         hidden_activation=_decode_activation(config["hidden_activation"]),
         optimizer=_optimizers.get_optimizer(optimizer["name"], **optimizer["params"]),
-        schedule=_schedules.get_schedule(schedule["name"], **schedule["params"]))
+        schedule=("cosine" if schedule["params"] is None and schedule["name"] == "cosine"
+                  else _schedules.get_schedule(schedule["name"], **schedule["params"])))
     if config["dtype"] not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32'; got {config['dtype']!r}")
     model = MLP(**config)               # draws initial weights, overwritten below
@@ -407,7 +410,7 @@ def _rebuild(metadata, arrays):
     lr = metadata["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
-    model.lr = float(lr)
+    model.lr = model._lr_set = float(lr)
 
     for name, target in (("params", model.params), ("bn_state", model.bn_state),
                          ("opt_state", model._opt_state)):

@@ -146,9 +146,11 @@ class MLP:
         "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", or an instance
         such as ``fastmlp.optimizers.Adam(beta1=0.9)`` for non-default parameters.
     schedule : str, callable or fastmlp.schedules.Schedule, optional
-        The learning-rate schedule between epochs: "constant", "exponential", "step",
-        "invscaling", "cosine", "plateau", a ``Schedule`` instance, or a function
-        ``epoch -> rate``. Default: constant (or exponential when ``lr_decay`` is set).
+        The learning-rate schedule between epochs: "constant", "invscaling", "plateau",
+        "cosine" (annealed over each ``train`` call's epochs), a ``fastmlp.schedules``
+        instance (``StepDecay(10)``, ``Cosine(100, warmup_epochs=5)``, ...; needed for
+        schedules with required parameters), or a function ``epoch -> rate``. Default:
+        constant (or exponential when ``lr_decay`` is set).
     clip_norm, clip_value : float or None, default None
         Clip the gradient to this global L2 norm, and/or every entry to ``[-clip_value,
         clip_value]``, before each update.
@@ -188,7 +190,9 @@ class MLP:
         For categorical cross-entropy, the labels the outputs stand for (set by the first
         ``train``).
     lr : float
-        The rate of the last epoch trained (``base_lr`` before any training).
+        The rate of the last epoch trained (``base_lr`` before any training). Assigning it
+        sets the base rate of later ``train`` calls, as does assigning ``lr_decay`` its decay
+        (the lecture's SimpleMLP reads both in ``train``).
     history : dict of lists
         After ``train``, per epoch: "loss" (mean batch loss plus the penalty at the epoch's
         end), "lr", and with validation data "val_loss" and "val_metric" (accuracy for
@@ -239,8 +243,9 @@ class MLP:
         if schedule is not None and lr_decay is not None:
             raise ValueError("give either lr_decay or schedule, not both "
                              "(lr_decay=d is schedule=ExponentialDecay(d))")
-        self.schedule = (_schedules.ExponentialDecay(self.lr_decay) if lr_decay is not None
-                         else _schedules.get_schedule(schedule))
+        # "cosine" alone anneals over each train call's epochs; other names resolve now.
+        self.schedule = schedule if schedule == "cosine" else _schedules.get_schedule(schedule)
+        self._lr_set = self.lr
         self.optimizer = _optimizers.get_optimizer(optimizer)
         self.clip_norm = None if clip_norm is None else _check_real("clip_norm", clip_norm, 0, low_open=True)
         self.clip_value = None if clip_value is None else _check_real("clip_value", clip_value, 0, low_open=True)
@@ -470,10 +475,16 @@ class MLP:
         _train.predict(net, self.params, self.bn_state, X, workspace, out)
         return out
 
-    def _objective(self, X, Y, w):
+    def _objective(self, X, Y, w, out=None):
         net = self._network(min(X.shape[0], _PREDICT_CHUNK))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
-        return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace)
+        return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace, out)
+
+    def _evaluate(self, X, Y, rows):
+        """The objective and the metric (see ``_metric``) on encoded targets, from one pass."""
+        out = np.empty_like(Y)
+        loss = self._objective(X, Y, None, out)
+        return loss, self._metric(X, Y, rows, out)
 
     def _snapshot(self):
         return self.params.copy(), self.bn_state.copy()
@@ -481,9 +492,10 @@ class MLP:
     def _restore(self, state):
         self.params[:], self.bn_state[:] = state
 
-    def _metric(self, X, Y, rows):
-        """Accuracy for classification, R^2 for regression (on encoded targets)."""
-        out = self._predict_raw(X)
+    def _metric(self, X, Y, rows, out=None):
+        """Accuracy for classification, R^2 for regression (on encoded targets); ``out``: the
+        model's outputs on X when already computed."""
+        out = self._predict_raw(X) if out is None else out
         if self._task == "regression":
             ss_res = ((Y - out) ** 2).sum(axis=0)
             ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -573,19 +585,26 @@ class MLP:
             validation = (X_val, Y_val, rows_val)
         callbacks = [as_callback(c) for c in (callbacks or [])]
         batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
-        # Every check has passed: from here on the model changes.
-        self.classes_ = classes
+        schedule = self._resolve_schedule(epochs)
         if self.early_stopping:
             if validation is None:
-                X, Y, w, rows, X_val, Y_val, rows_val = self._split_validation(X, Y, w, rows)
+                state = self._rng.bit_generator.state
+                try:
+                    X, Y, w, rows, X_val, Y_val, rows_val = self._split_validation(X, Y, w, rows)
+                except ValueError:
+                    self._rng.bit_generator.state = state
+                    raise
                 validation = (X_val, Y_val, rows_val)
                 n = X.shape[0]
             callbacks.append(EarlyStopping("val_loss", self.patience, self.min_delta))
             batch = min(batch, n)
+        # Every check has passed: from here on the model changes.
+        self.classes_ = classes
+        if self.lr != self._lr_set:       # lr assigned since: the new base rate, as in the lecture
+            self.base_lr = self.lr
 
         rng = self._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
         seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
-        schedule = self.schedule
         schedule.reset()
         per_epoch = verbose or callbacks or validation is not None or schedule.adaptive
         all_rates = None if schedule.adaptive else schedule.rates(self.base_lr, epochs)
@@ -618,7 +637,7 @@ class MLP:
                 history["loss"] += losses[first:first + done].tolist()
                 history["lr"] += rates[:done].tolist()
                 if done:
-                    self.lr = float(rates[done - 1])
+                    self.lr = self._lr_set = float(rates[done - 1])
                 if status != _train.Status.OK:
                     raise ValueError(
                         f"training diverged in epoch {first + done + 1}: the "
@@ -631,8 +650,7 @@ class MLP:
                     continue
                 logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
                 if validation is not None:
-                    logs["val_loss"] = self._objective(validation[0], validation[1], None)
-                    logs["val_metric"] = self._metric(*validation)
+                    logs["val_loss"], logs["val_metric"] = self._evaluate(*validation)
                     history["val_loss"].append(logs["val_loss"])
                     history["val_metric"].append(logs["val_metric"])
                 schedule.observe(first, logs.get("val_loss", logs["loss"]))
@@ -643,6 +661,18 @@ class MLP:
         finally:
             for c in callbacks:
                 c.on_train_end(self)
+
+    def _resolve_schedule(self, epochs):
+        """The schedule of a train call: ``lr_decay`` (read at every call, as the lecture's
+        SimpleMLP does) or ``schedule``."""
+        if self.lr_decay is not None:
+            if not isinstance(self.schedule, _schedules.Constant):
+                raise ValueError("give either lr_decay or schedule, not both "
+                                 "(lr_decay=d is schedule=ExponentialDecay(d))")
+            return _schedules.ExponentialDecay(self.lr_decay)
+        if self.schedule == "cosine":
+            return _schedules.Cosine(total_epochs=epochs)
+        return self.schedule
 
     def _print_epoch(self, epoch, epochs, logs, elapsed):
         width = len(str(epochs))
@@ -755,6 +785,19 @@ class MLP:
         X = self._check_X(X)
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         return self._objective(X, Y, self._sample_weights(sample_weight, None, rows, X.shape[0]))
+
+    def save(self, path):
+        """Save the model to ``path``: an ``.npz`` of arrays plus JSON metadata, no pickle,
+        written atomically; ``fastmlp.load(path)`` reads it back exactly (see ``fastmlp.io``).
+
+        Raises
+        ------
+        ValueError
+            If the model holds something the format cannot store (a schedule given as a
+            function, labels of object dtype); nothing is written then.
+        """
+        from .io import save      # io imports this module
+        save(self, path)
 
     def loss_and_gradient(self, X, y, sample_weight=None):
         """The objective J on (X, y) taken as one batch, and its gradient by backpropagation.

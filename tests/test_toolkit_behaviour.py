@@ -348,8 +348,6 @@ def test_schedule_rates_are_the_ones_applied(small_data):
     assert np.abs(constant.params - scheduled.params).max() > 1e-3
 
 
-@pytest.mark.xfail(strict=True, reason="bug: train validates model.lr_decay but uses the schedule "
-                   "built in __init__, so lr_decay set after construction is silently ignored")
 def test_lr_decay_set_after_construction_is_used(small_data):
     # The lecture's SimpleMLP reads self.lr_decay in train; MLP honours l2 and dropout set
     # this way, and train checks lr_decay's value, so it must also use it.
@@ -763,8 +761,6 @@ def test_class_weight_is_refused_for_regression(small_data):
     assert_same_state(model, state)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: MLP.train sets classes_ and draws from the model's "
-                   "generator before _split_validation refuses the split")
 def test_an_impossible_validation_split_leaves_the_model_unchanged():
     # 3 samples per class and validation_fraction 0.1 hold out nobody: refused, and refused
     # before the model changes (its classes, its random generator).

@@ -554,9 +554,10 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
 
 def objective(Network network, const floating[::1] theta, floating[::1] bn_state,
               const floating[:, ::1] X, const floating[:, ::1] Y,
-              const floating[::1] sample_weight, floating[::1] workspace):
+              const floating[::1] sample_weight, floating[::1] workspace,
+              floating[:, ::1] out=None):
     """The objective J = sum_i w_i l_i / n + penalty on (X, Y), in prediction mode, in chunks
-    of ``max_batch`` rows."""
+    of ``max_batch`` rows; when ``out`` is given, the outputs (as ``predict``) go there."""
     cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
     cdef double total = 0
     _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
@@ -566,6 +567,9 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
     cdef floating* ws = &workspace[0]
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
+    if out is not None and (out.shape[0] != n or out.shape[1] != n_out):
+        raise ValueError(f"out must have shape ({n}, {n_out})")
+    cdef floating* out_ptr = NULL if out is None else &out[0, 0]
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
@@ -575,6 +579,9 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
             total += loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                 ws + net.y_off, sw_ptr + start if sw_ptr != NULL else NULL,
                                 m, n_out, <floating> 1, <floating*> NULL)
+            if out_ptr != NULL:
+                output_activation(net.loss, ws + net.a_off[net.n_layers], m, n_out)
+                scatter_rows(ws + net.a_off[net.n_layers], m, n_out, out_ptr + start * n_out)
             start += m
         total = total / n + penalty(net, &theta[0])
     return total
