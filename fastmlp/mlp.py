@@ -7,7 +7,9 @@ draws the batch orders, and calls the engine once per epoch when Python has work
 """
 import numbers
 import sys
+import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -270,12 +272,23 @@ class MLP:
         self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
         self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
         self._step = np.zeros(1, dtype=np.int64)
-        self.W = _ParamList(self.params[o:o + Wk.size].reshape(Wk.shape)
-                            for o, Wk in zip(layout.w_off, W))
-        self.b = _ParamList(self.params[o:o + bk.size] for o, bk in zip(layout.b_off, b))
+        self._bind_views()
         for k in range(len(W)):
             self.W[k] = W[k]
-        widths = sizes[1:-1]
+        for k in range(n_hidden):
+            if self.batch_norm[k]:
+                self.gamma[k][:] = 1
+                self.running_var[k][:] = 1
+        self.classes_ = None
+        self.history = {"loss": [], "lr": []}
+
+    def _bind_views(self):
+        """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
+        layout = self._network(max_batch=1)
+        sizes, widths = self.sizes, self.sizes[1:-1]
+        self.W = _ParamList(self.params[o:o + n_in * n_out].reshape(n_in, n_out)
+                            for o, n_in, n_out in zip(layout.w_off, sizes[:-1], sizes[1:]))
+        self.b = _ParamList(self.params[o:o + n] for o, n in zip(layout.b_off, sizes[1:]))
         self.gamma = _ParamList(self.params[o:o + n] if o >= 0 else None
                                 for o, n in zip(layout.g_off, widths))
         self.beta = _ParamList(self.params[o:o + n] if o >= 0 else None
@@ -284,12 +297,16 @@ class MLP:
                              for o, n in zip(layout.rm_off, widths)]
         self.running_var = [self.bn_state[o:o + n] if o >= 0 else None
                             for o, n in zip(layout.rv_off, widths)]
-        for k in range(n_hidden):
-            if self.batch_norm[k]:
-                self.gamma[k][:] = 1
-                self.running_var[k][:] = 1
-        self.classes_ = None
-        self.history = {"loss": [], "lr": []}
+
+    def __getstate__(self):
+        # The views and the engine's cached layouts are rebuilt on unpickling, so that W and b
+        # stay views of params in the copy.
+        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks")
+        return {k: v for k, v in self.__dict__.items() if k not in views}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_views()
 
     def __repr__(self):
         return (f"MLP({self.sizes}, lr={self.base_lr:g}, loss={self.loss_name!r}, "
@@ -523,7 +540,7 @@ class MLP:
 
     def train(self, X, y, epochs=30, batch_size=None, verbose=True, shuffle=True,
               shuffle_seed=None, *, sample_weight=None, class_weight=None, validation_data=None,
-              callbacks=None):
+              callbacks=None, progress=False):
         """Train by mini-batch gradient descent with backpropagation.
 
         Parameters
@@ -558,6 +575,15 @@ class MLP:
             by early stopping.
         callbacks : list of fastmlp.callbacks.Callback or functions, optional
             Called after every epoch; see ``fastmlp.callbacks``.
+        progress : bool, default False
+            Show a progress bar over the epochs (needs ``tqdm``; without it, a warning and the
+            ``verbose`` lines instead).
+
+        Notes
+        -----
+        Ctrl-C during training (from the main thread) stops it cleanly at the end of the
+        current epoch: ``train`` returns normally and the model keeps that epoch's weights. A
+        second Ctrl-C interrupts as usual.
 
         Raises
         ------
@@ -571,6 +597,7 @@ class MLP:
         Y, rows, classes = self._encode_targets(y, n)
         epochs = _check_int("epochs", epochs, 1)
         _check_flag("verbose", verbose)
+        _check_flag("progress", progress)
         _check_flag("shuffle", shuffle)
         if shuffle_seed is not None:
             _check_int("shuffle_seed", shuffle_seed, 0)
@@ -606,7 +633,10 @@ class MLP:
         rng = self._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
         seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
         schedule.reset()
-        per_epoch = verbose or callbacks or validation is not None or schedule.adaptive
+        bar = self._progress_bar(epochs) if progress else None
+        verbose = verbose or (progress and bar is None)
+        per_epoch = (verbose or callbacks or validation is not None or schedule.adaptive
+                     or bar is not None)
         all_rates = None if schedule.adaptive else schedule.rates(self.base_lr, epochs)
         per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
         net = self._network(batch)
@@ -616,6 +646,7 @@ class MLP:
         if validation is not None:
             history.update(val_loss=[], val_metric=[])
         self.history = history
+        catching = threading.current_thread() is threading.main_thread() and _train.catch_interrupts()
         for c in callbacks:
             c.on_train_begin(self)
         start_time = time.perf_counter()
@@ -638,7 +669,7 @@ class MLP:
                 history["lr"] += rates[:done].tolist()
                 if done:
                     self.lr = self._lr_set = float(rates[done - 1])
-                if status != _train.Status.OK:
+                if status in (_train.Status.NONFINITE_LOSS, _train.Status.NONFINITE_PARAMS):
                     raise ValueError(
                         f"training diverged in epoch {first + done + 1}: the "
                         + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
@@ -646,7 +677,11 @@ class MLP:
                         f"epoch {first + done}. Lower the learning rate (now "
                         f"{rates[done]:g}), clip gradients or standardize X.")
                 first += done
-                if not per_epoch:
+                if status == _train.Status.INTERRUPTED:
+                    stop = True
+                    print(f"Training interrupted (Ctrl-C) after epoch {first}/{epochs}; the "
+                          f"model keeps the weights of that epoch.", file=sys.stderr, flush=True)
+                if not per_epoch or done == 0:
                     continue
                 logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
                 if validation is not None:
@@ -656,11 +691,28 @@ class MLP:
                 schedule.observe(first, logs.get("val_loss", logs["loss"]))
                 for c in callbacks:
                     stop |= bool(c.on_epoch_end(self, first, logs))
-                if verbose:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+                elif verbose:
                     self._print_epoch(first, epochs, logs, time.perf_counter() - start_time)
         finally:
+            if catching:
+                _train.release_interrupts()
+            if bar is not None:
+                bar.close()
             for c in callbacks:
                 c.on_train_end(self)
+
+    @staticmethod
+    def _progress_bar(epochs):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            warnings.warn("progress=True needs tqdm (pip install tqdm); printing one line per "
+                          "epoch instead", stacklevel=3)
+            return None
+        return tqdm(total=epochs, unit="epoch", leave=True)
 
     def _resolve_schedule(self, epochs):
         """The schedule of a train call: ``lr_decay`` (read at every call, as the lecture's

@@ -39,6 +39,48 @@ cpdef enum Status:
     OK = 0
     NONFINITE_LOSS = 1
     NONFINITE_PARAMS = 2
+    INTERRUPTED = 3
+
+# Ctrl-C during training: a C handler (Python's own cannot run while the kernel holds the thread)
+# raises a flag that the epoch loop reads at the end of each epoch, and puts the previous handler
+# back, so a second Ctrl-C reaches Python as usual.
+cdef extern from *:
+    """
+    #include <signal.h>
+    static volatile sig_atomic_t fastmlp_stop_requested = 0;
+    static void (*fastmlp_previous_handler)(int) = SIG_DFL;
+    static void fastmlp_on_sigint(int sig) {
+        fastmlp_stop_requested = 1;
+        signal(SIGINT, fastmlp_previous_handler);
+    }
+    static int fastmlp_catch_sigint(void) {
+        void (*previous)(int) = signal(SIGINT, fastmlp_on_sigint);
+        if (previous == SIG_ERR) return -1;
+        fastmlp_previous_handler = previous;
+        fastmlp_stop_requested = 0;
+        return 0;
+    }
+    static void fastmlp_release_sigint(void) {
+        if (signal(SIGINT, fastmlp_previous_handler) == fastmlp_on_sigint) {}
+    }
+    """
+    int fastmlp_stop_requested
+    int fastmlp_catch_sigint() noexcept nogil
+    void fastmlp_release_sigint() noexcept nogil
+
+
+def catch_interrupts():
+    """Until ``release_interrupts()``, Ctrl-C (SIGINT) makes ``train_epochs`` stop at the end of
+    the current epoch (status ``INTERRUPTED``) instead of raising KeyboardInterrupt afterwards.
+    Call from the main thread only. Returns False if the handler could not be installed."""
+    return fastmlp_catch_sigint() == 0
+
+
+def release_interrupts():
+    """Put back the SIGINT handler that ``catch_interrupts`` replaced; return whether Ctrl-C
+    was pressed meanwhile."""
+    fastmlp_release_sigint()
+    return bool(fastmlp_stop_requested)
 
 # A layer goes to BLAS when n_in * n_out reaches this; below it the hand-written loops win.
 DEFAULT_BLAS_MIN_WORK = 256
@@ -429,6 +471,9 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
             step[0] = step_at_start
             return NONFINITE_PARAMS
         loss_out[e] = total / n + penalty(net, theta)
+        if fastmlp_stop_requested:
+            epochs_done[0] = e + 1
+            return INTERRUPTED
     epochs_done[0] = n_epochs
     return OK
 
@@ -475,8 +520,9 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     Returns
     -------
     status, epochs_done : int, int
-        ``OK`` after all epochs, else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with every
-        buffer restored to its value at the start of epoch ``epochs_done`` (counted from 0).
+        ``OK`` after all epochs; ``INTERRUPTED`` after ``epochs_done`` epochs when Ctrl-C was
+        caught (see ``catch_interrupts``); else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with
+        every buffer restored to its value at the start of epoch ``epochs_done`` (from 0).
     """
     cdef Py_ssize_t n = X.shape[0], n_epochs = orders.shape[0], done = 0
     cdef int status
