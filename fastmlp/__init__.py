@@ -15,6 +15,7 @@ GIL, and a NumPy reference (``fastmlp.reference``) that they match to 1e-10.
 from .mlp import MLP
 from .io import load
 from .gradcheck import check_gradients
+from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "load", "check_gradients", "__version__"]
+__all__ = ["MLP", "load", "check_gradients", "set_num_threads", "get_num_threads", "__version__"]

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from . import _threads
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._kernels import _train
@@ -26,7 +27,7 @@ __all__ = ["MLP"]
 # Rows per kernel call when predicting: bounds the workspace, not the input size.
 _PREDICT_CHUNK = 4096
 # Largest number of sample indices drawn at once when many epochs run in one kernel call.
-_MAX_ORDER_ENTRIES = 1 << 22
+_MAX_ORDER_ENTRIES = 1 << 13
 
 
 class _ParamList(list):
@@ -352,7 +353,7 @@ class MLP:
 
     def _encode_targets(self, y, n, classes=None):
         """Return the target matrix (n, n_outputs) in the model's dtype, the class index of each
-        row (for class weights and stratification; None for regression and multi-label) and, for
+        row for multi-class models (None otherwise: see ``_class_rows``) and, for
         categorical cross-entropy, the classes (``classes`` if given, else ``classes_``, else
         found in y)."""
         y = np.asarray(y)
@@ -383,8 +384,7 @@ class MLP:
             if unknown.size:
                 raise ValueError(f"y must contain only the labels 0 and 1 for {self._task} "
                                  f"classification; found {unknown[:5].tolist()}")
-            rows = Y[:, 0].astype(np.intp) if n_out == 1 else None
-            return np.ascontiguousarray(Y, dtype=self.dtype), rows, None
+            return np.ascontiguousarray(Y, dtype=self.dtype), None, None
         # categorical cross-entropy: labels, or probability rows
         if y.ndim == 2 and y.shape[1] == n_out and y.dtype.kind in "biuf" and n_out > 1:
             if not (np.all(np.isfinite(y)) and np.all(y >= 0)
@@ -426,8 +426,16 @@ class MLP:
         Y[np.arange(n), rows] = 1
         return Y, rows, classes
 
+    def _class_rows(self, Y, rows):
+        """The class index of each row for class weights and stratification: ``rows`` for
+        multi-class models, the 0/1 labels for binary ones, None otherwise."""
+        if rows is None and self._task == "binary":
+            return Y[:, 0].astype(np.intp)
+        return rows
+
     def _sample_weights(self, sample_weight, class_weight, rows, n, classes=None):
-        """Per-sample weights normalized to mean 1, or None when all are equal."""
+        """Per-sample weights normalized to mean 1, or None when all are equal; ``rows`` as
+        ``_class_rows``."""
         w = None
         if sample_weight is not None:
             w = np.asarray(sample_weight)
@@ -484,18 +492,26 @@ class MLP:
                 clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0)
         return cache[key]
 
+    def _blas_work(self, rows):
+        """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""
+        return rows * max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        net = self._network(min(X.shape[0], _PREDICT_CHUNK))
+        rows = min(X.shape[0], _PREDICT_CHUNK)
+        net = self._network(rows)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        with _threads.blas_threads(self._blas_work(rows)):
+            _train.predict(net, self.params, self.bn_state, X, workspace, out)
         return out
 
     def _objective(self, X, Y, w, out=None):
-        net = self._network(min(X.shape[0], _PREDICT_CHUNK))
+        rows = min(X.shape[0], _PREDICT_CHUNK)
+        net = self._network(rows)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
-        return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace, out)
+        with _threads.blas_threads(self._blas_work(rows)):
+            return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace, out)
 
     def _evaluate(self, X, Y, rows):
         """The objective and the metric (see ``_metric``) on encoded targets, from one pass."""
@@ -602,6 +618,8 @@ class MLP:
         if shuffle_seed is not None:
             _check_int("shuffle_seed", shuffle_seed, 0)
         self._check_hyperparameters()
+        if class_weight is not None or self.early_stopping:
+            rows = self._class_rows(Y, rows)
         w = self._sample_weights(sample_weight, class_weight, rows, n, classes)
         validation = None
         if validation_data is not None:
@@ -641,6 +659,9 @@ class MLP:
         per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
         net = self._network(batch)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
+        identity = np.arange(n, dtype=np.intp)
+        order_buffer = np.empty((per_call, n), dtype=np.intp)
+        order_buffer[:] = identity
         losses = np.full(epochs, np.nan)
         history = {"loss": [], "lr": []}
         if validation is not None:
@@ -651,19 +672,20 @@ class MLP:
             c.on_train_begin(self)
         start_time = time.perf_counter()
         stop = False
+        threads = _threads.blas_threads(self._blas_work(batch))
+        threads.__enter__()
         try:
             first = 0
             while first < epochs and not stop:
                 count = min(per_call, epochs - first)
-                if shuffle:
-                    orders = rng.permuted(np.broadcast_to(np.arange(n), (count, n)), axis=1)
-                else:
-                    orders = np.broadcast_to(np.arange(n), (count, n))
+                orders = order_buffer[:count]
+                if shuffle:         # the same stream as count calls of rng.permutation(n)
+                    rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
                 rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
                          else all_rates[first:first + count])
                 status, done = _train.train_epochs(
                     net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
-                    np.ascontiguousarray(orders, dtype=np.intp), rates, batch, seed, workspace,
+                    orders, rates, batch, seed, workspace,
                     losses[first:first + count])
                 history["loss"] += losses[first:first + done].tolist()
                 history["lr"] += rates[:done].tolist()
@@ -697,6 +719,7 @@ class MLP:
                 elif verbose:
                     self._print_epoch(first, epochs, logs, time.perf_counter() - start_time)
         finally:
+            threads.__exit__(None, None, None)
             if catching:
                 _train.release_interrupts()
             if bar is not None:
