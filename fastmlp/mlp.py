@@ -20,6 +20,9 @@ from ._kernels import _train
 from .activations import resolve_activations
 from .callbacks import EarlyStopping, as_callback
 from .initializers import INITIALIZERS, initial_parameters
+from ._validation import check_flag as _check_flag
+from ._validation import check_int as _check_int
+from ._validation import check_real as _check_real
 from .losses import resolve_loss
 
 __all__ = ["MLP"]
@@ -61,30 +64,6 @@ class _ParamList(list):
     append = extend = insert = pop = remove = clear = __iadd__ = __imul__ = _refuse
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}; got {value}")
-    return int(value)
-
-
-def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    value = float(value)
-    bad = not np.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value >= high if high_open else value > high
-    if bad:
-        interval = (("(" if low_open else "[") + ("-inf" if low is None else f"{low:g}") + ", "
-                    + ("inf" if high is None else f"{high:g}") + (")" if high_open else "]"))
-        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}")
-    return value
-
-
 def _per_hidden(name, value, n_hidden, check):
     """One setting per hidden layer, from a single value or a list of them."""
     values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * n_hidden
@@ -101,12 +80,6 @@ def _check_dtype(dtype):
     if dt not in (np.float64, np.float32):
         raise TypeError(f"dtype must be numpy.float64 or numpy.float32; got {dtype!r}")
     return dt
-
-
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 class MLP:
