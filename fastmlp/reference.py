@@ -618,9 +618,9 @@ class ReferenceMLP:
                 g = self.flat_gradient(X[batch], Y[batch], None if w is None else w[batch], "train")
                 self.step += 1
                 if self.clip_norm:
-                    g = clip_by_global_norm(g, self.clip_norm)
+                    clip_by_global_norm(g, self.clip_norm)       # in place; returns the norm
                 if self.clip_value:
-                    g = clip_by_value(g, self.clip_value)
+                    clip_by_value(g, self.clip_value)            # in place
                 theta = self.flat()
                 if opt.weight_decay:
                     theta[is_weight] *= 1 - self.lr * opt.weight_decay
