@@ -571,7 +571,11 @@ class ReferenceMLP:
         grads = {}
         for k in reversed(range(len(self.W))):
             grads["W", k] = activations[k].T @ delta + self.l2 * self.W[k] + self.l1 * np.sign(self.W[k])
-            grads["b", k] = delta.sum(axis=0)
+            # With batch statistics, a batch-normalized layer's output does not depend on its
+            # bias (the batch mean absorbs it): the exact gradient is 0. delta.sum(axis=0) would
+            # be rounding noise, which g / sqrt(v) optimizers turn into steps of size ~lr.
+            bn_layer = k < len(self.batch_norm) and self.batch_norm[k]
+            grads["b", k] = np.zeros_like(self.b[k]) if bn_layer else delta.sum(axis=0)
             if k > 0:
                 delta = (delta @ self.W[k].T) * derivatives[k - 1]       # dJ/d(bn output)
                 if self.batch_norm[k - 1]:
