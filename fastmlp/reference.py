@@ -571,7 +571,11 @@ class ReferenceMLP:
         grads = {}
         for k in reversed(range(len(self.W))):
             grads["W", k] = activations[k].T @ delta + self.l2 * self.W[k] + self.l1 * np.sign(self.W[k])
-            grads["b", k] = delta.sum(axis=0)
+            # With batch statistics, a batch-normalized layer's output does not depend on its
+            # bias (the batch mean absorbs it): the exact gradient is 0. delta.sum(axis=0) would
+            # be rounding noise, which g / sqrt(v) optimizers turn into steps of size ~lr.
+            bn_layer = k < len(self.batch_norm) and self.batch_norm[k]
+            grads["b", k] = np.zeros_like(self.b[k]) if bn_layer else delta.sum(axis=0)
             if k > 0:
                 delta = (delta @ self.W[k].T) * derivatives[k - 1]       # dJ/d(bn output)
                 if self.batch_norm[k - 1]:
@@ -618,9 +622,9 @@ class ReferenceMLP:
                 g = self.flat_gradient(X[batch], Y[batch], None if w is None else w[batch], "train")
                 self.step += 1
                 if self.clip_norm:
-                    g = clip_by_global_norm(g, self.clip_norm)
+                    clip_by_global_norm(g, self.clip_norm)       # in place; returns the norm
                 if self.clip_value:
-                    g = clip_by_value(g, self.clip_value)
+                    clip_by_value(g, self.clip_value)            # in place
                 theta = self.flat()
                 if opt.weight_decay:
                     theta[is_weight] *= 1 - self.lr * opt.weight_decay
