@@ -202,6 +202,7 @@ def test_parity_dropout_seed_is_drawn_after_the_validation_split():
     model, y = make_model("binary", **kwargs)
     twin, _ = make_model("binary", **kwargs)
     Y, rows, _ = twin._encode_targets(y, N)
+    rows = twin._class_rows(Y, rows)          # stratified by class, as train does
     X_train, Y_train, _, _, X_val, Y_val, _ = twin._split_validation(X, Y, None, rows)
     seed = int(twin._rng.integers(2**63))
     n_train = len(X_train)
@@ -249,20 +250,7 @@ def test_parity_clipping(clip, optimizer):
 # Batch normalization
 # --------------------------------------------------------------------------------------------
 
-BN_PRE_BIAS_BUG = (
-    "bug: the kernel's gradient for the bias of a batch-normalized layer is rounding noise "
-    "(exactly 0 mathematically: the batch mean absorbs it); g / sqrt(v) optimizers turn it "
-    "into steps of ~lr, and running_mean follows the drifting bias")
-
-
-def _xfail_adaptive(optimizer):
-    """``optimizer`` as a parameter, expected to fail with batch normalization when adaptive."""
-    if optimizer not in ADAPTIVE:
-        return optimizer
-    return pytest.param(optimizer, marks=pytest.mark.xfail(strict=True, reason=BN_PRE_BIAS_BUG))
-
-
-@pytest.mark.parametrize("optimizer", [_xfail_adaptive(o) for o in OPTIMIZERS])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_parity_batch_norm_every_optimizer(optimizer):
     model, y = make_model("binary", batch_norm=True, optimizer=optimizer)
     ref = train_both(model, y)
@@ -405,7 +393,7 @@ def test_parity_float32(optimizer, task):
     assert_parity(model, ref, y)
 
 
-@pytest.mark.parametrize("optimizer", ["momentum", _xfail_adaptive("rmsprop")])
+@pytest.mark.parametrize("optimizer", ["momentum", "rmsprop"])
 def test_parity_float32_batch_norm_and_dropout(optimizer):
     kwargs = dict(batch_norm=True, dropout=0.2, optimizer=optimizer, dtype=np.float32)
     seed = dropout_seed_of("multiclass", **kwargs)

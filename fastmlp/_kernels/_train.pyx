@@ -22,7 +22,7 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport isfinite, sqrt
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from fastmlp._kernels._activations cimport ACT_IDENTITY, activate
 from fastmlp._kernels._batchnorm cimport bn_backward, bn_forward_eval, bn_forward_train
@@ -338,6 +338,11 @@ cdef void backward(const Net* net, const floating* theta, const floating* A0, fl
                        ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
                        grad + net.w_off[k], grad + net.b_off[k],
                        delta_prev if k > 0 else NULL)
+        if net.bn[k]:
+            # Batch normalization subtracts the batch mean, so J does not depend on this bias:
+            # its exact gradient is 0 (the sum above is rounding noise, which adaptive
+            # optimizers would amplify into steps).
+            memset(grad + net.b_off[k], 0, net.sizes[k + 1] * sizeof(floating))
         if k > 0 and net.bn[k - 1]:
             bn_backward(delta_prev, m, net.sizes[k], ws + net.zhat_off[k - 1],
                         ws + net.istd_off[k - 1], theta + net.g_off[k - 1],
