@@ -6,19 +6,24 @@ draws the batch orders, and calls the engine once per epoch when Python has work
 (progress lines, validation, callbacks, an adaptive schedule) and once for all epochs otherwise.
 """
 import numbers
+import os
 import sys
 import threading
 import time
 import warnings
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _threads
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._kernels import _train
 from .activations import resolve_activations
-from .callbacks import EarlyStopping, as_callback
+from .callbacks import Callback, EarlyStopping, as_callback
 from .initializers import INITIALIZERS, initial_parameters
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
@@ -26,6 +31,9 @@ from ._validation import check_real as _check_real
 from .losses import resolve_loss
 
 __all__ = ["MLP"]
+
+# A hidden activation: its name, or (name, parameter), e.g. ("leaky_relu", 0.2).
+ActivationSpec = Union[str, tuple[str, float]]
 
 # Rows per kernel call when predicting: bounds the workspace, not the input size.
 _PREDICT_CHUNK = 4096
@@ -192,11 +200,19 @@ class MLP:
     True
     """
 
-    def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
-                 lr_decay=None, dtype=np.float64, *, loss="auto", l1=0.0, optimizer="sgd",
-                 schedule=None, clip_norm=None, clip_value=None, dropout=0.0, batch_norm=False,
-                 init=None, label_smoothing=0.0, huber_delta=1.0, early_stopping=False,
-                 validation_fraction=0.1, patience=10, min_delta=0.0):
+    def __init__(self, layer_sizes: Sequence[int], lr: float = 0.1,
+                 seed: int | np.random.Generator | None = None, l2: float = 0.0,
+                 hidden_activation: ActivationSpec | list[ActivationSpec] = "relu",
+                 lr_decay: float | None = None, dtype: DTypeLike = np.float64, *,
+                 loss: str = "auto", l1: float = 0.0,
+                 optimizer: str | _optimizers.Optimizer = "sgd",
+                 schedule: str | _schedules.Schedule | Callable[[int], float] | None = None,
+                 clip_norm: float | None = None, clip_value: float | None = None,
+                 dropout: float | Sequence[float] = 0.0,
+                 batch_norm: bool | Sequence[bool] = False, init: str | None = None,
+                 label_smoothing: float = 0.0, huber_delta: float = 1.0,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 patience: int = 10, min_delta: float = 0.0) -> None:
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
             raise TypeError(f"layer_sizes must be a sequence of ints like [2, 4, 4, 1]; "
                             f"got {layer_sizes!r}")
@@ -527,9 +543,13 @@ class MLP:
                 None if w is None else np.ascontiguousarray(w[keep] * (keep.sum() / w[keep].sum())),
                 None if rows is None else rows[keep], X[mask], Y[mask], rows[mask] if rows is not None else None)
 
-    def train(self, X, y, epochs=30, batch_size=None, verbose=True, shuffle=True,
-              shuffle_seed=None, *, sample_weight=None, class_weight=None, validation_data=None,
-              callbacks=None, progress=False):
+    def train(self, X: ArrayLike, y: ArrayLike, epochs: int = 30, batch_size: int | None = None,
+              verbose: bool = True, shuffle: bool = True, shuffle_seed: int | None = None, *,
+              sample_weight: ArrayLike | None = None,
+              class_weight: Mapping[Any, float] | str | None = None,
+              validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+              callbacks: Sequence[Callback | Callable[..., Any]] | None = None,
+              progress: bool = False) -> None:
         """Train by mini-batch gradient descent with backpropagation.
 
         Parameters
@@ -731,8 +751,9 @@ class MLP:
         line += f" | lr {logs['lr']:.4g} | {elapsed:.2f}s"
         print(line, file=sys.stdout, flush=True)
 
-    def fit(self, X, y, epochs=30, batch_size=None, verbose=True, shuffle=True,
-            shuffle_seed=None, **kwargs):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 30, batch_size: int | None = None,
+            verbose: bool = True, shuffle: bool = True, shuffle_seed: int | None = None,
+            **kwargs: Any) -> "MLP":
         """Same as ``train``, returning the model so calls can be chained.
 
         Returns
@@ -751,7 +772,7 @@ class MLP:
                    shuffle=shuffle, shuffle_seed=shuffle_seed, **kwargs)
         return self
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """The network's outputs: probabilities for classification, values for regression.
 
         Parameters
@@ -772,7 +793,7 @@ class MLP:
         out = self._predict_raw(self._check_X(X))
         return out.ravel() if self.sizes[-1] == 1 else out
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: ``(n_samples,)`` of class 1 for binary models (the lecture's
         interface), ``(n_samples, n_classes)`` for multi-class, ``(n_samples, n_labels)`` for
         multi-label.
@@ -787,7 +808,7 @@ class MLP:
                              "(loss {!r}): use predict".format(self.loss_name))
         return self.forward(X)
 
-    def predict(self, X, threshold=0.5):
+    def predict(self, X: ArrayLike, threshold: float = 0.5) -> np.ndarray:
         """Predictions: labels for classification, values for regression.
 
         Parameters
@@ -813,14 +834,14 @@ class MLP:
             return self.classes_[out.argmax(axis=1)]
         return (out >= threshold).astype(int)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy (classification; exact match of all labels for multi-label) or the
         coefficient of determination R^2 averaged over outputs (regression)."""
         X = self._check_X(X)
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         return self._metric(X, Y, rows)
 
-    def loss(self, X, y, sample_weight=None):
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """The objective J on (X, y): the (weighted) mean loss plus the penalties.
 
         Computed from the logits (no clipping), with batch normalization's running statistics
@@ -834,7 +855,7 @@ class MLP:
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         return self._objective(X, Y, self._sample_weights(sample_weight, None, rows, X.shape[0]))
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the model to ``path``: an ``.npz`` of arrays plus JSON metadata, no pickle,
         written atomically; ``fastmlp.load(path)`` reads it back exactly (see ``fastmlp.io``).
 
@@ -847,7 +868,8 @@ class MLP:
         from .io import save      # io imports this module
         save(self, path)
 
-    def loss_and_gradient(self, X, y, sample_weight=None):
+    def loss_and_gradient(self, X: ArrayLike, y: ArrayLike,
+                          sample_weight: ArrayLike | None = None) -> tuple[float, np.ndarray]:
         """The objective J on (X, y) taken as one batch, and its gradient by backpropagation.
 
         Batch-norm layers use the batch's statistics here (as in training; the running ones are
