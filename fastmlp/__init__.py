@@ -11,6 +11,9 @@ GIL, and a NumPy reference (``fastmlp.reference``) that they match to 1e-10.
 >>> model = MLP([2, 8, 1], lr=0.5, seed=0).fit(X, y, epochs=2000, verbose=False)
 >>> model.predict(X).tolist()
 [0, 1, 1, 0]
+
+``fastmlp.MLPClassifier`` and ``fastmlp.MLPRegressor`` are scikit-learn estimators
+(``fastmlp.estimators``); scikit-learn is optional and imported only when they are first used.
 """
 from .mlp import MLP
 from .io import load
@@ -18,4 +21,19 @@ from .gradcheck import check_gradients
 from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
+# The estimators are not in __all__: ``from fastmlp import *`` must not import scikit-learn.
 __all__ = ["MLP", "load", "check_gradients", "set_num_threads", "get_num_threads", "__version__"]
+
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """Import the scikit-learn estimators on first use (PEP 562)."""
+    if name in _ESTIMATORS:
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_ESTIMATORS))

@@ -1,0 +1,943 @@
+"""scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor`` on fastmlp's kernels.
+
+They take the parameters of ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` where
+the concept is the same, expose the fitted attributes scikit-learn users read (``classes_``,
+``coefs_``, ``intercepts_``, ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
+``n_iter_``, ...), and add fastmlp's own options (``l1``, ``dropout``, ``batch_norm``, ``init``,
+gradient clipping, ``dtype``, any ``fastmlp.optimizers`` optimizer as ``solver`` and any
+``fastmlp.schedules`` schedule as ``learning_rate``). They work in ``Pipeline``,
+``GridSearchCV``, ``cross_val_score``, ``clone`` and pickle; training runs in fastmlp's kernels
+with the GIL released, so a search on joblib's threading backend trains in parallel.
+
+scikit-learn is an optional dependency (``pip install fastmlp[sklearn]``), imported only here:
+``import fastmlp`` does not import it.
+
+With scikit-learn's parameters, training follows scikit-learn's algorithm step for step: the same
+Glorot-uniform initial weights and biases drawn from ``check_random_state(random_state)``, the
+same validation split and per-epoch shuffles drawn from it afterwards, the same batches, the
+same update rules, learning-rate logic (``"invscaling"`` counts samples, ``"adaptive"`` divides
+by 5) and stopping rule (``tol``, ``n_iter_no_change``). What differs, on purpose or because
+fastmlp computes it differently:
+
+* L2 penalty. scikit-learn adds ``0.5 * alpha * ||W||^2 / m`` to the mean loss of each batch of
+  ``m`` samples (``m`` the batch's weight sum when weighted). fastmlp's penalty is one
+  coefficient for the whole fit, so it uses ``l2 = alpha / (batch_size * mean(sample_weight))``:
+  exactly scikit-learn's for every full batch, slightly weaker on a smaller last batch.
+  ``solver="lbfgs"`` uses ``alpha / sum(sample_weight)`` (or ``alpha / n_samples``), exactly.
+* Sample weights. scikit-learn divides a batch's weighted loss by the batch's weight sum;
+  fastmlp scales the weights to mean 1 over the training set and divides by the batch size.
+  The two agree for full-batch training and on average otherwise.
+* Adam. scikit-learn adds ``epsilon`` to the uncorrected ``sqrt(v)``, fastmlp to the
+  bias-corrected one (``fastmlp.optimizers.Adam``): a difference only while ``sqrt(v)`` is
+  comparable to ``epsilon``.
+* Reported loss. The penalty in ``loss_`` is taken at the epoch's end rather than summed over
+  the batches. For several regression outputs ``loss_`` is, as in scikit-learn, half the squared
+  error averaged over the outputs (the gradient is that of the sum over outputs, in both).
+* Input. X must be dense (sparse input raises a TypeError that says to call ``.toarray()``);
+  ``MLPRegressor(loss="poisson")`` is not available (``"absolute_error"`` and ``"huber"`` are).
+"""
+import copy
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    import scipy.optimize
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_array, check_random_state, column_or_1d
+    from sklearn.utils import shuffle as _shuffle
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as error:                       # pragma: no cover - depends on the install
+    raise ImportError("fastmlp.MLPClassifier and fastmlp.MLPRegressor need scikit-learn >= 1.3: "
+                      "pip install 'fastmlp[sklearn]'") from error
+try:
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:                                # pragma: no cover - scikit-learn < 1.6
+    def _validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+from . import optimizers as _optimizers
+from .mlp import MLP
+from .schedules import get_schedule
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
+_SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
+# MLP attributes that are views into its ``params`` / ``bn_state`` buffers (see __getstate__).
+_MLP_VIEWS = ("W", "b", "gamma", "beta", "running_mean", "running_var")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_number(name, value, low, high=np.inf, low_open=False, high_open=False,
+                  integer=False):
+    ok_type = _is_int(value) if integer else (
+        isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)))
+    inside = ok_type and (low < value if low_open else low <= value) and \
+        (value < high if high_open else value <= high)
+    if not inside:
+        kind = "an integer" if integer else "a number"
+        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
+        raise ValueError(f"{name} must be {kind} in {interval}; got {value!r}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+
+
+def _stochastic_solver(estimator):
+    """partial_fit exists for the stochastic solvers only (not for "lbfgs")."""
+    return estimator.solver != "lbfgs"
+
+
+class _LearningRate:
+    """The learning-rate logic of scikit-learn's stochastic optimizers, between epochs.
+
+    For ``solver="sgd"``: "constant", "invscaling" (``lr_init / (t + 1) ** power_t`` after
+    ``t`` samples) and "adaptive" (divide by 5 instead of stopping, stop below 1e-6). Adam uses
+    ``lr_init`` throughout, as in scikit-learn. Any other ``learning_rate`` is a
+    ``fastmlp.schedules`` schedule, asked for each epoch's rate and told the training loss.
+    """
+
+    def __init__(self, learning_rate, lr_init, power_t, sgd):
+        self.lr_init = lr_init
+        self.power_t = power_t
+        self.rate = lr_init
+        self.epoch = 0
+        self.schedule = None
+        if isinstance(learning_rate, str) and learning_rate in _SKLEARN_SCHEDULES:
+            self.kind = learning_rate if sgd else "constant"
+        else:
+            self.kind = "schedule"
+            self.schedule = copy.deepcopy(get_schedule(learning_rate))
+            self.schedule.reset()
+
+    def next_rate(self):
+        self.epoch += 1
+        if self.kind == "schedule":
+            self.rate = self.schedule.rate(self.epoch, self.lr_init)
+        return self.rate
+
+    def iteration_ends(self, samples_seen, loss):
+        if self.kind == "invscaling":
+            self.rate = self.lr_init / (samples_seen + 1) ** self.power_t
+        elif self.kind == "schedule" and self.schedule.adaptive:
+            self.schedule.observe(self.epoch, loss)
+
+    def trigger_stopping(self):
+        """Return (stop, message suffix) once the loss or score has stopped improving."""
+        if self.kind != "adaptive":
+            return True, " Stopping."
+        if self.rate <= 1e-6:
+            return True, " Learning rate too small. Stopping."
+        self.rate /= 5.0
+        return False, f" Setting learning rate to {self.rate:f}"
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: configuration, the loops, the attributes."""
+
+    _task = None
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__") or isinstance(sizes, str):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if not all(_is_int(s) and s > 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be a positive int or a sequence of "
+                             f"positive ints, e.g. (100,) or (64, 32); got "
+                             f"{self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _check_params(self):
+        """Check the parameters that fastmlp's MLP does not check itself."""
+        if not (isinstance(self.solver, _optimizers.Optimizer)
+                or (isinstance(self.solver, str)
+                    and (self.solver == "lbfgs" or self.solver in _optimizers.OPTIMIZERS))):
+            raise ValueError(f"solver must be 'adam', 'sgd', 'lbfgs', another fastmlp optimizer "
+                             f"name ({', '.join(map(repr, _optimizers.OPTIMIZERS))}) or a "
+                             f"fastmlp.optimizers instance; got {self.solver!r}")
+        _check_number("alpha", self.alpha, 0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _check_number("batch_size", self.batch_size, 1, integer=True)
+        if not (isinstance(self.learning_rate, str) and self.learning_rate in _SKLEARN_SCHEDULES):
+            get_schedule(self.learning_rate)       # raises, listing what is valid
+        _check_number("learning_rate_init", self.learning_rate_init, 0, low_open=True)
+        _check_number("power_t", self.power_t, 0)
+        _check_number("max_iter", self.max_iter, 1, integer=True)
+        _check_number("max_fun", self.max_fun, 1, integer=True)
+        _check_number("tol", self.tol, 0)
+        _check_number("momentum", self.momentum, 0, 1, high_open=True)
+        _check_number("validation_fraction", self.validation_fraction, 0, 1, high_open=True)
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float64, np.float32):
+            raise ValueError(f"dtype must be numpy.float64 or numpy.float32; got {self.dtype!r}")
+        if not (self.n_iter_no_change == np.inf or _is_int(self.n_iter_no_change)) \
+                or self.n_iter_no_change < 1:
+            raise ValueError(f"n_iter_no_change must be an integer >= 1 or numpy.inf; got "
+                             f"{self.n_iter_no_change!r}")
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            _check_bool(name, getattr(self, name))
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
+            raise ValueError(f"verbose must be a bool or an int; got {self.verbose!r}")
+        if self.solver == "lbfgs":
+            if np.any(np.asarray(self.dropout, dtype=float) != 0) or np.any(self.batch_norm):
+                raise ValueError("solver='lbfgs' minimizes the full-batch loss, which has no "
+                                 "dropout and no batch statistics; use solver='adam' or 'sgd' "
+                                 "with dropout or batch_norm")
+
+    def _optimizer(self):
+        solver = self.solver
+        if solver == "adam":
+            return _optimizers.Adam(beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
+        if solver == "sgd":
+            if self.momentum == 0:
+                return _optimizers.SGD()
+            rule = _optimizers.Nesterov if self.nesterovs_momentum else _optimizers.Momentum
+            return rule(momentum=self.momentum)
+        if solver == "lbfgs":
+            return "sgd"                           # unused: scipy's L-BFGS-B drives training
+        return copy.deepcopy(_optimizers.get_optimizer(solver))
+
+    def _activation(self):
+        act = self.activation
+        return _SKLEARN_ACTIVATIONS.get(act, act) if isinstance(act, str) else act
+
+    def _mlp_kwargs(self, sizes, loss, seed):
+        return dict(layer_sizes=sizes, lr=self.learning_rate_init, seed=seed,
+                    hidden_activation=self._activation(), dtype=self.dtype, loss=loss,
+                    l1=self.l1, optimizer=self._optimizer(), clip_norm=self.clip_norm,
+                    clip_value=self.clip_value, dropout=self.dropout,
+                    batch_norm=self.batch_norm, init=self.init, **self._loss_kwargs())
+
+    def _new_model(self, sizes, loss, rs):
+        """A new MLP, with scikit-learn's initial weights unless ``init`` names another rule."""
+        needs_seed = self.init is not None or np.any(np.asarray(self.dropout, dtype=float) > 0)
+        if self.init is None:
+            # scikit-learn's rule (Glorot et al.): weights and biases U(-bound, bound), layer by
+            # layer, weights first.
+            factor = 2.0 if self._activation() == "sigmoid" else 6.0
+            draws = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                draws.append((rs.uniform(-bound, bound, (fan_in, fan_out)),
+                              rs.uniform(-bound, bound, fan_out)))
+        # The MLP's own generator only seeds dropout masks (and `init`): drawn from the random
+        # state after the weights, and only when needed, so the default path consumes it as
+        # scikit-learn does.
+        seed = int(rs.randint(np.iinfo(np.int32).max)) if needs_seed else 0
+        kwargs = self._mlp_kwargs(sizes, loss, seed)
+        model = MLP(**kwargs)
+        if self.init is None:
+            for k, (W, b) in enumerate(draws):
+                model.W[k] = W
+                model.b[k] = b
+        return model, kwargs
+
+    def _rebuilt_model(self, sizes, loss):
+        """A fresh MLP (new optimizer state, current parameters) holding the fitted weights,
+        for a warm-started ``fit``."""
+        old = self.model_
+        kwargs = self._mlp_kwargs(sizes, loss, 0)
+        kwargs["seed"] = self._mlp_init_kwargs["seed"]
+        model = MLP(**kwargs)
+        if model.params.shape != old.params.shape or model.bn_state.shape != old.bn_state.shape:
+            raise ValueError("warm_start=True continues the fitted network, but the parameters "
+                             "now describe another architecture; set warm_start=False to start "
+                             "afresh")
+        model.params[:] = old.params
+        model.bn_state[:] = old.bn_state
+        model.classes_ = old.classes_
+        return model, kwargs
+
+    def _check_sample_weight(self, sample_weight, n_samples):
+        if sample_weight is None:
+            return None
+        sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                         input_name="sample_weight")
+        if sw.shape != (n_samples,):
+            raise ValueError(f"sample_weight has shape {sw.shape}; it needs one weight per "
+                             f"sample, shape ({n_samples},)")
+        if np.any(sw < 0) or not np.any(sw > 0):
+            raise ValueError("sample_weight must be non-negative and not all zero")
+        return sw
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        sw = self._check_sample_weight(sample_weight, n_samples)
+        sizes = [n_features, *hidden, Y.shape[1]]
+        loss = self._loss_name(Y.shape[1])
+        rs = check_random_state(self.random_state)
+        stochastic = self.solver != "lbfgs"
+        if incremental and not stochastic:
+            raise ValueError("partial_fit needs a stochastic solver; solver='lbfgs' is not")
+        if first_pass:
+            self.model_, self._mlp_init_kwargs = self._new_model(sizes, loss, rs)
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.n_outputs_ = Y.shape[1]
+            self.n_layers_ = len(sizes)
+            self.out_activation_ = self._out_activation(Y.shape[1])
+            for name in ("loss_curve_", "best_loss_", "validation_scores_",
+                         "best_validation_score_"):
+                self.__dict__.pop(name, None)
+        elif not incremental:
+            self.model_, self._mlp_init_kwargs = self._rebuilt_model(sizes, loss)
+        if stochastic and not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            self.best_loss_ = None if self.early_stopping else np.inf
+        if stochastic:
+            if not incremental or not hasattr(self, "_rate"):
+                self._rate = _LearningRate(self.learning_rate, float(self.learning_rate_init),
+                                           float(self.power_t), self.solver == "sgd")
+            self._fit_stochastic(X, Y, y, sw, rs, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sw)
+        return self
+
+    def _reported_loss(self, objective):
+        """fastmlp's objective on scikit-learn's scale: for several regression outputs the
+        data loss is averaged over the outputs (the penalty is not)."""
+        if self._task != "regression" or self.n_outputs_ == 1:
+            return float(objective)
+        model = self.model_
+        penalty = sum(0.5 * model.l2 * float(np.sum(W * W)) + model.l1 * float(np.sum(np.abs(W)))
+                      for W in model.W)
+        return (float(objective) - penalty) / self.n_outputs_ + penalty
+
+    def _fit_stochastic(self, X, Y, y, sw, rs, incremental):
+        model = self.model_
+        early_stopping = self.early_stopping
+        if early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if early_stopping:
+            # As scikit-learn: stratified only for a single binary output.
+            stratify = Y if self._task == "classification" and Y.shape[1] == 1 else None
+            arrays = (X, Y, y) if sw is None else (X, Y, y, sw)
+            split = train_test_split(*arrays, random_state=rs,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, X_val, Y, _, _, y_val = split[:6]
+            sw, sw_val = (split[6], split[7]) if sw is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError("the validation set is too small: increase validation_fraction "
+                                 "or the number of samples, or set early_stopping=False")
+            X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
+        else:
+            X_val = y_val = sw_val = None
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} "
+                              f"training samples; it is clipped to {n_samples}")
+            batch_size = min(self.batch_size, n_samples)
+        model.l2 = self.alpha / (batch_size * (1.0 if sw is None else float(sw.mean())))
+        sample_idx = np.arange(n_samples)
+        rate = self._rate
+        if early_stopping:
+            # The weights to return if no epoch beats the best score so far: the initial ones,
+            # or after a warm start those of the previous fit, as scikit-learn does.
+            self._best_state = (model.params.copy(), model.bn_state.copy())
+        self.n_iter_ = 0
+        try:
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    # The same permutations scikit-learn draws; the rows are then visited in
+                    # that order (fastmlp's own shuffle is off).
+                    sample_idx = _shuffle(sample_idx, random_state=rs)
+                    X_epoch, Y_epoch = X[sample_idx], Y[sample_idx]
+                    sw_epoch = None if sw is None else sw[sample_idx]
+                else:
+                    X_epoch, Y_epoch, sw_epoch = X, Y, sw
+                model.base_lr = rate.next_rate()
+                model.train(X_epoch, Y_epoch, epochs=1, batch_size=batch_size, verbose=False,
+                            shuffle=False, sample_weight=sw_epoch)
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_ = self._reported_loss(model.history["loss"][-1])
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                rate.iteration_ends(self.t_, self.loss_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = ("Validation score" if early_stopping else "Training loss")
+                    action = "increase" if early_stopping else "improve"
+                    stop, suffix = rate.trigger_stopping()
+                    if self.verbose:
+                        print(f"{what} did not {action} more than tol={self.tol:f} for "
+                              f"{self.n_iter_no_change} consecutive epochs.{suffix}")
+                    if stop:
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  f"reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            model.params[:], model.bn_state[:] = self._best_state
+            del self._best_state
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
+        if early_stopping:
+            score = self._validation_score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_state = (self.model_.params.copy(), self.model_.bn_state.copy())
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+
+    def _validation_score(self, X, y, sample_weight):
+        out = self.model_.forward(X).reshape(X.shape[0], -1)
+        if not np.all(np.isfinite(out)):
+            return np.nan
+        return float(self._score_function(y, self._decode(out), sample_weight=sample_weight))
+
+    def _fit_lbfgs(self, X, Y, sw):
+        model = self.model_
+        model.l2 = self.alpha / (X.shape[0] if sw is None else float(sw.sum()))
+
+        def objective(theta):
+            model.params[:] = theta
+            value, grad = model.loss_and_gradient(X, Y, sample_weight=sw)
+            return value, grad.astype(np.float64)
+
+        result = scipy.optimize.minimize(
+            objective, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        model.params[:] = result.x
+        self.n_iter_ = int(result.nit)
+        self.loss_ = self._reported_loss(result.fun)
+        if self.verbose:
+            print(f"L-BFGS-B: {self.n_iter_} iterations, loss = {self.loss_:.8f}")
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iterations "
+                          f"({result.message}). Increase max_iter, or scale the data.",
+                          ConvergenceWarning)
+
+    # -- prediction and attributes ------------------------------------------------------------
+
+    def _forward(self, X):
+        """The network's outputs, (n_samples, n_outputs), as float64 whatever ``dtype`` (the
+        precision scikit-learn expects of predictions)."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
+        out = self.model_.forward(X)
+        return out.reshape(X.shape[0], -1).astype(np.float64, copy=False)
+
+    @property
+    def coefs_(self):
+        """list of ndarray: ``coefs_[i]`` is the weight matrix of layer ``i``, shape
+        ``(n_inputs, n_outputs)`` of that layer (a view into the model)."""
+        check_is_fitted(self, "model_")
+        return list(self.model_.W)
+
+    @property
+    def intercepts_(self):
+        """list of ndarray: ``intercepts_[i]`` is the bias vector of layer ``i`` (a view)."""
+        check_is_fitted(self, "model_")
+        return list(self.model_.b)
+
+    # fastmlp's MLP keeps W, b, ... as views into one parameter buffer, and cannot be pickled
+    # as it is: keep its state without the views and rebuild it around restored buffers.
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        model = state.pop("model_", None)
+        if model is not None:
+            state["_model_state"] = {k: v for k, v in vars(model).items() if k not in _MLP_VIEWS}
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        model_state = state.pop("_model_state", None)
+        if model_state is not None:
+            model = MLP(**state["_mlp_init_kwargs"])
+            model.params[:] = model_state.pop("params")
+            model.bn_state[:] = model_state.pop("bn_state")
+            vars(model).update(model_state)
+            state["model_"] = model
+        super().__setstate__(state)
+
+
+_PARAMETERS_HEADER = """
+    Parameters
+    ----------
+"""
+# The parameters both estimators share, in scikit-learn's order, then fastmlp's.
+_PARAMETERS_DOC = """    hidden_layer_sizes : int or tuple of int, default (100,)
+        Width of each hidden layer.
+    activation : str, default "relu"
+        Hidden activation: scikit-learn's "identity", "logistic", "tanh", "relu", or any of
+        fastmlp's (``fastmlp.activations.HIDDEN_ACTIVATIONS``, e.g. "gelu", "elu", or a pair
+        ("leaky_relu", 0.1)).
+    solver : str or fastmlp.optimizers.Optimizer, default "adam"
+        "adam" (``beta_1``, ``beta_2``, ``epsilon``), "sgd" (plain, or with ``momentum``, Nesterov's
+        when ``nesterovs_momentum``), "lbfgs" (scipy's L-BFGS-B on the full-batch loss, with
+        ``max_iter``, ``max_fun`` and ``tol``), or another fastmlp optimizer: a name for its
+        defaults ("rmsprop", "adagrad", ...) or an instance
+        (``fastmlp.optimizers.AdamW(weight_decay=0.01)``).
+    alpha : float, default 1e-4
+        L2 penalty, with scikit-learn's scaling (see the module docstring).
+    batch_size : int or "auto", default "auto"
+        Samples per update; "auto" is ``min(200, n_samples)``.
+    learning_rate : str, fastmlp.schedules.Schedule or callable, default "constant"
+        For ``solver="sgd"``, scikit-learn's "constant", "invscaling" or "adaptive" (other
+        solvers keep ``learning_rate_init``, as in scikit-learn). A fastmlp schedule (an instance,
+        "plateau", or a function epoch -> rate) applies to every stochastic solver; an adaptive
+        one observes the training loss.
+    learning_rate_init : float, default 1e-3
+    power_t : float, default 0.5
+        Exponent of "invscaling": the rate after ``t`` samples is
+        ``learning_rate_init / (t + 1) ** power_t``.
+    max_iter : int, default 200
+        Epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default True
+        Shuffle the samples before each epoch.
+    random_state : int, RandomState instance or None, default None
+        Draws the initial weights, the validation split and the shuffles (then the dropout
+        seed). An int makes fitting repeatable.
+    tol : float, default 1e-4
+        Training stops when the training loss has not fallen by ``tol`` (or, with early stopping,
+        the validation score has not risen by ``tol``) for more than ``n_iter_no_change``
+        consecutive epochs.
+    verbose : bool, default False
+        Print the loss of every epoch.
+    warm_start : bool, default False
+        ``fit`` continues from the fitted weights (with a new optimizer state).
+    momentum : float in [0, 1), default 0.9
+        For ``solver="sgd"``.
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data, stop when its score stops
+        improving and keep the weights of the best epoch.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's parameters.
+    n_iter_no_change : int, default 10
+    max_fun : int, default 15000
+        Most loss evaluations for ``solver="lbfgs"``.
+    l1 : float, default 0.0
+        fastmlp: L1 penalty ``l1 * sum(|W|)`` (not rescaled).
+    dropout : float or list of float, default 0.0
+        fastmlp: inverted-dropout rate of each hidden layer.
+    batch_norm : bool or list of bool, default False
+        fastmlp: batch-normalize the hidden layers.
+    init : str or None, default None
+        fastmlp: initializer name (``fastmlp.initializers.INITIALIZERS``) instead of
+        scikit-learn's Glorot-uniform weights and biases.
+    clip_norm, clip_value : float or None, default None
+        fastmlp: gradient clipping.
+    dtype : numpy.float64 or numpy.float32, default numpy.float64
+        fastmlp: the precision of the parameters and the arithmetic.
+"""
+
+_ATTRIBUTES_DOC = """
+    Attributes
+    ----------
+    loss_ : float
+        The loss of the last epoch (see the module docstring for its scale).
+    best_loss_ : float or None
+        The lowest training loss (None with early stopping); stochastic solvers only.
+    loss_curve_ : list of float
+        The loss of every epoch; stochastic solvers only.
+    validation_scores_ : list of float or None
+        With early stopping, the validation score of every epoch.
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen.
+    coefs_, intercepts_ : list of ndarray
+        Weights and biases of each layer: views into ``model_``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When X had feature names.
+    n_iter_ : int
+        Epochs (or lbfgs iterations) run by the last call.
+    n_layers_, n_outputs_ : int
+    out_activation_ : str
+        "logistic", "softmax" or "identity".
+    model_ : fastmlp.MLP
+        The fitted network.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron classifier, trained by fastmlp's compiled kernels.
+
+    Binary targets use one sigmoid output, multi-class targets a softmax over the classes and
+    multi-label targets (a 0/1 indicator matrix) one sigmoid per label; the loss is the log loss.
+    A drop-in replacement for ``sklearn.neural_network.MLPClassifier``; see the module docstring
+    for what differs.
+""" + _PARAMETERS_HEADER + _PARAMETERS_DOC + """    label_smoothing : float in [0, 1), default 0.0
+        fastmlp: for multi-class targets, train on ``(1 - s) * y + s / n_classes``.
+""" + _ATTRIBUTES_DOC + """    classes_ : ndarray
+        The class labels (or, multi-label, the label indices).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 3)
+    """
+
+    _task = "classification"
+    _score_function = staticmethod(accuracy_score)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 l1=0.0, dropout=0.0, batch_norm=False, init=None, clip_norm=None,
+                 clip_value=None, label_smoothing=0.0, dtype=np.float64):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.l1 = l1
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.init = init
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.label_smoothing = label_smoothing
+        self.dtype = dtype
+
+    def _loss_kwargs(self):
+        return {"label_smoothing": self.label_smoothing}
+
+    def _loss_name(self, n_outputs):
+        multiclass = self._label_binarizer.y_type_ == "multiclass"
+        return "categorical_crossentropy" if multiclass else "binary_crossentropy"
+
+    def _out_activation(self, n_outputs):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        """Return X, the 0/1 target matrix and y (labels), checked; define or check classes_."""
+        X, y = _validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype),
+                              order="C", reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(f"warm_start can only be used where y has the same classes "
+                                     f"as in the previous call to fit: had {self.classes_}, y "
+                                     f"has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
+                                 f"{np.setdiff1d(classes, self.classes_)}")
+        Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
+        return X, np.ascontiguousarray(Y), y
+
+    def _decode(self, out):
+        return self._label_binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and the class labels (or label indicator matrix) y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(_stochastic_solver)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Train for one epoch on (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+        classes : array-like, optional
+            Every class that any call will see (for multi-label y, the label indices): required
+            on the first call; afterwards it may be left out, or must equal ``classes_``.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        first_call = not hasattr(self, "classes_")
+        if first_call:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit: "
+                                 "all the labels y can take, e.g. numpy.unique(y_all)")
+            self._label_binarizer = LabelBinarizer()
+            y_array = np.asarray(y)
+            multilabel = y_array.ndim == 2 and y_array.shape[1] > 1
+            self._label_binarizer.fit(y_array if multilabel else np.asarray(classes))
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
+                             f"partial_fit, {self.classes_}")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predicted class of each sample (or 0/1 labels, multi-label).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+        """
+        return self._decode(self._forward(X))
+
+    def predict_proba(self, X):
+        """Probability of each class, in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Binary: the columns are ``1 - p`` and ``p``. Multi-label: each label's probability.
+        """
+        out = self._forward(X)
+        if out.shape[1] == 1:
+            return np.hstack([1 - out, out])
+        return out
+
+    def predict_log_proba(self, X):
+        """The logarithm of ``predict_proba(X)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _more_tags(self):                           # scikit-learn < 1.6
+        return {"multilabel": True}
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron regressor, trained by fastmlp's compiled kernels.
+
+    Identity outputs, one per target; the loss is half the squared error by default. A drop-in
+    replacement for ``sklearn.neural_network.MLPRegressor``; see the module docstring for what
+    differs.
+""" + _PARAMETERS_HEADER + """\
+    loss : {"squared_error", "absolute_error", "huber"}, default "squared_error"
+        "squared_error" is half the squared error, as in scikit-learn; the other two are
+        fastmlp's.
+""" + _PARAMETERS_DOC + """    huber_delta : float, default 1.0
+        fastmlp: where the Huber loss turns from quadratic to linear.
+""" + _ATTRIBUTES_DOC + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPRegressor
+    >>> X = np.linspace(-1, 1, 50).reshape(-1, 1)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0)
+    >>> bool(reg.fit(X, X.ravel() ** 2).score(X, X.ravel() ** 2) > 0.9)
+    True
+    """
+
+    _task = "regression"
+    _score_function = staticmethod(r2_score)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 l1=0.0, dropout=0.0, batch_norm=False, init=None, clip_norm=None,
+                 clip_value=None, huber_delta=1.0, dtype=np.float64):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.l1 = l1
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.init = init
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.huber_delta = huber_delta
+        self.dtype = dtype
+
+    def _loss_kwargs(self):
+        return {"huber_delta": self.huber_delta}
+
+    def _loss_name(self, n_outputs):
+        if self.loss not in ("squared_error", "absolute_error", "huber"):
+            raise ValueError(f"loss must be 'squared_error', 'absolute_error' or 'huber'; got "
+                             f"{self.loss!r}" + (" (fastmlp has no Poisson loss)"
+                                                 if self.loss == "poisson" else ""))
+        return self.loss
+
+    def _out_activation(self, n_outputs):
+        return "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
+                              dtype=np.dtype(self.dtype), order="C", reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=np.dtype(self.dtype))
+        return X, Y, y
+
+    def _decode(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X and the targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(_stochastic_solver)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for one epoch on (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        return self._decode(self._forward(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):                           # scikit-learn < 1.6
+        return {"multioutput": True}

@@ -1,0 +1,351 @@
+"""``fastmlp.MLPClassifier`` / ``MLPRegressor``: scikit-learn's estimator checks, parity with
+``sklearn.neural_network`` and the scikit-learn tools they must work in.
+
+The parity tests rely on the estimators following scikit-learn's algorithm step for step (the
+same initial weights, validation split and shuffles from the same ``random_state``, the same
+updates): with plain or momentum SGD on batches that divide the training set, the weights agree
+to 1e-10 with scikit-learn's; Adam differs only by where epsilon enters, L-BFGS not at all.
+"""
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse
+from joblib import parallel_backend
+from sklearn import datasets
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+import fastmlp
+from fastmlp import MLPClassifier, MLPRegressor
+from fastmlp.schedules import StepDecay
+
+PARITY_ATOL = 1e-10
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """These problems are tiny: BLAS threads only add contention (on a shared, loaded machine
+    they slow both libraries down by an order of magnitude)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def iris():
+    X, y = datasets.load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def max_difference(a, b):
+    return max(float(np.max(np.abs(p - q))) for p, q in zip(a, b))
+
+
+# -- scikit-learn's estimator checks --------------------------------------------------------
+
+SMALL = dict(hidden_layer_sizes=(16,), max_iter=100)
+ESTIMATORS = [
+    MLPClassifier(learning_rate_init=0.01, **SMALL),
+    MLPRegressor(learning_rate_init=0.01, **SMALL),
+    MLPClassifier(solver="lbfgs", **SMALL),
+    MLPRegressor(solver="lbfgs", **SMALL),
+    MLPRegressor(solver="rmsprop", learning_rate_init=0.01, activation="gelu", dropout=0.1,
+                 batch_norm=True, l1=1e-4, dtype=np.float32, **SMALL),
+]
+
+
+def expected_failed_checks(estimator):
+    if estimator.dropout:
+        return {"check_sample_weight_equivalence_on_dense_data":
+                "dropout masks and batch-norm statistics depend on which rows share a batch, "
+                "so a weight of 2 cannot equal a repeated row"}
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# -- parity with scikit-learn ---------------------------------------------------------------
+
+@pytest.mark.parametrize("load", [datasets.load_digits, datasets.load_breast_cancer])
+def test_default_accuracy_matches_sklearn(load):
+    X, y = load(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    scores = {}
+    for cls in (MLPClassifier, SkMLPClassifier):
+        pipe = make_pipeline(StandardScaler(), cls(random_state=0)).fit(X_train, y_train)
+        scores[cls] = pipe.score(X_test, y_test)
+    assert scores[MLPClassifier] > 0.9
+    assert abs(scores[MLPClassifier] - scores[SkMLPClassifier]) <= 0.01, scores
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", momentum=0.9, nesterovs_momentum=True, learning_rate_init=0.05),
+    dict(solver="sgd", momentum=0.5, nesterovs_momentum=False, learning_rate="invscaling",
+         learning_rate_init=0.2, power_t=0.25),
+    dict(solver="sgd", momentum=0.0, learning_rate="adaptive", learning_rate_init=0.1,
+         n_iter_no_change=2, tol=1e-2),
+    dict(solver="sgd", momentum=0.9, early_stopping=True, validation_fraction=0.2,
+         learning_rate_init=0.05),
+])
+def test_sgd_classifier_matches_sklearn_step_for_step(params):
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8, 6), batch_size=30, max_iter=40, alpha=1e-3,
+              random_state=3, **params)
+    ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    # Losses differ only by where the penalty is evaluated (epoch end, not each batch).
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
+    if params.get("early_stopping"):
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+        assert ours.best_loss_ is None and theirs.best_loss_ is None
+    else:
+        assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-3)
+
+
+def test_sgd_multioutput_regressor_matches_sklearn():
+    X, _ = iris()
+    Y = np.c_[X[:, 0] * X[:, 1], X[:, 2] - X[:, 3]]
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=50, max_iter=30,
+              random_state=0)
+    ours, theirs = MLPRegressor(**kw).fit(X, Y), SkMLPRegressor(**kw).fit(X, Y)
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    # loss_ is on scikit-learn's scale: the squared error averaged over the two outputs.
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), atol=1e-9)
+
+
+def test_adam_matches_sklearn_up_to_epsilon():
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), batch_size=50, max_iter=30, random_state=0)
+    ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    assert 0 < max_difference(ours.coefs_, theirs.coefs_) < 1e-5
+
+
+def test_lbfgs_matches_sklearn():
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, alpha=0.1,
+              random_state=0)
+    ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 20
+    assert ours.loss_ == pytest.approx(theirs.loss_, abs=1e-12)
+    assert max_difference(ours.coefs_, theirs.coefs_) < 1e-9
+    assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "partial_fit")
+
+
+def test_partial_fit_matches_sklearn():
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=25, random_state=0)
+    ours, theirs = MLPClassifier(**kw), SkMLPClassifier(**kw)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        MLPClassifier(**kw).partial_fit(X, y)
+    order = np.random.default_rng(0).permutation(len(y))
+    for batch in np.array_split(order, 6):
+        # The first batch holds only some of the classes; `classes` names them all.
+        for model in (ours, theirs):
+            model.partial_fit(X[batch], y[batch], classes=np.unique(y))
+    assert ours.n_iter_ == 1 and ours.t_ == len(y)
+    assert max_difference(ours.coefs_, theirs.coefs_) < PARITY_ATOL
+    with pytest.raises(ValueError, match="not in classes_"):
+        ours.partial_fit(X[:3], [0, 1, 7])
+
+
+def test_warm_start_matches_sklearn():
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=30, max_iter=5,
+              random_state=0, warm_start=True)
+    ours, theirs = MLPClassifier(**kw), SkMLPClassifier(**kw)
+    for model in (ours, theirs):
+        model.fit(X, y)
+    first = [W.copy() for W in ours.coefs_]
+    for model in (ours, theirs):
+        model.fit(X, y)
+    assert len(ours.loss_curve_) == 10 and ours.n_iter_ == 5 and ours.t_ == 10 * len(y)
+    assert max_difference(ours.coefs_, first) > 1e-3        # it moved on from the first fit
+    assert max_difference(ours.coefs_, theirs.coefs_) < PARITY_ATOL
+    with pytest.raises(ValueError, match="another architecture"):
+        ours.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+
+
+def test_multilabel_matches_sklearn():
+    X, y = iris()
+    Y = np.c_[y == 0, y == 2, X[:, 0] > 0].astype(int)
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=50, max_iter=20,
+              random_state=0)
+    ours, theirs = MLPClassifier(**kw).fit(X, Y), SkMLPClassifier(**kw).fit(X, Y)
+    assert ours.out_activation_ == "logistic" and ours.coefs_[-1].shape == (8, 3)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-9)
+    assert ours.predict(X).shape == Y.shape
+
+
+# -- the classifier's outputs and attributes ------------------------------------------------
+
+def test_binary_probabilities_and_labels():
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    labels = np.where(y == 1, "benign", "malignant")
+    clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, max_iter=30).fit(X, labels)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(y), 2) and clf.coefs_[-1].shape == (8, 1)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    assert list(clf.classes_) == ["benign", "malignant"]
+    assert clf.n_features_in_ == 30 and clf.n_layers_ == 3 and clf.n_outputs_ == 1
+    assert clf.loss_ == clf.loss_curve_[-1] and clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_scores_ is None
+    # coefs_ and intercepts_ are views of the fitted network.
+    assert np.shares_memory(clf.coefs_[0], clf.model_.params)
+
+
+def test_feature_names_in():
+    pd = pytest.importorskip("pandas")
+    X, y = iris()
+    frame = pd.DataFrame(X, columns=["sepal_l", "sepal_w", "petal_l", "petal_w"])
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(frame, y)
+    assert list(clf.feature_names_in_) == list(frame.columns)
+    with pytest.warns(UserWarning, match="feature names"):
+        clf.predict(X)
+
+
+def test_regression_loss_is_on_sklearns_scale():
+    X, _ = iris()
+    Y = np.c_[X[:, 0] * X[:, 1], 2 * X[:, 2]]
+    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.0, max_iter=50,
+                       random_state=0).fit(X, Y)
+    assert reg.loss_ == pytest.approx(0.5 * np.mean((reg.predict(X) - Y) ** 2), rel=1e-10)
+
+
+# -- scikit-learn's tools --------------------------------------------------------------------
+
+def test_clone_and_pickle():
+    X, y = iris()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X, y)
+    fresh = clone(clf)
+    assert fresh.get_params() == clf.get_params() and not hasattr(fresh, "model_")
+    np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X), clf.predict_proba(X))
+
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    assert np.shares_memory(restored.coefs_[0], restored.model_.params)
+    # The optimizer's state survives too: training on continues identically.
+    for model in (clf, restored):
+        model.partial_fit(X, y)
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_pipeline_and_cross_val_score():
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=30,
+                                                         random_state=0))
+    cv = KFold(4, shuffle=True, random_state=0)
+    scores = cross_val_score(pipe, X, y, cv=cv)
+    by_hand = [clone(pipe).fit(X[tr], y[tr]).score(X[te], y[te]) for tr, te in cv.split(X)]
+    np.testing.assert_array_equal(scores, by_hand)
+    assert scores.mean() > 0.9
+
+
+@pytest.mark.parametrize("backend", [None, "threading"])
+def test_grid_search_in_parallel(backend):
+    X, y = iris()
+    grid = {"alpha": [1e-4, 1.0], "hidden_layer_sizes": [(4,), (12,)]}
+    estimator = MLPClassifier(max_iter=50, learning_rate_init=0.05, random_state=0)
+    serial = GridSearchCV(estimator, grid, cv=3).fit(X, y)
+    search = GridSearchCV(estimator, grid, cv=3, n_jobs=2)
+    if backend is None:
+        search.fit(X, y)                              # joblib's default: worker processes
+    else:
+        with parallel_backend(backend, n_jobs=2):
+            search.fit(X, y)
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"],
+                                  serial.cv_results_["mean_test_score"])
+    assert search.best_params_ == serial.best_params_
+    assert search.best_estimator_.score(X, y) > 0.9
+
+
+# -- fastmlp's own options and the errors ---------------------------------------------------
+
+def test_fastmlp_schedule_and_optimizer():
+    X, y = iris()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="rmsprop", learning_rate_init=0.01,
+                        learning_rate=StepDecay(step_size=2, gamma=0.5), max_iter=5,
+                        n_iter_no_change=100, random_state=0).fit(X, y)
+    assert clf.model_.optimizer.name == "rmsprop"
+    assert clf.model_.lr == pytest.approx(0.01 * 0.25)          # epoch 5: two halvings
+    assert clf.get_params()["learning_rate"].step_size == 2     # the parameter is untouched
+
+
+def test_dropout_batch_norm_float32():
+    X, y = iris()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), dropout=0.2, batch_norm=True, l1=1e-4,
+                        dtype=np.float32, learning_rate_init=0.01, max_iter=100,
+                        random_state=0).fit(X, y)
+    assert clf.model_.dtype == np.float32 and clf.coefs_[0].dtype == np.float32
+    assert clf.predict_proba(X).dtype == np.float64
+    assert clf.score(X, y) > 0.9
+    refit = clone(clf).fit(X, y)                                # the dropout seed is fixed
+    np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))
+
+
+def test_convergence_warning_and_stopping():
+    X, y = iris()
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=500, tol=10.0, n_iter_no_change=3,
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf.fit(X, y)
+    # tol is larger than any improvement: stopped after n_iter_no_change + 1 epochs.
+    assert clf.n_iter_ == 5
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (dict(solver="newton"), ValueError, "solver must be"),
+    (dict(activation="swishy"), ValueError, "unknown hidden_activation"),
+    (dict(hidden_layer_sizes=(4, 0)), ValueError, "hidden_layer_sizes"),
+    (dict(alpha=-1.0), ValueError, "alpha"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(learning_rate="sometimes"), ValueError, "unknown schedule"),
+    (dict(momentum=1.0, solver="sgd"), ValueError, "momentum"),
+    (dict(solver="lbfgs", dropout=0.5), ValueError, "lbfgs"),
+])
+def test_invalid_parameters(params, error, match):
+    X, y = iris()
+    with pytest.raises(error, match=match):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_unsupported_inputs():
+    X, y = iris()
+    with pytest.raises(TypeError, match="toarray"):
+        MLPClassifier().fit(scipy.sparse.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="poisson"):
+        MLPRegressor(loss="poisson").fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier().fit(X, X[:, 0])
+
+
+def test_import_fastmlp_does_not_import_sklearn():
+    code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules; "
+            "fastmlp.MLPRegressor; assert 'sklearn' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert "MLPClassifier" in dir(fastmlp) and fastmlp.MLPClassifier is MLPClassifier
+    with pytest.raises(AttributeError, match="no attribute 'MLPClassify'"):
+        fastmlp.MLPClassify
