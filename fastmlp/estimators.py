@@ -71,8 +71,6 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
 _SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
-# MLP attributes that are views into its ``params`` / ``bn_state`` buffers (see __getstate__).
-_MLP_VIEWS = ("W", "b", "gamma", "beta", "running_mean", "running_var")
 
 
 def _is_int(value):
@@ -479,26 +477,6 @@ class _BaseMLP(BaseEstimator):
         """list of ndarray: ``intercepts_[i]`` is the bias vector of layer ``i`` (a view)."""
         check_is_fitted(self, "model_")
         return list(self.model_.b)
-
-    # fastmlp's MLP keeps W, b, ... as views into one parameter buffer, and cannot be pickled
-    # as it is: keep its state without the views and rebuild it around restored buffers.
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_state"] = {k: v for k, v in vars(model).items() if k not in _MLP_VIEWS}
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        model_state = state.pop("_model_state", None)
-        if model_state is not None:
-            model = MLP(**state["_mlp_init_kwargs"])
-            model.params[:] = model_state.pop("params")
-            model.bn_state[:] = model_state.pop("bn_state")
-            vars(model).update(model_state)
-            state["model_"] = model
-        super().__setstate__(state)
 
 
 _PARAMETERS_HEADER = """

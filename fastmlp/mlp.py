@@ -296,6 +296,10 @@ class MLP:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        for name in ("params", "bn_state", "_opt_state", "_step"):
+            # Unpickled buffers may be read-only (e.g. joblib's memory maps): own writable ones.
+            if not getattr(self, name).flags.writeable:
+                setattr(self, name, np.array(getattr(self, name)))
         self._bind_views()
 
     def __repr__(self):
