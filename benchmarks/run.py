@@ -1,0 +1,288 @@
+"""Time fastmlp against the plain-NumPy reference, scikit-learn and PyTorch.
+
+Run ``python -m benchmarks`` (or ``python benchmarks/run.py``) from the repository root;
+``--quick`` takes under two minutes on two cores. For each configuration and dtype the variants
+take turns within every repetition (pausing between runs so one library's idle BLAS threads do
+not slow the next), and the table reports the median training time. See benchmarks/README.md.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+if not __package__:
+    # Run as a script: make `benchmarks` (and a fastmlp built in place) importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from benchmarks.configs import CONFIGS, TARGETS, Unavailable, flops_per_sample, load_data
+from benchmarks.runners import VARIANTS, Problem, installed
+
+PAUSE_SECONDS = 0.2
+SHUFFLE_SEED = 0
+DEFAULT_JSON = Path(__file__).resolve().with_name("results.json")
+# With --quick, a baseline whose first run takes longer than this runs only once: runs that long
+# vary by a few percent, and repeating them would break the two-minute budget.
+QUICK_SINGLE_RUN_S = 1.0
+
+
+def blas_threads():
+    """Threads of NumPy's BLAS (via threadpoolctl when installed, else the CPU count)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return max(counts) if counts else os.cpu_count() or 1
+
+
+def _version(module):
+    if not installed(module):
+        return None
+    return getattr(__import__(module), "__version__", "unknown")
+
+
+def machine_info(threads):
+    """CPU, cores, library versions and BLAS configuration, for the JSON report."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {m: _version(m) for m in ("fastmlp", "numpy", "scipy", "sklearn", "torch")},
+    }
+    try:
+        info["numpy_blas"] = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):
+        pass
+    if installed("threadpoolctl"):
+        from threadpoolctl import threadpool_info
+        info["threadpools"] = threadpool_info()
+    return info
+
+
+def matmul_ceiling(dtype, n=2048, repeats=5):
+    """GFLOP/s of an ``n x n`` NumPy matrix product (median of ``repeats``)."""
+    rng = np.random.default_rng(0)
+    A, B = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    A @ B
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        A @ B
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    return {"dtype": np.dtype(dtype).name, "n": n, "seconds": seconds,
+            "gflops": 2 * n ** 3 / seconds / 1e9}
+
+
+def make_problem(config, data, dtype, threads):
+    """The shared inputs of every run: data in ``dtype``, initial weights, batch orders.
+
+    The initial weights are the ones ``fastmlp.MLP`` draws for the configuration's seed; the
+    orders are those ``MLP.train(..., shuffle_seed=SHUFFLE_SEED)`` draws, one per epoch.
+    """
+    from fastmlp.initializers import DEFAULT_INIT, initial_parameters
+    X_train, X_test, y_train, y_test = data
+    W0, b0 = initial_parameters(np.random.default_rng(config.seed), config.layer_sizes,
+                                DEFAULT_INIT[config.hidden_activation])
+    for array in W0 + b0:
+        array.setflags(write=False)   # every runner copies them; none may train them in place
+    shuffles = np.random.default_rng(SHUFFLE_SEED)
+    orders = [shuffles.permutation(len(X_train)) for _ in range(config.epochs)]
+    return Problem(config, np.dtype(dtype), np.ascontiguousarray(X_train, dtype=dtype), y_train,
+                   np.ascontiguousarray(X_test, dtype=dtype), y_test, W0, b0, SHUFFLE_SEED,
+                   orders, threads)
+
+
+def _max_difference(trial, reference):
+    return max(float(np.max(np.abs(x - y)))
+               for x, y in zip(trial.W + trial.b, reference.W + reference.b))
+
+
+def benchmark(problem, variants, repeats, quick):
+    """Run the variants in turn, ``repeats`` times; one result row per variant.
+
+    A variant that cannot run (missing feature, failure) gets a row with its reason instead.
+    With ``quick``, a baseline (any variant but fastmlp) that takes over ``QUICK_SINGLE_RUN_S``
+    runs once.
+    """
+    config = problem.config
+    print(f"running {config.name} {problem.dtype.name}", file=sys.stderr, flush=True)
+    times = {name: [] for name in variants}
+    last, reasons = {}, {}
+
+    def done(name):
+        return name in reasons or (quick and name != "fastmlp" and times[name]
+                                   and times[name][0] > QUICK_SINGLE_RUN_S)
+
+    for _ in range(repeats):
+        for name in variants:
+            if done(name):
+                continue
+            try:
+                last[name] = VARIANTS[name].run(problem)
+            except Unavailable as why:
+                reasons[name] = str(why)
+                continue
+            except Exception as error:   # report it in the table, carry on with the rest
+                reasons[name] = f"failed: {type(error).__name__}: {error}"
+                continue
+            times[name].append(last[name].seconds)
+            time.sleep(PAUSE_SECONDS)
+
+    samples = len(problem.X_train) * config.epochs
+    flops = samples * flops_per_sample(config.layer_sizes)
+    baseline = float(np.median(times["numpy"])) if times.get("numpy") else None
+    rows = []
+    for name in variants:
+        row = {"config": config.name, "dtype": problem.dtype.name, "variant": name}
+        if name in reasons:
+            rows.append({**row, "status": reasons[name]})
+            continue
+        seconds = float(np.median(times[name]))
+        parity = None
+        if VARIANTS[name].same_order and name != "numpy" and "numpy" in last:
+            parity = _max_difference(last[name], last["numpy"])
+        rows.append({**row, "status": "ok", "runs": len(times[name]), "times": times[name],
+                     "median_s": seconds,
+                     "samples_per_s": samples / seconds, "gflops": flops / seconds / 1e9,
+                     "ratio_vs_numpy": baseline / seconds if baseline else None,
+                     "accuracy": last[name].accuracy, "parity": parity})
+    return rows
+
+
+def print_table(rows):
+    header = (f"{'config':<12} {'dtype':<8} {'variant':<8} {'median s':>9} {'samples/s':>10} "
+              f"{'GFLOP/s':>8} {'vs numpy':>9} {'accuracy':>8} {'parity':>8} {'runs':>4}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        start = f"{r['config']:<12} {r['dtype']:<8} {r['variant']:<8} "
+        if r["status"] != "ok":
+            print(start + r["status"])
+            continue
+        ratio = "-" if r["ratio_vs_numpy"] is None else f"{r['ratio_vs_numpy']:.2f}x"
+        parity = "-" if r["parity"] is None else f"{r['parity']:.1e}"
+        print(start + f"{r['median_s']:9.4f} {r['samples_per_s']:10.3g} {r['gflops']:8.2f} "
+              f"{ratio:>9} {r['accuracy']:8.4f} {parity:>8} {r['runs']:4d}")
+
+
+def check_targets(rows):
+    """The issue's goals, as far as this run measured them: one line each, "ok" or "MISSED"."""
+    ok = {(r["config"], r["dtype"], r["variant"]): r for r in rows if r["status"] == "ok"}
+    checks = []
+    for config, dtype, minimum in TARGETS:
+        row = ok.get((config, dtype, "fastmlp"))
+        if row and row["ratio_vs_numpy"]:
+            checks.append((f"{config} {dtype}: fastmlp vs numpy >= {minimum:g}x",
+                           f"{row['ratio_vs_numpy']:.2f}x", row["ratio_vs_numpy"] >= minimum))
+    for (config, dtype, variant), row in ok.items():
+        fast = ok.get((config, dtype, "fastmlp"))
+        if variant in ("sklearn", "torch") and fast:
+            checks.append((f"{config} {dtype}: fastmlp faster than {variant}",
+                           f"{row['median_s'] / fast['median_s']:.2f}x",
+                           fast["median_s"] < row["median_s"]))
+        if variant == "fastmlp" and dtype == "float64" and row["parity"] is not None:
+            checks.append((f"{config} float64: fastmlp matches numpy to 1e-10",
+                           f"{row['parity']:.1e}", row["parity"] <= 1e-10))
+    for name, value, passed in checks:
+        print(f"  {'ok    ' if passed else 'MISSED'} {name:<52} {value}")
+    return [{"target": name, "value": value, "met": passed} for name, value, passed in checks]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repetitions, and only one for a baseline that takes over "
+                             f"{QUICK_SINGLE_RUN_S:g} s: under two minutes on two cores")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help=f"comma-separated, from {','.join(CONFIGS)} (default: all)")
+    parser.add_argument("--dtypes", default="float64,float32",
+                        help="float64,float32 (default) or one of them")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repetitions per variant (default 3 with --quick, else 5)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help="where to write the results (default: benchmarks/results.json)")
+    args = parser.parse_args(argv)
+    args.configs = args.configs.split(",")
+    args.dtypes = args.dtypes.split(",")
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
+    if set(args.dtypes) - {"float64", "float32"}:
+        parser.error(f"--dtypes takes float64 and/or float32; got {args.dtypes}")
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
+    elif args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.perf_counter()
+    threads = blas_threads()
+    variants = [name for name, variant in VARIANTS.items() if installed(variant.needs)]
+    missing = [name for name in VARIANTS if name not in variants]
+    load = os.getloadavg()[0]
+    print(f"{threads} BLAS threads; load average {load:.2f}; variants: {', '.join(variants)}"
+          + (f" (not installed: {', '.join(missing)})" if missing else "")
+          + f"; {args.repeats} repetitions" + (", quick mode" if args.quick else ""))
+    if load > 0.5 * (os.cpu_count() or 1):
+        print("warning: the machine is busy; timings will be noisy (PyTorch's OpenMP threads "
+              "suffer most)")
+
+    ceilings = [matmul_ceiling(dtype) for dtype in args.dtypes]
+    for c in ceilings:
+        print(f"matmul ceiling {c['dtype']}: {c['gflops']:.1f} GFLOP/s "
+              f"({c['n']}x{c['n']} NumPy product, median of 5)")
+    print()
+
+    rows = []
+    for name in args.configs:
+        config = CONFIGS[name]
+        try:
+            data = load_data(config)
+        except Unavailable as why:
+            rows += [{"config": name, "dtype": d, "variant": "-", "status": str(why)}
+                     for d in args.dtypes]
+            continue
+        for dtype in args.dtypes:
+            problem = make_problem(config, data, dtype, threads)
+            rows += benchmark(problem, variants, args.repeats, args.quick)
+    print_table(rows)
+    print("\nvs numpy = NumPy reference time / variant time (same dtype); parity = max |param "
+          "- reference param| after training from the same weights and batch order.")
+    print("Targets:")
+    targets = check_targets(rows)
+    elapsed = time.perf_counter() - started
+    print(f"\nTotal {elapsed:.0f} s.")
+
+    report = {"machine": {**machine_info(threads),
+                          "load_average": {"start": load, "end": os.getloadavg()[0]}},
+              "settings": {"quick": args.quick, "repeats": args.repeats,
+                           "pause_s": PAUSE_SECONDS, "shuffle_seed": SHUFFLE_SEED,
+                           "configs": args.configs, "dtypes": args.dtypes},
+              "matmul": ceilings, "results": rows, "targets": targets, "elapsed_s": elapsed}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print(f"Wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
