@@ -342,10 +342,11 @@ def test_unsupported_inputs():
         MLPClassifier().fit(X, X[:, 0])
 
 
-def test_import_fastmlp_does_not_import_sklearn():
+def test_import_fastmlp_does_not_import_sklearn(tmp_path):
     code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules; "
             "fastmlp.MLPRegressor; assert 'sklearn' in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # From a folder outside the checkout, so that the installed package is the one imported.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     assert "MLPClassifier" in dir(fastmlp) and fastmlp.MLPClassifier is MLPClassifier
     with pytest.raises(AttributeError, match="no attribute 'MLPClassify'"):
         fastmlp.MLPClassify
