@@ -215,6 +215,9 @@ def parse_args(argv):
                         help="float64,float32 (default) or one of them")
     parser.add_argument("--repeats", type=int, default=None,
                         help="repetitions per variant (default 3 with --quick, else 5)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/compute threads for every framework (default: NumPy's BLAS "
+                             "setting, usually the number of cores)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
                         help="where to write the results (default: benchmarks/results.json)")
     args = parser.parse_args(argv)
@@ -235,7 +238,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
-    threads = blas_threads()
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("--threads must be at least 1")
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)         # NumPy's (and SciPy's) BLAS, for the whole run
+    threads = args.threads or blas_threads()
     variants = [name for name, variant in VARIANTS.items() if installed(variant.needs)]
     missing = [name for name in VARIANTS if name not in variants]
     load = os.getloadavg()[0]

@@ -80,8 +80,10 @@ def _float64(arrays):
 
 def run_fastmlp(problem):
     """fastmlp's ``MLP``, shuffled by ``shuffle_seed`` (which draws exactly ``problem.orders``)."""
+    import fastmlp
     from fastmlp import MLP
     c = problem.config
+    fastmlp.set_num_threads(problem.threads)      # the same BLAS thread count as the others
     model = _construct(MLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
                        hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
                        dtype=problem.dtype, **_softmax_kwargs(c))
@@ -102,7 +104,9 @@ def run_reference(problem):
     model = _construct(ReferenceMLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
                        hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
                        dtype=problem.dtype, W=problem.W0, b=problem.b0, **_softmax_kwargs(c))
-    seconds = _timed(lambda: model.train(problem.X_train, problem.y_train, epochs=c.epochs,
+    # The reference takes the target matrix: one-hot rows for softmax.
+    y = np.eye(c.layer_sizes[-1])[problem.y_train] if c.multiclass else problem.y_train
+    seconds = _timed(lambda: model.train(problem.X_train, y, epochs=c.epochs,
                                          batch_size=c.batch_size, orders=problem.orders))
     scores = model.forward(problem.X_test)
     predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= 0.5).astype(int)

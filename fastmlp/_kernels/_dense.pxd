@@ -6,5 +6,6 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
 
 cdef void dense_backward(const floating* A, const floating* W, const floating* delta,
                          const floating* D, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                         bint use_blas, floating* gW_out, floating* gb_out,
+                         bint use_blas, floating alpha, floating beta_w, floating beta_b,
+                         floating* gW_out, floating* gb_out,
                          floating* delta_prev_out) noexcept nogil

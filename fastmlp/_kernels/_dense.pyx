@@ -125,39 +125,48 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
 
 cdef void dense_backward(const floating* A, const floating* W, const floating* delta,
                          const floating* D, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                         bint use_blas, floating* gW_out, floating* gb_out,
+                         bint use_blas, floating alpha, floating beta_w, floating beta_b,
+                         floating* gW_out, floating* gb_out,
                          floating* delta_prev_out) noexcept nogil:
-    """gW_out := A @ delta.T (n_in, n_out), gb_out := the row sums of delta and, when
-    delta_prev_out is not NULL, delta_prev_out := (W @ delta) * D (n_in, m), the delta of the
-    previous layer (D = its f'), all feature-major.
+    """First, when delta_prev_out is not NULL, delta_prev_out := (W @ delta) * D (n_in, m), the
+    delta of the previous layer (D = its f'); then gW_out := alpha * A @ delta.T + beta_w *
+    gW_out (n_in, n_out) and gb_out := alpha * (row sums of delta) + beta_b * gb_out, all
+    feature-major. A beta of 0 ignores what the output held.
+
+    With alpha = 1 and betas 0 that is the gradient. With gW_out = W, gb_out = b, alpha = -lr,
+    beta_w = 1 - lr * l2 and beta_b = 1 it is the SGD step itself, fused into the product: W is
+    read for delta_prev before it is updated.
 
     delta already carries the 1/m of the batch mean (the loss kernel puts it there).
     """
     cdef Py_ssize_t j, p, r
     cdef floating* out
+    cdef floating* g
     cdef const floating* d
-    for j in range(n_out):
-        gb_out[j] = row_sum(delta + j * m, m)
-    if use_blas:
-        gemm(False, True, <int> n_in, <int> n_out, <int> m, <floating> 1, A, <int> m,
-             delta, <int> m, <floating> 0, gW_out, <int> n_out)
-        if delta_prev_out != NULL:
+    if delta_prev_out != NULL:
+        if use_blas:
             gemm(False, False, <int> n_in, <int> m, <int> n_out, <floating> 1, W, <int> n_out,
                  delta, <int> m, <floating> 0, delta_prev_out, <int> m)
             for r in range(m * n_in):
                 delta_prev_out[r] *= D[r]
+        else:
+            for p in range(n_in):
+                out = delta_prev_out + p * m
+                memset(out, 0, m * sizeof(floating))
+                axpy_rows(out, W + p * n_out, 1, delta, n_out, m)
+                d = D + p * m
+                for r in range(m):
+                    out[r] *= d[r]
+    for j in range(n_out):
+        gb_out[j] = alpha * row_sum(delta + j * m, m) + (beta_b * gb_out[j] if beta_b != 0 else 0)
+    if use_blas:
+        gemm(False, True, <int> n_in, <int> n_out, <int> m, alpha, A, <int> m,
+             delta, <int> m, beta_w, gW_out, <int> n_out)
         return
     for p in range(n_in):
+        g = gW_out + p * n_out
         for j in range(n_out):
-            gW_out[p * n_out + j] = dot(A + p * m, delta + j * m, m)
-    if delta_prev_out != NULL:
-        for p in range(n_in):
-            out = delta_prev_out + p * m
-            memset(out, 0, m * sizeof(floating))
-            axpy_rows(out, W + p * n_out, 1, delta, n_out, m)
-            d = D + p * m
-            for r in range(m):
-                out[r] *= d[r]
+            g[j] = alpha * dot(A + p * m, delta + j * m, m) + (beta_w * g[j] if beta_w != 0 else 0)
 
 
 def _check_shapes(A, W, b=None, delta=None):
@@ -217,6 +226,6 @@ def dense_backward_py(const floating[:, ::1] A, const floating[:, ::1] W,
     cdef floating* dp = NULL if delta_prev_out is None else &dpt[0, 0]
     with nogil:
         dense_backward(&At[0, 0], &W[0, 0], &deltat[0, 0], &Dt[0, 0], m, n_in, n_out, use_blas,
-                       &gW_out[0, 0], &gb_out[0], dp)
+                       1, 0, 0, &gW_out[0, 0], &gb_out[0], dp)
     if delta_prev_out is not None:
         np.asarray(delta_prev_out)[...] = np.asarray(dpt).T

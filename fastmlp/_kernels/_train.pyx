@@ -325,19 +325,28 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
         A_in = Z
 
 
-cdef void backward(const Net* net, const floating* theta, const floating* A0, floating* ws,
-                   Py_ssize_t m, floating* grad) noexcept nogil:
+cdef void backward(const Net* net, floating* theta, const floating* A0, floating* ws,
+                   Py_ssize_t m, floating* grad, double fused_lr) noexcept nogil:
     """grad := dJ/dtheta for the batch whose forward pass is in ws and whose output delta is in
-    the first delta buffer: every layer's gradients, batch-norm's, then the penalties'."""
+    the first delta buffer: every layer's gradients, batch-norm's, then the penalties'.
+
+    With fused_lr > 0 (plain SGD; see ``fused_sgd``), apply theta -= fused_lr * dJ/dtheta
+    layer by layer instead, inside the products, and leave grad alone."""
     cdef int k
     cdef floating* delta = ws + net.delta_off0
     cdef floating* delta_prev = ws + net.delta_off1
     cdef floating* swap
+    cdef floating* gW
+    cdef floating* gb
+    cdef floating alpha = 1, beta_w = 0, beta_b = 0
+    if fused_lr > 0:
+        alpha, beta_w, beta_b = <floating> -fused_lr, <floating> (1 - fused_lr * net.l2), 1
     for k in range(net.n_layers - 1, -1, -1):
+        gW = (theta if fused_lr > 0 else grad) + net.w_off[k]
+        gb = (theta if fused_lr > 0 else grad) + net.b_off[k]
         dense_backward(A0 if k == 0 else ws + net.a_off[k], theta + net.w_off[k], delta,
                        ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
-                       grad + net.w_off[k], grad + net.b_off[k],
-                       delta_prev if k > 0 else NULL)
+                       alpha, beta_w, beta_b, gW, gb, delta_prev if k > 0 else NULL)
         if net.bn[k]:
             # Batch normalization subtracts the batch mean, so J does not depend on this bias:
             # its exact gradient is 0 (the sum above is rounding noise, which adaptive
@@ -350,10 +359,23 @@ cdef void backward(const Net* net, const floating* theta, const floating* A0, fl
         swap = delta
         delta = delta_prev
         delta_prev = swap
-    if net.l1 != 0 or net.l2 != 0:
+    if fused_lr == 0 and (net.l1 != 0 or net.l2 != 0):
         for k in range(net.n_layers):
             add_penalty_gradient(grad + net.w_off[k], theta + net.w_off[k],
                                  net.sizes[k] * net.sizes[k + 1], net.l1, net.l2)
+
+
+cdef bint fused_sgd(const Net* net) noexcept nogil:
+    """Whether the update is plain SGD, which backward can apply inside the products: no
+    clipping, L1 or batch normalization (they need the whole gradient first)."""
+    cdef int k
+    if net.optimizer != OPT_SGD or net.clip_norm > 0 or net.clip_value > 0 or net.l1 != 0 \
+            or net.weight_decay > 0:
+        return False
+    for k in range(net.n_layers):
+        if net.bn[k]:
+            return False
+    return True
 
 
 cdef void update(const Net* net, floating* theta, floating* grad, floating* opt_state,
@@ -408,11 +430,21 @@ cdef void scatter_rows(const floating* block, Py_ssize_t m, Py_ssize_t width,
 
 
 cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating s = 0
-    for i in range(n):
-        s += x[i] * 0     # stays 0 unless some x[i] is inf or nan
-    return s == 0
+    """Whether no x[i] is inf or nan: x * 0 is 0 for finite x and nan otherwise, summed in
+    eight independent lanes (vectorizable without reassociation), a block at a time."""
+    cdef Py_ssize_t i = 0, j
+    cdef floating lanes[8]
+    for j in range(8):
+        lanes[j] = 0
+    while i + 8 <= n:
+        for j in range(8):
+            lanes[j] += x[i + j] * 0
+        i += 8
+    while i < n:
+        lanes[0] += x[i] * 0
+        i += 1
+    return (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) == 0
 
 
 cdef void save_state(const Net* net, floating* backup, const floating* theta,
@@ -446,6 +478,7 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     cdef floating* backup = ws + net.backup_off
     cdef double batch_loss, total
     cdef int64_t step_at_start
+    cdef bint fused = fused_sgd(net)
     for e in range(n_epochs):
         epochs_done[0] = e
         save_state(net, backup, theta, opt_state, bn_state, False)
@@ -467,9 +500,12 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
                 step[0] = step_at_start
                 return NONFINITE_LOSS
             total += batch_loss
-            backward(net, theta, A0, ws, m, grad)
             step[0] += 1
-            update(net, theta, grad, opt_state, rates[e], step[0])
+            if fused:
+                backward(net, theta, A0, ws, m, grad, rates[e])
+            else:
+                backward(net, theta, A0, ws, m, grad, 0)
+                update(net, theta, grad, opt_state, rates[e], step[0])
             start += m
         if not all_finite_ptr(theta, net.n_params):
             save_state(net, backup, theta, opt_state, bn_state, True)
@@ -574,7 +610,7 @@ def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] 
         total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                            ws + net.y_off, sw_ptr, m, net.sizes[net.n_layers],
                            <floating> (1.0 / m), ws + net.delta_off0)
-        backward(net, &theta[0], ws + net.a_off[0], ws, m, &grad_out[0])
+        backward(net, <floating*> &theta[0], ws + net.a_off[0], ws, m, &grad_out[0], 0)
         total = total / m + penalty(net, &theta[0])
     return total
 
