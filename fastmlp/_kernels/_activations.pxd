@@ -81,16 +81,13 @@ cdef inline void activate(int act, floating param, floating* z, floating* d,
     cdef floating INV_SQRT_2PI = <floating> 0.3989422804014327     # 1 / sqrt(2 pi)
     cdef floating GELU_C = <floating> 0.044715                     # cubic term of the tanh GELU
     if act == ACT_RELU:
-        if d == NULL:
+        # Selects rather than branches: the sign of z is a coin toss, and a mispredicted branch
+        # per element cost more than the layer's products on small networks.
+        if d != NULL:
             for i in range(n):
-                z[i] = z[i] if z[i] > 0 else 0
-        else:
-            for i in range(n):
-                if z[i] > 0:
-                    d[i] = 1
-                else:
-                    z[i] = 0
-                    d[i] = 0
+                d[i] = 1 if z[i] > 0 else 0
+        for i in range(n):
+            z[i] = z[i] if z[i] > 0 else 0
     elif act == ACT_SIGMOID:
         for i in range(n):
             a = sigmoid(z[i])
@@ -108,15 +105,12 @@ cdef inline void activate(int act, floating param, floating* z, floating* d,
             if d != NULL:
                 d[i] = 1 - a * a
     elif act == ACT_LEAKY_RELU:
-        # f = z (z > 0), param * z (z <= 0)
+        # f = z (z > 0), param * z (z <= 0); selects, not branches, as for relu.
+        if d != NULL:
+            for i in range(n):
+                d[i] = 1 if z[i] > 0 else param
         for i in range(n):
-            if z[i] > 0:
-                if d != NULL:
-                    d[i] = 1
-            else:
-                z[i] = param * z[i]
-                if d != NULL:
-                    d[i] = param
+            z[i] = z[i] if z[i] > 0 else param * z[i]
     elif act == ACT_ELU:
         # f = z (z > 0), param * (exp(z) - 1) (z <= 0); f' = 1, param * exp(z). The derivative
         # is not taken as f + param, which cancels for very negative z.
