@@ -63,7 +63,7 @@ def test_two_fits_in_two_threads_run_at_the_same_time():
     def fit(seed):
         model = MLP([16, 64, 64, 1], lr=0.05, seed=seed)
         start = time.perf_counter()
-        model.train(X, y, epochs=12, batch_size=16, verbose=False)
+        model.train(X, y, epochs=40, batch_size=16, verbose=False)
         inside.append((start, time.perf_counter()))
 
     fit(0)                                     # warm up
@@ -76,5 +76,6 @@ def test_two_fits_in_two_threads_run_at_the_same_time():
     (a0, a1), (b0, b1) = inside
     overlap = min(a1, b1) - max(a0, b0)
     # Had either fit held the GIL, the other could not have run meanwhile: the two intervals
-    # would barely overlap. They overlap for most of the shorter one.
-    assert overlap > 0.5 * min(a1 - a0, b1 - b0)
+    # (one kernel call each) would not overlap beyond thread start-up. They overlap for a
+    # large part of the shorter one, even when the OS runs other work on the two cores.
+    assert overlap > 0.3 * min(a1 - a0, b1 - b0), (a0, a1, b0, b1)
