@@ -30,6 +30,17 @@ LOSS_IDS = {"binary_crossentropy": LOSS_BCE, "categorical_crossentropy": LOSS_CE
             "squared_error": LOSS_MSE, "absolute_error": LOSS_MAE, "huber": LOSS_HUBER}
 
 
+cdef inline floating column_max(const floating* Z, Py_ssize_t r, Py_ssize_t m,
+                                Py_ssize_t n_out) noexcept nogil:
+    """The largest of sample r's outputs Z[0, r], ..., Z[n_out - 1, r] (softmax's shift)."""
+    cdef Py_ssize_t k
+    cdef floating best = Z[r]
+    for k in range(1, n_out):
+        if Z[k * m + r] > best:
+            best = Z[k * m + r]
+    return best
+
+
 cdef double loss_delta(int loss, double param, const floating* Z, const floating* Y,
                        const floating* w, Py_ssize_t m, Py_ssize_t n_out, floating scale,
                        floating* delta_out) noexcept nogil:
@@ -45,10 +56,7 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
         t_off = <floating> (param / n_out)
         t_on = <floating> (1 - param)
         for r in range(m):
-            zmax = Z[r]
-            for k in range(1, n_out):
-                if Z[k * m + r] > zmax:
-                    zmax = Z[k * m + r]
+            zmax = column_max(Z, r, m, n_out)
             sumexp = 0
             for k in range(n_out):
                 sumexp += _exp(<floating> (Z[k * m + r] - zmax))
@@ -108,10 +116,7 @@ cdef void output_activation(int loss, floating* Z, Py_ssize_t m, Py_ssize_t n_ou
             Z[r] = sigmoid(Z[r])
     elif loss == LOSS_CE:
         for r in range(m):
-            zmax = Z[r]
-            for k in range(1, n_out):
-                if Z[k * m + r] > zmax:
-                    zmax = Z[k * m + r]
+            zmax = column_max(Z, r, m, n_out)
             total = 0
             for k in range(n_out):
                 Z[k * m + r] = _exp(<floating> (Z[k * m + r] - zmax))
