@@ -5,6 +5,7 @@ validates what the user gives it, lays the parameters out in one flat buffer, en
 draws the batch orders, and calls the engine once per epoch when Python has work between epochs
 (progress lines, validation, callbacks, an adaptive schedule) and once for all epochs otherwise.
 """
+import contextlib
 import numbers
 import os
 import sys
@@ -654,75 +655,83 @@ class MLP:
                      or bar is not None)
         all_rates = None if schedule.adaptive else schedule.rates(self.base_lr, epochs)
         per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
+        history = {"loss": [], "lr": []}
+        if validation is not None:
+            history.update(val_loss=[], val_metric=[])
+        self.history = history
+        with contextlib.ExitStack() as cleanup:
+            # Undone in reverse order however training ends: callbacks' on_train_end, the
+            # progress bar, the Ctrl-C handler, the BLAS thread limit.
+            cleanup.enter_context(_threads.blas_threads(self._blas_work(batch)))
+            if threading.current_thread() is threading.main_thread() and \
+                    _train.catch_interrupts():
+                cleanup.callback(_train.release_interrupts)
+            if bar is not None:
+                cleanup.callback(bar.close)
+            begun = []          # on_train_end, in order, for the callbacks that began
+            cleanup.callback(lambda: [c.on_train_end(self) for c in begun])
+            for c in callbacks:
+                c.on_train_begin(self)
+                begun.append(c)
+            self._run_epochs(X, Y, w, epochs, batch, shuffle, rng, seed, schedule, all_rates,
+                             per_epoch, per_call, validation, callbacks, bar, verbose)
+
+    def _run_epochs(self, X, Y, w, epochs, batch, shuffle, rng, seed, schedule, all_rates,
+                    per_epoch, per_call, validation, callbacks, bar, verbose):
+        """The loop over epochs: blocks of epochs in the kernel, Python work in between."""
+        n = X.shape[0]
         net = self._network(batch)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         identity = np.arange(n, dtype=np.intp)
         order_buffer = np.empty((per_call, n), dtype=np.intp)
         order_buffer[:] = identity
         losses = np.full(epochs, np.nan)
-        history = {"loss": [], "lr": []}
-        if validation is not None:
-            history.update(val_loss=[], val_metric=[])
-        self.history = history
-        catching = threading.current_thread() is threading.main_thread() and _train.catch_interrupts()
-        for c in callbacks:
-            c.on_train_begin(self)
+        history = self.history
         start_time = time.perf_counter()
         stop = False
-        threads = _threads.blas_threads(self._blas_work(batch))
-        threads.__enter__()
-        try:
-            first = 0
-            while first < epochs and not stop:
-                count = min(per_call, epochs - first)
-                orders = order_buffer[:count]
-                if shuffle:         # the same stream as count calls of rng.permutation(n)
-                    rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
-                rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
-                         else all_rates[first:first + count])
-                status, done = _train.train_epochs(
-                    net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
-                    orders, rates, batch, seed, workspace,
-                    losses[first:first + count])
-                history["loss"] += losses[first:first + done].tolist()
-                history["lr"] += rates[:done].tolist()
-                if done:
-                    self.lr = self._lr_set = float(rates[done - 1])
-                if status in (_train.Status.NONFINITE_LOSS, _train.Status.NONFINITE_PARAMS):
-                    raise ValueError(
-                        f"training diverged in epoch {first + done + 1}: the "
-                        + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
-                        + " became NaN or infinite. The model keeps the state of the end of "
-                        f"epoch {first + done}. Lower the learning rate (now "
-                        f"{rates[done]:g}), clip gradients or standardize X.")
-                first += done
-                if status == _train.Status.INTERRUPTED:
-                    stop = True
-                    print(f"Training interrupted (Ctrl-C) after epoch {first}/{epochs}; the "
-                          f"model keeps the weights of that epoch.", file=sys.stderr, flush=True)
-                if not per_epoch or done == 0:
-                    continue
-                logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
-                if validation is not None:
-                    logs["val_loss"], logs["val_metric"] = self._evaluate(*validation)
-                    history["val_loss"].append(logs["val_loss"])
-                    history["val_metric"].append(logs["val_metric"])
-                schedule.observe(first, logs.get("val_loss", logs["loss"]))
-                for c in callbacks:
-                    stop |= bool(c.on_epoch_end(self, first, logs))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-                elif verbose:
-                    self._print_epoch(first, epochs, logs, time.perf_counter() - start_time)
-        finally:
-            threads.__exit__(None, None, None)
-            if catching:
-                _train.release_interrupts()
-            if bar is not None:
-                bar.close()
+        first = 0
+        while first < epochs and not stop:
+            count = min(per_call, epochs - first)
+            orders = order_buffer[:count]
+            if shuffle:         # the same stream as count calls of rng.permutation(n)
+                rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
+            rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
+                     else all_rates[first:first + count])
+            status, done = _train.train_epochs(
+                net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
+                orders, rates, batch, seed, workspace,
+                losses[first:first + count])
+            history["loss"] += losses[first:first + done].tolist()
+            history["lr"] += rates[:done].tolist()
+            if done:
+                self.lr = self._lr_set = float(rates[done - 1])
+            if status in (_train.Status.NONFINITE_LOSS, _train.Status.NONFINITE_PARAMS):
+                raise ValueError(
+                    f"training diverged in epoch {first + done + 1}: the "
+                    + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
+                    + " became NaN or infinite. The model keeps the state of the end of "
+                    f"epoch {first + done}. Lower the learning rate (now "
+                    f"{rates[done]:g}), clip gradients or standardize X.")
+            first += done
+            if status == _train.Status.INTERRUPTED:
+                stop = True
+                print(f"Training interrupted (Ctrl-C) after epoch {first}/{epochs}; the "
+                      f"model keeps the weights of that epoch.", file=sys.stderr, flush=True)
+            if not per_epoch or done == 0:
+                continue
+            logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
+            if validation is not None:
+                logs["val_loss"], logs["val_metric"] = self._evaluate(*validation)
+                history["val_loss"].append(logs["val_loss"])
+                history["val_metric"].append(logs["val_metric"])
+            schedule.observe(first, logs.get("val_loss", logs["loss"]))
             for c in callbacks:
-                c.on_train_end(self)
+                stop |= bool(c.on_epoch_end(self, first, logs))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+            elif verbose:
+                self._print_epoch(first, epochs, logs, time.perf_counter() - start_time)
 
     @staticmethod
     def _progress_bar(epochs):

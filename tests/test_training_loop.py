@@ -74,3 +74,31 @@ def test_copies_are_independent_models_whose_layers_view_their_own_params(clone)
         X, y, epochs=2, verbose=False))
     twin.train(X, y, epochs=2, verbose=False)
     np.testing.assert_array_equal(twin.params, model.params)
+
+
+def test_a_failing_callback_releases_the_interrupt_handler_and_ends_begun_callbacks():
+    """Whatever stops training (here a callback's on_train_begin raising), Ctrl-C goes back to
+    Python and the callbacks that began get on_train_end."""
+    from fastmlp.callbacks import Callback
+    X, y = data()
+    events = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, model):
+            events.append("begin")
+
+        def on_train_end(self, model):
+            events.append("end")
+
+    class Broken(Callback):
+        def on_train_begin(self, model):
+            raise RuntimeError("broken callback")
+
+    model = MLP([8, 16, 1], seed=0, early_stopping=True)
+    with pytest.raises(RuntimeError, match="broken callback"):
+        model.train(X, y, epochs=3, verbose=False, callbacks=[Recorder(), Broken()])
+    assert events == ["begin", "end"]
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
