@@ -25,7 +25,8 @@ The metadata is a JSON object with ``"format": "fastmlp-model"``, ``"format_vers
 ``label_smoothing``, ``huber_delta``, ``early_stopping``, ``validation_fraction``,
 ``patience``, ``min_delta``), ``"lr"`` (the rate of the last epoch trained), ``"history"`` and
 ``"rng_state"`` (the state of the model's random generator, which draws the next shuffle orders
-and dropout seed). Floats are written with Python's shortest round-tripping repr, so every
+and dropout seed), and optionally ``"extra"``, a JSON object the caller stored with the model
+(``save(..., extra=...)``; the command line keeps its preprocessing there). Floats are written with Python's shortest round-tripping repr, so every
 number comes back bit for bit: a loaded model predicts exactly what the saved one did, and
 training it further gives exactly the parameters that training the original would have.
 
@@ -185,7 +186,7 @@ def _digest(arrays):
     return h.hexdigest()
 
 
-def _serialize(model):
+def _serialize(model, extra=None):
     """The archive's members, or raise before anything is written."""
     if not isinstance(model, MLP):
         raise TypeError(f"save needs a fastmlp.MLP; got {type(model).__name__}")
@@ -198,6 +199,10 @@ def _serialize(model):
     metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "fastmlp_version": __version__, "config": config, "lr": model.lr,
                 "history": model.history, "rng_state": _rng_state(model._rng)}
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise TypeError(f"extra must be a dict of JSON values; got {type(extra).__name__}")
+        metadata["extra"] = extra
     try:
         text = json.dumps(metadata, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -248,7 +253,7 @@ def _write_atomically(path, arrays):
             os.close(dir_fd)
 
 
-def save(model, path):
+def save(model, path, *, extra=None):
     """Save a model to a file that :func:`load` reads back exactly.
 
     ``MLP.save(path)`` calls this function. The file is a NumPy ``.npz`` archive of the
@@ -263,6 +268,9 @@ def save(model, path):
     path : str or os.PathLike
         Where to write, used exactly as given (no suffix added; ``.npz`` is conventional). An
         existing file is replaced, keeping its permission bits.
+    extra : dict, optional
+        JSON-serializable data stored with the model under the checksum (the command line
+        keeps its preprocessing here); ``load(path, with_extra=True)`` returns it.
 
     Raises
     ------
@@ -286,11 +294,11 @@ def save(model, path):
     >>> bool(np.array_equal(fastmlp.load(path).forward(X), model.forward(X)))
     True
     """
-    arrays = _serialize(model)
+    arrays = _serialize(model, extra)
     _write_atomically(os.fspath(path), arrays)
 
 
-def load(path):
+def load(path, *, with_extra=False):
     """Load a model saved by :func:`save` (or ``MLP.save``).
 
     Reads only arrays and JSON (``numpy.load(path, allow_pickle=False)``): loading never executes
@@ -301,10 +309,12 @@ def load(path):
     Parameters
     ----------
     path : str or os.PathLike
+    with_extra : bool, default False
+        Also return the ``extra`` dict given to :func:`save` (None when there was none).
 
     Returns
     -------
-    fastmlp.MLP
+    fastmlp.MLP, or (fastmlp.MLP, dict or None) with ``with_extra=True``
 
     Raises
     ------
@@ -353,11 +363,15 @@ def load(path):
     if stored.shape != () or stored.dtype.kind != "U" or str(stored) != _digest(arrays):
         raise fail("the file is corrupted or was modified: its SHA-256 checksum does not match "
                    "its contents")
+    extra = metadata.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise fail(f"the stored 'extra' must be a JSON object; got {type(extra).__name__}")
     try:
-        return _rebuild(metadata, arrays)
+        model = _rebuild(metadata, arrays)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         detail = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
         raise fail(f"the stored model is inconsistent: {detail}") from None
+    return (model, extra) if with_extra else model
 
 
 def _read_metadata(raw, fail):
