@@ -412,6 +412,10 @@ def loss_and_delta(name, z, y, param=0.0):
         small = np.abs(r) <= param
         losses = np.where(small, 0.5 * r * r, param * (np.abs(r) - 0.5 * param))
         return losses.sum(axis=1), np.where(small, r, param * np.sign(r))
+    if name == "poisson":
+        # Half the Poisson deviance of mu = exp(z): y log(y / mu) - y + mu, 0 log 0 = 0.
+        mu = np.exp(z)
+        return (mu - y * z + (scipy.special.xlogy(y, y) - y)).sum(axis=1), mu - y
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -420,6 +424,8 @@ def output_activation(name, z):
         return sigmoid(z)
     if name == "categorical_crossentropy":
         return softmax(z)
+    if name == "poisson":
+        return np.exp(z)
     return z
 
 
