@@ -122,8 +122,10 @@ class MLP:
     loss : str, default "auto"
         "binary_crossentropy" (sigmoid outputs: binary, or multi-label when there are several
         outputs), "categorical_crossentropy" (softmax, multi-class), "squared_error",
-        "absolute_error" or "huber" (identity outputs: regression). "auto" picks binary
-        cross-entropy for one output and categorical cross-entropy for several.
+        "absolute_error" or "huber" (identity outputs: regression), "poisson" (regression of
+        non-negative targets with a log link, as scikit-learn's: the outputs are ``exp`` of the
+        last layer, the loss half the Poisson deviance). "auto" picks binary cross-entropy for
+        one output and categorical cross-entropy for several.
     l1 : float, default 0.0
         L1 penalty: adds ``l1 * sum(|W|)`` to the objective.
     optimizer : str or fastmlp.optimizers optimizer, default "sgd"
@@ -363,6 +365,10 @@ class MLP:
                                  f"{n_out} outputs")
             if not np.all(np.isfinite(Y)):
                 raise ValueError("y contains NaN or infinity; remove or impute those values")
+            if self.loss_name == "poisson" and np.any(Y < 0):
+                raise ValueError(f"loss='poisson' needs non-negative targets (counts or rates); "
+                                 f"y has {int(np.sum(Y < 0))} negative values, the smallest "
+                                 f"{Y.min():g}. Use another loss, or shift or clip y.")
             return np.ascontiguousarray(Y, dtype=self.dtype), None, None
         if self._task in ("binary", "multilabel"):
             if y.dtype.kind not in "biuf":
