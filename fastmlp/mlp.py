@@ -620,7 +620,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
         y : array-like
             Binary: labels 0 and 1, shape (n_samples,). Multi-class: any labels (encoded by
             the model, see ``classes_``), or probability rows. Multi-label: a 0/1 matrix
@@ -656,6 +656,12 @@ class MLP:
 
         Notes
         -----
+        A ``scipy.sparse`` X (CSR, CSC, COO, ..., matrix or array) is never densified: it is
+        converted once to CSR when it is in another format (sorted, duplicates summed, on a
+        copy), and the first layer's products run over the non-zeros of each batch's rows, so
+        memory grows with the non-zeros and time with them rather than with the width of X
+        (see ``fastmlp/_kernels/_sparse.pyx``). Every method that takes X accepts it too.
+
         Ctrl-C during training (from the main thread) stops it cleanly at the end of the
         current epoch: ``train`` returns normally and the model keeps that epoch's weights. A
         second Ctrl-C interrupts as usual.
@@ -842,7 +848,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
@@ -878,7 +884,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
         threshold : float in [0, 1], default 0.5
             Binary and multi-label: predict 1 where the probability is at least this.
 
