@@ -849,7 +849,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                     for i in range(m):
                         Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
                                                           + order[start + i]] * weight_scale[k])
-                forward(net, thetas[k], bn_states[k], A0, ws, m, TRAIN, seeds[k],
+                forward(net, thetas[k], bn_states[k], A0, NULL, ws, m, TRAIN, seeds[k],
                         <uint64_t> steps[k])
                 batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                         Yb, Wb, m, n_out, <floating> (1.0 / m),
@@ -863,9 +863,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 totals[k] += batch_loss
                 steps[k] += 1
                 if fused_sgd(net):
-                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, rate)
+                    backward(net, thetas[k], A0, NULL, ws, m, ws + net.grad_off, rate)
                 else:
-                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, 0)
+                    backward(net, thetas[k], A0, NULL, ws, m, ws + net.grad_off, 0)
                     update(net, thetas[k], ws + net.grad_off, opt_states[k], rate, steps[k])
             start += m
         for k in range(n_models):
