@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse
 
 from fastmlp import MLP
+from fastmlp._engine import EpochRunner
 from fastmlp._kernels import _dense, _sparse, _train
 from fastmlp.reference import ReferenceMLP
 
@@ -260,6 +261,33 @@ def test_validation_data_and_early_stopping_take_sparse_input():
         runs.append(model)
     np.testing.assert_allclose(runs[0].params, runs[1].params, rtol=0, atol=1e-10)
     assert runs[0].history["val_loss"] == pytest.approx(runs[1].history["val_loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_engine_takes_csr_and_orders_over_a_subset(optimizer):
+    """EpochRunner on a checked scipy CSR X, epochs visiting a subset of its rows by index (as
+    the estimators' training split), equals the same on the dense array; the sparse runner's
+    workspace has no dense batch input."""
+    X, y = random_csr(seed=10), labels()
+    rng = np.random.default_rng(0)
+    subset = np.sort(rng.choice(N, size=37, replace=False))
+    orders = np.stack([rng.permutation(subset) for _ in range(4)])
+    rates = np.full(4, 0.05)
+    runs = []
+    for data in (X, X.toarray()):
+        model = MLP([N_IN, 6, 3], lr=0.05, seed=1, optimizer=optimizer)
+        checked = model._check_X(data)
+        Y, _, _ = model._encode_targets(y, N)
+        losses = np.empty(4)
+        with EpochRunner(model, checked, Y, None, BATCH, 0) as runner:
+            assert runner.run(orders, rates, losses) == 4
+            runs.append((model, losses, runner))
+    (sparse_model, sparse_losses, sparse_runner), (dense_model, dense_losses, dense_runner) = runs
+    assert isinstance(sparse_runner.X, _sparse.CSR) and sparse_runner.X.shape == (N, N_IN)
+    assert sparse_runner.net.sparse_input and not dense_runner.net.sparse_input
+    assert sparse_runner.workspace.size == dense_runner.workspace.size - BATCH * N_IN
+    np.testing.assert_allclose(sparse_model.params, dense_model.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sparse_losses, dense_losses, rtol=1e-13)
 
 
 # ---------------------------------------------------------------------------------------------
