@@ -232,6 +232,14 @@ def test_every_sparse_format_and_type(convert):
                                atol=1e-14)
 
 
+def test_rows_without_values_and_an_empty_matrix():
+    """A matrix with no stored value at all trains as its dense zeros do (only biases move)."""
+    X, y = scipy.sparse.csr_matrix((N, N_IN)), labels()
+    a, b = train_pair(X, y)
+    np.testing.assert_allclose(a.params, b.params, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(a.W[0], MLP([N_IN, 6, 3], lr=0.05, seed=3).W[0])
+
+
 def test_every_method_takes_sparse_input():
     X, y = random_csr(seed=8), labels()
     dense = X.toarray()
