@@ -139,11 +139,14 @@ class StackRunner(EpochRunner):
         models = stack._models
         self.stack = stack
         self.model = models[0]
+        if scipy.sparse.issparse(X):
+            X = _sparse.CSR(X)
         self.X, self.Y, self.w = X, Y, sample_weight
         self.weight_scale, self.weighted = weight_scale, weighted
         self.batch_size = batch_size
         self.seeds = seeds
-        self.nets = [m._network(batch_size) for m in models]
+        self.nets = [m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
+                     for m in models]
         width = max(net.workspace_size for net in self.nets)
         self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
         self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)

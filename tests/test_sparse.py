@@ -298,6 +298,24 @@ def test_engine_takes_csr_and_orders_over_a_subset(optimizer):
     np.testing.assert_allclose(sparse_losses, dense_losses, rtol=1e-13)
 
 
+def test_stack_takes_sparse_input():
+    """MLPStack on a CSR X trains each model as on the dense array (the stack's kernel runs the
+    sparse first layer too)."""
+    from fastmlp.stack import MLPStack
+
+    X, y = random_csr(seed=11), labels()
+    configs = [dict(optimizer="sgd"), dict(optimizer="adam", dropout=0.2), dict(l2=0.01)]
+    stacks = []
+    for data in (X, X.toarray()):
+        stack = MLPStack([MLP([N_IN, 6, 3], lr=0.05, seed=i, **c) for i, c in enumerate(configs)])
+        stack.train(data, y, epochs=4, batch_size=BATCH, shuffle_seed=2)
+        stacks.append(stack)
+    for a, b in zip(stacks[0]._models, stacks[1]._models):
+        np.testing.assert_allclose(a.params, b.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(stacks[0].predict_proba(X), stacks[1].predict_proba(X.toarray()),
+                               rtol=1e-12, atol=1e-14)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checks at the boundary, copies and memory
 # ---------------------------------------------------------------------------------------------

@@ -796,8 +796,8 @@ def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weig
 
 cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** thetas,
                            floating** opt_states, floating** bn_states, int64_t* steps,
-                           const floating* X, const floating* Y, const double* sample_weight,
-                           Py_ssize_t weight_rows, const double* weight_scale,
+                           const floating* X, const SparseRows* sp, const floating* Y,
+                           const double* sample_weight, Py_ssize_t weight_rows, const double* weight_scale,
                            const unsigned char* weighted, Py_ssize_t n_rows,
                            const Py_ssize_t* orders, Py_ssize_t n,
                            const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
@@ -806,6 +806,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            int64_t* step_at_start, double* totals) noexcept nogil:
     """Train every model whose status is OK on the same batches: each batch is gathered once,
     then each model takes exactly the step ``train_epochs_nogil`` would take for it alone.
+    With sp not NULL, X is sparse: the batch is its rows ``order`` (nothing is gathered) and
+    ``shared`` holds only the targets.
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
@@ -814,12 +816,17 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
     cdef const Net* net = nets[0]
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef floating* A0 = shared
-    cdef floating* Yb = shared + batch_size * n_in
+    cdef floating* Yb = shared + (batch_size * n_in if sp == NULL else 0)
+    cdef SparseRows batch
+    cdef const SparseRows* batch_ptr = NULL
     cdef floating* ws
     cdef floating* Wb
     cdef const Py_ssize_t* order
     cdef double batch_loss, rate
     cdef bint any_active
+    if sp != NULL:
+        batch = sp[0]
+        batch_ptr = &batch
     for e in range(n_epochs):
         any_active = False
         for k in range(n_models):
@@ -835,7 +842,10 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
         start = 0
         while start < n:
             m = batch_size if start + batch_size <= n else n - start
-            gather_rows(X, order + start, 0, m, n_in, A0)
+            if sp != NULL:
+                batch.rows = order + start
+            else:
+                gather_rows(X, order + start, 0, m, n_in, A0)
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             for k in range(n_models):
                 if status[k] != OK:
@@ -849,7 +859,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                     for i in range(m):
                         Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
                                                           + order[start + i]] * weight_scale[k])
-                forward(net, thetas[k], bn_states[k], A0, NULL, ws, m, TRAIN, seeds[k],
+                forward(net, thetas[k], bn_states[k], A0, batch_ptr, ws, m, TRAIN, seeds[k],
                         <uint64_t> steps[k])
                 batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                         Yb, Wb, m, n_out, <floating> (1.0 / m),
@@ -863,9 +873,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 totals[k] += batch_loss
                 steps[k] += 1
                 if fused_sgd(net):
-                    backward(net, thetas[k], A0, NULL, ws, m, ws + net.grad_off, rate)
+                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, rate)
                 else:
-                    backward(net, thetas[k], A0, NULL, ws, m, ws + net.grad_off, 0)
+                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, 0)
                     update(net, thetas[k], ws + net.grad_off, opt_states[k], rate, steps[k])
             start += m
         for k in range(n_models):
@@ -887,7 +897,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
 
 def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] opt_states,
                        floating[:, ::1] bn_states, int64_t[::1] steps,
-                       const floating[:, ::1] X, const floating[:, ::1] Y,
+                       X, const floating[:, ::1] Y,
                        const double[:, ::1] sample_weight, const double[::1] weight_scale,
                        const unsigned char[::1] weighted, const Py_ssize_t[:, ::1] orders,
                        const double[:, ::1] rates, Py_ssize_t batch_size,
@@ -910,6 +920,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         optimizer state).
     steps : (K,) int64, IN/OUT
     X, Y : (n_rows, ...) arrays, IN
+        X may be a ``_sparse.CSR`` instead, of the models' dtype.
     sample_weight : (K, n_rows) or (1, n_rows) float64, or None, IN
         Row k (or the one row), times ``weight_scale[k]``, weighs model k's samples where
         ``weighted[k]``.
@@ -937,9 +948,15 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     cdef Network first, network
     cdef int result = OK
     cdef bint in_range = True
+    cdef SparseRows sp
+    cdef bint sparse
+    cdef const floating[:, ::1] Xd = None
     if K == 0:
         raise ValueError("a stack needs at least one model")
     first = networks[0]
+    sparse = _bind_input(first, X, floating is float, &sp)
+    if not sparse:
+        Xd = X
     for arr_rows, name in ((thetas.shape[0], "thetas"), (opt_states.shape[0], "opt_states"),
                            (bn_states.shape[0], "bn_states"), (steps.shape[0], "steps"),
                            (seeds.shape[0], "seeds"), (workspaces.shape[0], "workspaces"),
@@ -982,7 +999,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     seeds_p = <uint64_t*> malloc(K * sizeof(uint64_t))
     step_at_start = <int64_t*> malloc(K * sizeof(int64_t))
     totals = <double*> malloc(K * sizeof(double))
-    shared = <floating*> malloc(batch_size * (n_in + n_out) * sizeof(floating))
+    shared = <floating*> malloc(batch_size * ((0 if sparse else n_in) + n_out) * sizeof(floating))
     try:
         if (nets == NULL or theta_p == NULL or opt_p == NULL or bn_p == NULL or ws_p == NULL
                 or seeds_p == NULL or step_at_start == NULL or totals == NULL or shared == NULL):
@@ -998,7 +1015,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
             done[k] = 0
         with nogil:
             result = train_stack_nogil(
-                nets, K, theta_p, opt_p, bn_p, &steps[0], &X[0, 0], &Y[0, 0],
+                nets, K, theta_p, opt_p, bn_p, &steps[0], NULL if sparse else &Xd[0, 0],
+                &sp if sparse else NULL, &Y[0, 0],
                 NULL if sample_weight is None else &sample_weight[0, 0],
                 1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
                 &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
