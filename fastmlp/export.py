@@ -7,13 +7,14 @@ statistics, the output activation, and no dropout (it is the identity at predict
 computes in the model's dtype (float32 or float64) and gives what ``predict_proba`` (or
 ``forward`` / ``predict`` for regression) gives, to rounding.
 
-Every hidden activation is composed from elementary operators (``Exp``, ``Log``, ``Tanh``,
-``Sigmoid``, ``Where``, ...) that onnxruntime runs in float32 and float64 alike, with the
-kernels' formulas: ONNX's own ``LeakyRelu``, ``Elu``, ``Softplus``, ``Mish``, ``Gelu`` and
-``Erf`` have no float64 kernel in onnxruntime (1.32) at recent opsets. ``log1p``, ``expm1`` and
-``erfc``, which ONNX lacks, are built to full precision: Goldberg's and Kahan's identities for the
-first two, W. J. Cody's rational approximations (Math. Comp. 23, 1969, the ``CALERF`` of SPECFUN)
-for ``erfc``.
+Every activation is composed from elementary operators (``Exp``, ``Log``, ``Tanh``, ``Relu``,
+``Where``, ...) that onnxruntime runs in float32 and float64 alike, with the kernels' formulas:
+ONNX's own ``LeakyRelu``, ``Elu``, ``Softplus``, ``Mish``, ``Gelu`` and ``Erf`` have no float64
+kernel in onnxruntime (1.32) at recent opsets, and its ``Sigmoid`` is accurate in absolute terms
+only (0 for 2e-19 in float64; off by up to 1e-7 in float32), which small probabilities cannot
+afford. ``log1p``, ``expm1`` and ``erfc``, which ONNX lacks, are built to full precision:
+Goldberg's and Kahan's identities for the first two, W. J. Cody's rational approximations
+(Math. Comp. 23, 1969; SPECFUN's ``CALERF``) for ``erfc``. Softmax is ONNX's ``Softmax``.
 
 This module is not a general converter: it knows fastmlp's networks only. ``onnx`` is imported
 when ``to_onnx`` is called, so ``import fastmlp`` does not need it.
@@ -31,7 +32,7 @@ from .mlp import MLP
 __all__ = ["to_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
 
 # Opset 17 runs in onnxruntime >= 1.13 and most other runtimes; 13 is the oldest whose
-# Softmax, Squeeze and Gemm semantics the graph relies on.
+# Softmax semantics (one axis) the graph relies on.
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
 # The batch-norm epsilon of the kernels (``_train.Network``'s ``bn_eps``, which MLP leaves at
@@ -194,8 +195,7 @@ def _erfc(g, x):
 
 def _sigmoid(g, x):
     """1 / (1 + exp(-x)), from e = exp(-|x|) as the kernels compute it: 1 / (1 + e) for
-    x >= 0, e / (1 + e) below. (onnxruntime's Sigmoid is accurate in absolute terms only: in
-    the left tail its float32 values are off by up to 1e-7, several times the result.)"""
+    x >= 0, e / (1 + e) below (accurate relative to the result, unlike onnxruntime's Sigmoid)."""
     e = g.op("Exp", g.op("Neg", g.op("Abs", x)))
     d = g.add(g.const(1.0), e)
     return g.where(g.op("GreaterOrEqual", x, g.const(0.0)), g.div(g.const(1.0), d), g.div(e, d))
@@ -310,59 +310,58 @@ def _label_tensor(classes):
                      f"probabilities alone")
 
 
-def _outputs(network, estimator, g, logits, label):
-    """Add the output nodes; return [(name, element type, shape)] of the graph's outputs."""
-    onnx = g.onnx
-    loss = network.loss_name
-    if loss not in _OUTPUT_ACTIVATIONS:
-        raise ValueError(f"to_onnx does not know the output activation of loss {loss!r}")
-    _, _, task = resolve_loss(loss, network.sizes[-1])
-    n_out = network.sizes[-1]
-    elem = onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
-    out = _OUTPUT_OPS[_OUTPUT_ACTIVATIONS[loss]](g, logits)
-    flat = lambda name, output: g.op("Reshape", name, g.const([-1], np.int64), output=output)
-    if task == "regression":
-        if n_out == 1:
-            return [(flat(out, "predictions"), elem, ["N"])]
-        return [(g.op("Identity", out, output="predictions"), elem, ["N", n_out])]
-    results = []
-    if task == "binary":
-        p = flat(out, None if estimator is not None else "probabilities")
-        if estimator is not None:     # scikit-learn's two columns, 1 - p and p
-            g.op("Concat", g.sub(g.const(1.0), out), out, axis=1, output="probabilities")
-            results.append(("probabilities", elem, ["N", 2]))
-        else:
-            results.append(("probabilities", elem, ["N"]))
+def _output(g, x, name, elem, width):
+    """Make x, shape (N, width), the graph output ``name``: shape (N,) when width is 1, as
+    fastmlp returns one output. Returns (name, element type, shape)."""
+    if width == 1:
+        g.op("Reshape", x, g.const([-1], np.int64), output=name)
+        return name, elem, ["N"]
+    g.op("Identity", x, output=name)
+    return name, elem, ["N", width]
+
+
+def _label(g, network, estimator, task, proba):
+    """The "label" output: what ``predict`` returns, from the probabilities (N, n_out)."""
+    int64 = g.onnx.TensorProto.INT64
+    if task == "multiclass":
+        index = g.op("ArgMax", proba, axis=1, keepdims=0)
     else:
-        g.op("Identity", out, output="probabilities")
-        results.append(("probabilities", elem, ["N", n_out]))
-    if not label:
-        return results
-    int64 = onnx.TensorProto.INT64
-    # MLP.predict thresholds with p >= 0.5, scikit-learn's LabelBinarizer with p > 0.5.
-    above = "GreaterOrEqual" if estimator is None else "Greater"
-    if task == "multilabel":
-        g.op("Cast", g.op(above, out, g.const(0.5)), to=int64, output="label")
-        results.append(("label", int64, ["N", n_out]))
-        return results
+        # MLP.predict thresholds with p >= 0.5, scikit-learn's LabelBinarizer with p > 0.5.
+        above = "GreaterOrEqual" if estimator is None else "Greater"
+        index = g.op("Cast", g.op(above, proba, g.const(0.5)), to=int64)
+        if task == "multilabel" or estimator is None:       # 0/1 for each output
+            return _output(g, index, "label", int64, network.sizes[-1])
+        index = g.op("Reshape", index, g.const([-1], np.int64))
     classes = estimator.classes_ if estimator is not None else network.classes_
-    if task == "binary":
-        index = g.op("Cast", g.op(above, p, g.const(0.5)), to=int64)
-        if estimator is None:
-            g.op("Identity", index, output="label")
-            results.append(("label", int64, ["N"]))
-            return results
-    else:
-        index = g.op("ArgMax", out, axis=1, keepdims=0)
     if classes is None:       # an untrained multi-class MLP: the class indices
-        classes = np.arange(n_out, dtype=np.int64)
+        classes = np.arange(network.sizes[-1], dtype=np.int64)
     classes = _label_tensor(classes)
     g.op("Gather", g.const(classes, dtype=classes.dtype, hint="classes"), index, axis=0,
          output="label")
-    label_elem = (onnx.TensorProto.STRING if classes.dtype == object
-                  else onnx.helper.np_dtype_to_tensor_dtype(classes.dtype))
-    results.append(("label", label_elem, ["N"]))
-    return results
+    elem = (g.onnx.TensorProto.STRING if classes.dtype == object
+            else g.onnx.helper.np_dtype_to_tensor_dtype(classes.dtype))
+    return "label", elem, ["N"]
+
+
+def _outputs(g, network, estimator, logits, label):
+    """Add the output nodes; return [(name, element type, shape)] of the graph's outputs."""
+    loss = network.loss_name
+    if loss not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(f"to_onnx does not know the output activation of loss {loss!r}")
+    n_out = network.sizes[-1]
+    _, _, task = resolve_loss(loss, n_out)
+    elem = g.onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
+    out = _OUTPUT_OPS[_OUTPUT_ACTIVATIONS[loss]](g, logits)
+    if task == "regression":
+        return [_output(g, out, "predictions", elem, n_out)]
+    if task == "binary" and estimator is not None:      # scikit-learn's columns 1 - p and p
+        outputs = [_output(g, g.op("Concat", g.sub(g.const(1.0), out), out, axis=1),
+                           "probabilities", elem, 2)]
+    else:
+        outputs = [_output(g, out, "probabilities", elem, n_out)]
+    if label:
+        outputs.append(_label(g, network, estimator, task, out))
+    return outputs
 
 
 def _check_opset(onnx, opset):
@@ -420,6 +419,12 @@ def to_onnx(model_or_estimator, path=None, *, opset=None, label=True):
           string tensor; an untrained multi-class MLP gives the class indices);
         - regression: "predictions", as ``predict`` returns them (``(N,)`` for one output).
 
+    Notes
+    -----
+    Feed X in the model's dtype (``X.astype(numpy.float32)`` for a float32 model): runtimes do
+    not convert inputs. Float32 graphs agree with fastmlp to about 1e-6 of the outputs' scale,
+    float64 graphs to about 1e-15 (the order of the sums differs, the formulas do not).
+
     Raises
     ------
     ImportError
@@ -463,7 +468,7 @@ def to_onnx(model_or_estimator, path=None, *, opset=None, label=True):
 
     g = _Graph(onnx, network.dtype)
     logits = _layers(network, g)
-    outputs = _outputs(network, estimator, g, logits, label)
+    outputs = _outputs(g, network, estimator, logits, label)
     elem = helper.np_dtype_to_tensor_dtype(g.dtype)
     graph = helper.make_graph(
         g.nodes, "fastmlp",
