@@ -19,6 +19,7 @@ Goldberg's and Kahan's identities for the first two, W. J. Cody's rational appro
 This module is not a general converter: it knows fastmlp's networks only. ``onnx`` is imported
 when ``to_onnx`` is called, so ``import fastmlp`` does not need it.
 """
+import contextlib
 import os
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import tempfile
 import numpy as np
 
 from ._kernels._dense import ACTIVATION_IDS
+from .io import _new_file_mode
 from .losses import resolve_loss
 from .mlp import MLP
 
@@ -376,16 +378,21 @@ def _check_opset(onnx, opset):
 
 
 def _write_atomically(path, data):
-    """Write bytes to path through a temporary file in the same folder, then rename."""
+    """Write bytes to path through a synced temporary file in the same folder, renamed over it;
+    the file gets the permissions ``fastmlp.save`` gives its files."""
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 

@@ -277,6 +277,12 @@ def test_path_writes_the_model_atomically(tmp_path):
     assert path.read_bytes() == proto.SerializeToString()
     to_onnx(model, str(tmp_path / "second.onnx"))
     assert sorted(os.listdir(tmp_path)) == ["model.onnx", "second.onnx"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "second.onnx").stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    to_onnx(model, path)
+    assert path.stat().st_mode & 0o777 == 0o640          # a replaced file keeps its mode
     with pytest.raises(FileNotFoundError):
         to_onnx(model, tmp_path / "missing" / "model.onnx")
     assert sorted(os.listdir(tmp_path)) == ["model.onnx", "second.onnx"]
