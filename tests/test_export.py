@@ -315,11 +315,13 @@ def test_missing_onnx_names_the_extra(monkeypatch):
         to_onnx(MLP([2, 3, 1], seed=0))
 
 
-def test_import_fastmlp_does_not_import_onnx():
+def test_import_fastmlp_does_not_import_onnx(tmp_path):
     code = ("import sys, fastmlp, fastmlp.export; "
             "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, "
             "sorted(m for m in sys.modules if 'onnx' in m)")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # The fastmlp these tests import (installed, or built in place), from a neutral folder.
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastmlp.__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
 
 
 def test_docstring_example_runs():
@@ -334,6 +336,7 @@ def test_docstring_example_runs():
 sklearn_tasks = {
     "binary_strings": lambda X: np.where(X[:, 0] * X[:, 1] > 0, "same", "differ"),
     "binary_ints": lambda X: np.where(X[:, 0] > 0, 5, -7),
+    "binary_bools": lambda X: X[:, 0] + X[:, 1] > 0,
     "multiclass_ints": lambda X: np.digitize(X[:, 0] + X[:, 2], [-2.0, 2.0]) * 10 - 3,
     "multiclass_floats": lambda X: np.digitize(X[:, 0], [-1.0, 1.0]).astype(float) + 1.0,
     "multiclass_strings": lambda X: np.array(["a", "b", "c"])[np.digitize(X[:, 0], [-1.0, 1.0])],
