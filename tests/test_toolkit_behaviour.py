@@ -504,7 +504,7 @@ def test_callback_subclass_gets_every_hook(four_class_data):
     model = MLP([4, 8, 4], lr=0.1, seed=0, lr_decay=0.9)
     model.train(X[30:], y[30:], epochs=4, verbose=False, validation_data=(X[:30], y[:30]),
                 callbacks=[recorder])
-    keys = ["loss", "lr", "val_loss", "val_accuracy"]
+    keys = ["loss", "lr", "val_accuracy", "val_loss"]
     assert recorder.calls == [("begin", 0)] + [("epoch", e, keys) for e in range(1, 5)] + \
         [("end", 4)]
 
