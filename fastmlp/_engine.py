@@ -120,3 +120,54 @@ class EpochRunner:
         if status == _train.Status.INTERRUPTED:
             self.interrupted = True
         return done
+
+
+class StackRunner(EpochRunner):
+    """Runs blocks of epochs of a stack of K models on shared batches (``fastmlp.stack``).
+
+    As ``EpochRunner`` for the thread limit and Ctrl-C. A model that diverges leaves the stack
+    without stopping the others: ``diverged`` maps its index to the message, and its buffers
+    hold the state of the end of its last finite epoch.
+    """
+
+    def __init__(self, stack, X, Y, sample_weight, weight_scale, weighted, batch_size, seeds):
+        models = stack._models
+        self.stack = stack
+        self.model = models[0]
+        self.X, self.Y, self.w = X, Y, sample_weight
+        self.weight_scale, self.weighted = weight_scale, weighted
+        self.batch_size = batch_size
+        self.seeds = seeds
+        self.nets = [m._network(batch_size) for m in models]
+        width = max(net.workspace_size for net in self.nets)
+        self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
+        self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)
+        self.epochs_done = np.zeros(len(models), dtype=np.intp)
+        self.diverged = {}
+        self.interrupted = False
+        self._cleanup = None
+
+    def active(self):
+        """Whether any model is still training."""
+        return bool(np.any(self.status == _train.Status.OK))
+
+    def run(self, orders, rates, losses_out):
+        """Train ``len(orders)`` epochs at ``rates[e, k]`` for model k; return each model's
+        number of epochs done in this call (shape (K,))."""
+        s = self.stack
+        done = np.zeros(len(self.nets), dtype=np.intp)
+        result = _train.train_stack_epochs(
+            self.nets, s.params, s.opt_state, s.bn_state, s.steps, self.X, self.Y, self.w,
+            self.weight_scale, self.weighted, orders, rates, self.batch_size, self.seeds,
+            self.workspaces, losses_out, self.status, done)
+        for k in np.flatnonzero(self.status != _train.Status.OK):
+            if k not in self.diverged:
+                what = "loss" if self.status[k] == _train.Status.NONFINITE_LOSS else "weights"
+                epoch = int(self.epochs_done[k] + done[k] + 1)
+                self.diverged[int(k)] = (
+                    f"model {k} diverged in epoch {epoch}: the {what} became NaN or infinite; "
+                    f"it keeps the state of the end of epoch {epoch - 1}")
+        self.epochs_done += done
+        if result == _train.Status.INTERRUPTED:
+            self.interrupted = True
+        return done
