@@ -5,7 +5,8 @@ epoch (``epoch`` counted from 1, ``logs`` a dict with ``"loss"``, ``"lr"`` and, 
 validation data, ``"val_loss"`` and ``"val_accuracy"`` (classification) or ``"val_r2"``
 (regression)) and ``on_train_end(model)`` once, also when training stops early.
 ``on_epoch_end`` returning True stops training after that epoch. A callback may add its own
-values to ``logs``; the callbacks after it in the list see them. A plain function ``fn(model, epoch, logs)`` can stand for a callback.
+values to ``logs``; the callbacks after it in the list see them. A plain function
+``fn(model, epoch, logs)`` can stand for a callback.
 """
 import numpy as np
 

@@ -254,7 +254,8 @@ def test_plot_loss_marks_the_best_epoch_and_draws_the_metric(tmp_path):
     assert labels == ["training loss", "validation loss", f"best epoch {best}"]
     np.testing.assert_array_equal(ax.get_lines()[2].get_xdata(), [best, best])
     (marker,) = ax.collections        # circled: the validation loss the weights came from
-    np.testing.assert_array_equal(marker.get_offsets(), [[best, model.history["val_loss"][best - 1]]])
+    np.testing.assert_array_equal(marker.get_offsets(),
+                                  [[best, model.history["val_loss"][best - 1]]])
     (right,) = [a for a in ax.figure.axes if a is not ax]
     (metric,) = right.get_lines()
     assert metric.get_label() == "validation accuracy" and right.get_ylabel() == "accuracy"
@@ -270,7 +271,8 @@ def test_plot_loss_places_its_legend_clear_of_every_curve():
     # The loss falls from the upper left; the metric rises from the lower left to the upper
     # right: only the lower right is free, and loc="best" on the loss axes alone would miss it.
     n = 40
-    history = {"loss": list(np.linspace(1.0, 0.5, n) ** 2), "val_accuracy": list(np.linspace(0.2, 1.0, n))}
+    history = {"loss": list(np.linspace(1.0, 0.5, n) ** 2),
+               "val_accuracy": list(np.linspace(0.2, 1.0, n))}
     ax = plot_loss(history)
     ax.figure.canvas.draw()
     box = ax.get_legend().get_window_extent()
@@ -288,7 +290,8 @@ def sklearn_classifier(circles):
     X, y = circles
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return neural_network.MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, random_state=0,
+        return neural_network.MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True,
+                                            random_state=0,
                                             learning_rate_init=0.01, max_iter=200).fit(X, y)
 
 
@@ -315,7 +318,8 @@ def test_plot_loss_of_fastmlp_estimators_and_pipelines(circles):
 
     from fastmlp.estimators import MLPClassifier, MLPRegressor
     X, y = circles
-    clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=15, random_state=0))
+    clf = make_pipeline(StandardScaler(),
+                        MLPClassifier(hidden_layer_sizes=(8,), max_iter=15, random_state=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(X, y)
@@ -403,12 +407,15 @@ def test_learning_rate_of_scikit_learn_estimators(circles):
     X, y = circles
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adam = neural_network.MLPClassifier(hidden_layer_sizes=(8,), max_iter=12, learning_rate_init=0.02,
+        adam = neural_network.MLPClassifier(hidden_layer_sizes=(8,), max_iter=12,
+                                            learning_rate_init=0.02,
                                             random_state=0).fit(X, y)
-        inv = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscaling",
+        inv = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd",
+                                           learning_rate="invscaling",
                                            learning_rate_init=0.5, power_t=0.5, max_iter=12,
                                            random_state=0).fit(X, y)
-        adaptive = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive",
+        adaptive = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd",
+                                                learning_rate="adaptive",
                                                 max_iter=5, random_state=0).fit(X, y)
     np.testing.assert_array_equal(plot_learning_rate(adam).get_lines()[0].get_ydata(),
                                   np.full(12, 0.02))
