@@ -205,10 +205,13 @@ class EarlyStopping(Callback):
             what = (f"Early stopping: no improvement of {self.monitor} for {self.patience} "
                     f"epochs; ")
         elif self.restored:
-            what = (f"Early stopping: did not stop (ran {self._last_epoch} epochs); ")
+            what = f"Early stopping: not triggered in {self._last_epoch} epochs; "
         else:
             return None
         if self.restored:
             return what + f"restored the weights of epoch {self.best_epoch} ({best})."
+        if not self.best_epoch:      # every value was NaN
+            return what + (f"no epoch had a comparable {self.monitor}; kept the weights of "
+                           f"epoch {self.stopped_epoch}.")
         return (what + f"kept the weights of epoch {self.stopped_epoch}; the best was epoch "
                 f"{self.best_epoch} ({best}).")

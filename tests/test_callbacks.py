@@ -157,8 +157,18 @@ def test_running_to_the_end_and_restoring_an_earlier_epoch_is_reported(data, cap
     model = train_with(stop, data, values=values, epochs=5, verbose=True)
     assert stop.stopped_epoch == 0 and stop.restored and model.best_epoch == 2
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "Early stopping: did not stop (ran 5 epochs); restored the weights of epoch 2 "
+        "Early stopping: not triggered in 5 epochs; restored the weights of epoch 2 "
         "(score 0.1).")
+
+
+def test_a_monitor_that_is_always_nan_never_improves(data, capsys):
+    stop = EarlyStopping("score", patience=2)
+    model = train_with(stop, data, values=[np.nan] * 5, epochs=5, verbose=True)
+    assert (stop.best_epoch, stop.stopped_epoch, model.best_epoch) == (0, 2, None)
+    assert "best_epoch" not in model.history and len(model.history["loss"]) == 2
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Early stopping: no improvement of score for 2 epochs; no epoch had a comparable "
+        "score; kept the weights of epoch 2.")
 
 
 def test_when_the_last_epoch_is_the_best_nothing_is_reported(data, capsys):
