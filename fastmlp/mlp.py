@@ -181,7 +181,7 @@ class MLP:
         After ``train``, lists with one value per epoch: "loss" (mean batch loss plus the
         penalty at the epoch's end), "lr", and with validation data "val_loss" and
         "val_accuracy" (classification) or "val_r2" (regression). With early stopping, also
-        "best_epoch": the epoch (from 1) whose weights were kept, as ``best_epoch``.
+        "best_epoch", a number: the same as the attribute ``best_epoch``.
     best_epoch : int or None
         With early stopping (``early_stopping=True`` or an ``EarlyStopping`` callback), the
         epoch of the last ``train`` call (counted from 1) with the best monitored value: the
