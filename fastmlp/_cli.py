@@ -376,10 +376,12 @@ def predict(args):
     model, spec = _load_model(args.model)
     sep = spec.get("sep", ",") if args.sep is None else args.sep
     text_columns = [c["name"] for c in spec["columns"] if c["kind"] == "text"]
+    if args.id is not None:     # passed through as written: "007", ids beyond 2**53
+        text_columns.append(args.id)
     table = _tabular.read_table(args.csv, sep, args.index_col, text_columns, args.reader)
     target, classes = spec["target"], spec["classes"]
     if args.id is not None:
-        table.require([args.id], "given to --id")
+        table.require([args.id], "given to --id", index=True)
         if args.id == target:
             raise CLIError(f"--id {args.id!r} is the name of the predicted column: pass "
                            f"another column")
@@ -391,9 +393,7 @@ def predict(args):
     header = ([args.id] if args.id is not None else []) + [target]
     fields = []
     if args.id is not None:
-        ids = table.values(args.id)
-        fields.append(ids.tolist() if ids.dtype == object
-                      else [_tabular._number_text(v) for v in ids])
+        fields.append(table.values(args.id).tolist())
     if spec["task"] == "regression":
         fields.append([repr(v) for v in
                        (model.predict(X) * spec["target_std"] + spec["target_mean"]).tolist()])

@@ -78,10 +78,11 @@ class Table:
     def is_text(self, name):
         return self.columns[name].dtype == object
 
-    def require(self, names, what):
-        """Raise TableError naming the columns of ``names`` that the table lacks."""
+    def require(self, names, what, index=False):
+        """Raise TableError naming the columns of ``names`` that the table lacks (the index
+        column counts only with ``index``)."""
         missing = [n for n in names if n not in self.columns
-                   and not (self.index is not None and n == self.index[0])]
+                   and not (index and self.index is not None and n == self.index[0])]
         if missing:
             raise TableError(f"{self.path} has no column{'s' if len(missing) > 1 else ''} "
                              f"{', '.join(map(repr, missing))} ({what}); its columns are "
@@ -173,7 +174,8 @@ def read_table(path, sep=",", index_col=None, text_columns=(), reader="auto"):
         A column name, or its position from 0, that holds row labels rather than data (pandas'
         ``DataFrame.to_csv`` writes an unnamed one first; it is then named "index").
     text_columns : iterable of str
-        Columns read as text even where they hold numbers (category codes).
+        Columns read as text even where they hold numbers (category codes, ids). The index
+        column is always read as text.
     reader : {"auto", "pandas", "numpy"}
         "auto" uses pandas when it is installed.
 
@@ -209,6 +211,8 @@ def read_table(path, sep=",", index_col=None, text_columns=(), reader="auto"):
         position = _resolve_index(path, header, index_col)
         _check_header(path, header, sep)
         text_columns = set(text_columns)
+        if position is not None:        # labels kept as written: "007", ids beyond 2**53
+            text_columns.add(header[position])
         if reader == "pandas":
             columns, mixed = _read_pandas(path, sep, header, skip, text_columns)
         else:
@@ -220,11 +224,8 @@ def read_table(path, sep=",", index_col=None, text_columns=(), reader="auto"):
     index = None
     if position is not None:
         name = header[position]
-        values = columns.pop(name)
         mixed.pop(name, None)
-        if values.dtype != object:
-            values = np.array([_number_text(v) for v in values], dtype=object)
-        index = (name, values)
+        index = (name, columns.pop(name))
         header = header[:position] + header[position + 1:]
     for name in header:
         values = columns[name]
@@ -290,9 +291,9 @@ def _read_numpy(path, sep, header, skip, text_columns):
         except csv.Error as exc:
             raise TableError(f"{path} is not a readable CSV text file ({exc})") from None
     width = len(header)
-    if any(len(row) != width for row in rows):
+    if set(map(len, rows)) - {width}:
         rows = [row for row in rows if len(row) == width or any(f.strip() for f in row)]
-        if any(len(row) != width for row in rows):
+        if set(map(len, rows)) - {width}:
             _raise_bad_row(path, sep, skip, width)
     columns, mixed = {}, {}
     for name, fields in zip(header, zip(*rows) if rows else [()] * len(header)):
@@ -302,7 +303,7 @@ def _read_numpy(path, sep, header, skip, text_columns):
                 continue
             except ValueError:
                 pass
-        values = np.array([f.strip() for f in fields], dtype=object)
+        values = np.array(list(map(str.strip, fields)), dtype=object)
         present = ~np.isin(values.astype(str), MISSING)
         values[~present] = None
         columns[name], first = _text_or_numbers(values, present, name in text_columns)
@@ -363,16 +364,16 @@ def select_features(table, target, features=None, drop=None):
 
     Raises TableError for a name that is not a column, or for the target among the features.
     """
+    index = table.index[0] if table.index is not None else None
+    if target == index:
+        raise TableError(f"--target {target!r} is the index column (--index-col), which holds "
+                         f"row labels, not data")
     table.require([target], "the --target")
     chosen, dropped = _names(features), _names(drop)
     table.require(chosen, "given to --features")
     table.require(dropped, "given to --drop")
-    index = table.index[0] if table.index is not None else None
     if target in chosen:
         raise TableError(f"--features names the target {target!r}: a column cannot be both")
-    if index is not None and index in chosen:
-        raise TableError(f"--features names the index column {index!r} (--index-col), which "
-                         f"holds row labels, not data")
     names = chosen or [n for n in table.names if n != target]
     names = [n for n in names if n not in dropped]
     if not names:

@@ -435,6 +435,12 @@ def test_sep_and_index_col(tmp_path, capsys):
     assert [r[0] for r in rows] == [str(i) for i in range(60)]
     status, _, err = run(["train", semi, "--target", "y", "--index-col", "0"], capsys)
     assert_one_line_error(status, err, "single column", "--sep ';'")
+    status, _, err = run(["train", semi, "--target", "index", "--sep", ";", "--index-col", "0"],
+                         capsys)
+    assert_one_line_error(status, err, "--target 'index' is the index column")
+    status, _, err = run(["train", semi, "--target", "y", "--sep", ";", "--index-col", "0",
+                          "--features", "a,index"], capsys)
+    assert_one_line_error(status, err, "no column 'index'", "--features")
 
 
 def test_strict_refuses_text_and_missing_values(tmp_path, capsys):
@@ -541,15 +547,20 @@ def test_predict_proba_and_id(colours, tmp_path, capsys):
     path, truth = colours
     run(["train", path, "--target", "colour", "--hidden", "16", "--epochs", "30", "--out",
          tmp_path / "m.npz"], capsys)
+    keys = [f"{10 * i:04d}" for i in range(149)] + ["12345678901234567891"]
     ids = write_csv(tmp_path / "ids.csv", ["key", "a", "b", "c"],
-                    [[10 * i, *row] for i, row in
-                     enumerate(np.loadtxt(path, delimiter=",", skiprows=1, usecols=(0, 1, 3)))])
-    status, out, _ = run(["predict", tmp_path / "m.npz", ids, "--proba", "--id", "key"],
-                         capsys)
-    assert status == 0
-    header, rows = read_output(out)
+                    [[key, *row] for key, row in
+                     zip(keys, np.loadtxt(path, delimiter=",", skiprows=1, usecols=(0, 1, 3)))])
+    outputs = []
+    for reader in READERS:
+        status, out, _ = run(["predict", tmp_path / "m.npz", ids, "--proba", "--id", "key",
+                              "--reader", reader], capsys)
+        assert status == 0
+        outputs.append(out)
+    assert all(out == outputs[0] for out in outputs)
+    header, rows = read_output(outputs[0])
     assert header == ["key", "colour", "blue", "green", "red"]
-    assert [r[0] for r in rows] == [str(10 * i) for i in range(150)]     # ints stay ints
+    assert [r[0] for r in rows] == keys         # as written: leading zeros, beyond 2**53
     proba = np.array([r[2:] for r in rows], dtype=float)
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-12)
     assert [r[1] for r in rows] == np.array(["blue", "green", "red"])[proba.argmax(1)].tolist()
