@@ -519,6 +519,15 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     return OK
 
 
+cdef bint indices_in_range(const Py_ssize_t* idx, Py_ssize_t count, Py_ssize_t n) noexcept nogil:
+    """all(0 <= idx[i] < n)"""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    for i in range(count):
+        ok &= (idx[i] >= 0) & (idx[i] < n)
+    return ok
+
+
 cdef inline floating* _data(floating[::1] a) noexcept:
     return &a[0] if a is not None and a.shape[0] > 0 else NULL
 
@@ -547,8 +556,10 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     Y : (n, sizes[-1]) array of targets, IN
     sample_weight : (n,) array or None, IN
         Per-sample loss weights (the caller normalizes them to mean 1).
-    orders : (n_epochs, n) int array, IN
-        Epoch e visits rows ``orders[e]`` in batches of ``batch_size`` (the last may be smaller).
+    orders : (n_epochs, n_visit) int array, IN
+        Epoch e visits rows ``orders[e]`` (indices into X, each in ``[0, len(X))``; an epoch
+        may visit a subset of the rows, e.g. a training split) in batches of ``batch_size``
+        (the last may be smaller).
     rates : (n_epochs,) float64 array, IN
         The learning rate of each epoch.
     batch_size : int
@@ -565,11 +576,18 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
         caught (see ``catch_interrupts``); else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with
         every buffer restored to its value at the start of epoch ``epochs_done`` (from 0).
     """
-    cdef Py_ssize_t n = X.shape[0], n_epochs = orders.shape[0], done = 0
+    cdef Py_ssize_t n = orders.shape[1], n_epochs = orders.shape[0], done = 0
+    cdef Py_ssize_t n_rows = X.shape[0]
     cdef int status
+    cdef bint in_range = True
     _check_arrays(network, theta, opt_state, bn_state, X, Y, sample_weight, workspace)
-    if orders.shape[1] != n or rates.shape[0] < n_epochs or loss_out.shape[0] < n_epochs:
-        raise ValueError("orders must be (n_epochs, n) and rates, loss_out (n_epochs,)")
+    if rates.shape[0] < n_epochs or loss_out.shape[0] < n_epochs:
+        raise ValueError("rates and loss_out need one entry per epoch of orders")
+    if n_epochs and n:
+        with nogil:
+            in_range = indices_in_range(&orders[0, 0], n_epochs * n, n_rows)
+        if not in_range:
+            raise ValueError(f"orders must hold row indices in [0, {n_rows})")
     if not 1 <= batch_size <= network.max_batch or step.shape[0] != 1:
         raise ValueError(f"batch_size must be in [1, {network.max_batch}] and step one int64")
     if n_epochs == 0 or n == 0:
