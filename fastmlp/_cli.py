@@ -39,6 +39,7 @@ __all__ = ["main"]
 #: Upper bounds that keep a typo (``--epochs 1e20``) from exhausting memory or time.
 MAX_EPOCHS = 1_000_000
 MAX_WIDTH = 100_000
+MAX_WEIGHTS = 100_000_000
 
 
 class CLIError(ValueError):
@@ -290,9 +291,15 @@ def train(args):
              f"{', stratified' if classification else ''}, seed {args.seed})"
              if len(held_rows) else f"{len(train_rows)} training rows, none held out")
     lines.append(f"target {args.target!r}: {kind}; {split}")
+
+    sizes = [X.shape[1], *hidden, n_out]
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_weights > MAX_WEIGHTS:
+        raise CLIError(f"--hidden {args.hidden} makes a network {sizes} of {n_weights:,} "
+                       f"weights, more than {MAX_WEIGHTS:,}: use smaller hidden layers")
     print("\n".join(lines))       # only now: a data error leaves stdout empty
 
-    model = MLP([X.shape[1], *hidden, n_out], lr=args.lr, seed=args.seed, l2=args.l2,
+    model = MLP(sizes, lr=args.lr, seed=args.seed, l2=args.l2,
                 loss=loss, optimizer=args.optimizer, dropout=args.dropout)
     X_train, y_train = X[train_rows], y[train_rows]
     validation = (X[held_rows], y[held_rows]) if len(held_rows) else None

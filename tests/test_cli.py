@@ -611,6 +611,8 @@ ERRORS = [
     (["train", "good.csv", "--target", "y", "--sep", "::"], ["--sep", "one character"]),
     (["train", "good.csv", "--target", "y", "--hidden", "64,x"], ["--hidden", "'64,x'"]),
     (["train", "good.csv", "--target", "y", "--hidden", "0"], ["--hidden"]),
+    (["train", "good.csv", "--target", "y", "--hidden", "20000,20000"],
+     ["--hidden 20000,20000", "400,", "weights", "smaller"]),
     (["train", "good.csv", "--target", "y", "--epochs", "ten"], ["--epochs", "'ten'"]),
     (["train", "good.csv", "--target", "y", "--epochs", "0"], ["--epochs", "at least 1"]),
     (["train", "good.csv", "--target", "y", "--epochs", "1e20"],
@@ -677,8 +679,16 @@ def test_errors_of_predict(colours, surface, tmp_path, capsys):
     assert_one_line_error(status, err, "cannot load the model")
 
 
-@pytest.mark.parametrize("argv, fragments", [ERRORS[0], ERRORS[1], ERRORS[2], ERRORS[24]],
-                         ids=["missing column", "missing file", "typo", "epochs 1e20"])
+def _error_case(*argv):
+    return next(case for case in ERRORS if case[0] == list(argv))
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    _error_case("train", "good.csv", "--target", "price"),
+    _error_case("train", "missing.csv", "--target", "y"),
+    _error_case("train", "typo.csv", "--target", "y"),
+    _error_case("train", "good.csv", "--target", "y", "--epochs", "1e20"),
+], ids=["missing column", "missing file", "typo", "epochs 1e20"])
 def test_errors_of_python_m_fastmlp_have_no_traceback(argv, fragments, tmp_path):
     bad_files(tmp_path)
     done = python_m_fastmlp(argv, cwd=tmp_path)
