@@ -528,13 +528,14 @@ def _parser():
                      help=f"passes over the training rows (default 50, at most {MAX_EPOCHS})")
     net.add_argument("--batch-size", type=_integer("--batch-size", 1), default=32, metavar="N",
                      help="rows per step (default 32)")
-    net.add_argument("--lr", type=_real("--lr", 0, low_open=True), default=0.01,
+    net.add_argument("--lr", type=_real("--lr", 0, low_open=True), default=0.01, metavar="RATE",
                      help="learning rate (default 0.01)")
     net.add_argument("--optimizer", default="adam", choices=list(_optimizer_names()),
                      help="update rule (default adam)")
-    net.add_argument("--l2", type=_real("--l2", 0), default=0.0,
+    net.add_argument("--l2", type=_real("--l2", 0), default=0.0, metavar="PENALTY",
                      help="L2 penalty on the weights (default 0)")
     net.add_argument("--dropout", type=_real("--dropout", 0, 1, high_open=True), default=0.0,
+                     metavar="RATE",
                      help="dropout rate of the hidden layers, in [0, 1) (default 0)")
     net.add_argument("--early-stopping", action="store_true",
                      help="stop when the held-out loss has not improved for --patience epochs "
@@ -542,7 +543,7 @@ def _parser():
     net.add_argument("--patience", type=_integer("--patience", 1), default=10, metavar="N",
                      help="epochs without improvement before --early-stopping stops "
                           "(default 10)")
-    net.add_argument("--seed", type=_integer("--seed", 0), default=0,
+    net.add_argument("--seed", type=_integer("--seed", 0), default=0, metavar="N",
                      help="seed of the split, the initial weights and the shuffling (default 0)")
     p.add_argument("--out", default="model.npz",
                    help="model file to write (default model.npz; .npz is appended if missing)")
@@ -564,7 +565,7 @@ def _parser():
                    help="copy this column (e.g. an id) into the output, as its first column")
     p.add_argument("--proba", action="store_true",
                    help="add the class probabilities, one column named after each class "
-                        "(classification models)")
+                        "(TARGET=class if a class name is taken by another output column)")
     p.add_argument("--sep", default=None, metavar="CHAR", type=_separator,
                    help="the field delimiter (default: the one the model was trained with)")
     p.add_argument("--index-col", metavar="COL",

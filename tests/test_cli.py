@@ -769,3 +769,12 @@ def test_demo_still_runs(capsys):
     assert status == 0
     assert "fastmlp" in out and "NumPy reference" in out and "faster than" in out
 
+
+
+def test_proba_columns_are_prefixed_when_a_class_name_is_taken(tmp_path, capsys):
+    path = write_csv(tmp_path / "t.csv", ["1", "x", "y"],
+                     [[f"r{i}", i % 7, int(i % 7 > 3)] for i in range(40)])
+    run(["train", path, "--target", "y", "--drop", "1", "--epochs", "2", "--out",
+         tmp_path / "m.npz"], capsys)
+    status, out, _ = run(["predict", tmp_path / "m.npz", path, "--proba", "--id", "1"], capsys)
+    assert status == 0 and read_output(out)[0] == ["1", "y", "y=0", "y=1"]
