@@ -7,11 +7,12 @@ over the batch, which is long and contiguous whatever the layer widths: a networ
 units vectorizes as well as a wide one.
 
 Each product either goes to BLAS or to hand-written loops; the loops win on small layers, where
-a BLAS call costs more than its arithmetic. The caller decides per layer (see ``Network``). The
+a BLAS call costs more than its arithmetic. The loops themselves are C, in ``_simd_body.h``,
+compiled there for several CPU targets (baseline x86-64, AVX2+FMA, AVX-512) and chosen at import
+(``cpu_target``, ``set_cpu_target``, environment variable ``FASTMLP_CPU``; see ``_simd.h``). The caller decides per layer (see ``Network``). The
 Python twins take and return the usual row-major (m, n) arrays and transpose at the boundary.
 """
 import numpy as np
-from libc.string cimport memcpy, memset
 
 from cython cimport floating
 
@@ -40,69 +41,104 @@ def default_activation_param(int act):
     return _DEFAULT_PARAM_BY_ID[act]
 
 
-cdef inline floating dot(const floating* x, const floating* y, Py_ssize_t n) noexcept nogil:
-    """sum_i x[i] y[i], in four interleaved partial sums (vectorizes without reassociation)."""
-    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        s0 += x[i] * y[i]
-        s1 += x[i + 1] * y[i + 1]
-        s2 += x[i + 2] * y[i + 2]
-        s3 += x[i + 3] * y[i + 3]
-        i += 4
-    while i < n:
-        s0 += x[i] * y[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+cdef extern from "_simd.h" nogil:
+    # The batch loops, compiled once per CPU target from one source (_simd_body.h); fm_loops
+    # holds the versions chosen by _select_cpu_target. See _simd.h for why.
+    ctypedef struct fm_table_t:
+        void (*forward_product_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                               Py_ssize_t) noexcept nogil
+        void (*forward_product_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                               Py_ssize_t) noexcept nogil
+        void (*delta_prev_d)(double*, const double*, const double*, const double*, Py_ssize_t,
+                          Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t,
+                          Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                      double, double) noexcept nogil
+        void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                      float, float) noexcept nogil
+        void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double) noexcept nogil
+        void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float) noexcept nogil
+    fm_table_t fm_loops
+    int fm_level
+    int fm_cpu_max() noexcept
+    int fm_select(int level) noexcept
+
+# The CPU targets of the hand-written loops, slowest first; FASTMLP_CPU names one to force.
+CPU_TARGETS = ("baseline", "avx2", "avx512")
 
 
-cdef inline floating row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum_i x[i], in four interleaved partial sums."""
-    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        s0 += x[i]
-        s1 += x[i + 1]
-        s2 += x[i + 2]
-        s3 += x[i + 3]
-        i += 4
-    while i < n:
-        s0 += x[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+def supported_cpu_targets():
+    """The CPU targets this machine (and this build) can run, slowest first.
+
+    Examples
+    --------
+    >>> from fastmlp._kernels._dense import supported_cpu_targets
+    >>> supported_cpu_targets()[0]
+    'baseline'
+    """
+    return CPU_TARGETS[:fm_cpu_max() + 1]
 
 
-cdef inline void axpy_rows(floating* out, const floating* W, Py_ssize_t stride,
-                           const floating* X, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
-    """out[r] += sum_p W[p * stride] X[p * m + r] over p < k, for r < m: four rows of X per pass
-    (out stays in registers), in the order p = 0, 1, 2, ... for every r."""
-    cdef Py_ssize_t p = 0, r
-    cdef floating w0, w1, w2, w3
-    cdef const floating* x0
-    cdef const floating* x1
-    cdef const floating* x2
-    cdef const floating* x3
-    while p + 4 <= k:
-        w0, w1, w2, w3 = W[p * stride], W[(p + 1) * stride], W[(p + 2) * stride], W[(p + 3) * stride]
-        x0, x1, x2, x3 = X + p * m, X + (p + 1) * m, X + (p + 2) * m, X + (p + 3) * m
-        for r in range(m):
-            out[r] = (((out[r] + w0 * x0[r]) + w1 * x1[r]) + w2 * x2[r]) + w3 * x3[r]
-        p += 4
-    while p < k:
-        w0 = W[p * stride]
-        x0 = X + p * m
-        for r in range(m):
-            out[r] += w0 * x0[r]
-        p += 1
+def cpu_target():
+    """The CPU target whose loops the kernels run now: 'baseline', 'avx2' or 'avx512'.
+
+    Examples
+    --------
+    >>> from fastmlp._kernels._dense import cpu_target
+    >>> cpu_target() in ('baseline', 'avx2', 'avx512')
+    True
+    """
+    return CPU_TARGETS[fm_level]
+
+
+def set_cpu_target(name=None):
+    """Run the loops built for CPU target ``name`` ('baseline', 'avx2', 'avx512'; None: the
+    widest this CPU supports) from now on, in every kernel. Not while a fit runs.
+
+    Raises ValueError for an unknown name or one this CPU cannot run.
+
+    Examples
+    --------
+    >>> from fastmlp._kernels._dense import cpu_target, set_cpu_target
+    >>> old = cpu_target()
+    >>> set_cpu_target("baseline"); cpu_target()
+    'baseline'
+    >>> set_cpu_target(old)
+    """
+    supported = supported_cpu_targets()
+    if name is None:
+        name = supported[len(supported) - 1]
+    if name not in CPU_TARGETS:
+        raise ValueError(f"unknown CPU target {name!r}; choose one of {CPU_TARGETS}")
+    if name not in supported:
+        raise ValueError(f"this CPU (or this build) cannot run the {name!r} loops; it supports "
+                         f"{supported}: choose one of those")
+    if fm_select(CPU_TARGETS.index(name)) != 0:
+        raise RuntimeError(f"could not select the {name!r} loops")
+
+
+def _select_cpu_target_from_environment():
+    import os
+    forced = os.environ.get("FASTMLP_CPU", "").strip().lower()
+    try:
+        set_cpu_target(forced or None)
+    except ValueError as error:
+        raise ValueError(f"FASTMLP_CPU={forced!r}: {error} (or unset FASTMLP_CPU to let fastmlp "
+                         f"choose)") from None
+
+
+_select_cpu_target_from_environment()
 
 
 cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, floating alpha,
                         floating beta_b, floating* gb_out) noexcept nogil:
     """gb_out := alpha * (row sums of delta) + beta_b * gb_out; delta (n_out, m). A beta_b of
     0 ignores what gb_out held."""
-    cdef Py_ssize_t j
-    for j in range(n_out):
-        gb_out[j] = alpha * row_sum(delta + j * m, m) + (beta_b * gb_out[j] if beta_b != 0 else 0)
+    if floating is double:
+        fm_loops.grad_b_d(gb_out, delta, m, n_out, alpha, beta_b)
+    else:
+        fm_loops.grad_b_f(gb_out, delta, m, n_out, alpha, beta_b)
 
 
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
@@ -126,9 +162,10 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
     if use_blas:
         gemm(True, False, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
              A, <int> m, <floating> 1, Z_out, <int> m)
+    elif floating is double:
+        fm_loops.forward_product_d(Z_out, W, A, m, n_in, n_out)
     else:
-        for j in range(n_out):
-            axpy_rows(Z_out + j * m, W + j, n_out, A, n_in, m)
+        fm_loops.forward_product_f(Z_out, W, A, m, n_in, n_out)
     activate(act, param, Z_out, D_out, m * n_out)
 
 
@@ -148,33 +185,26 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
 
     delta already carries the 1/m of the batch mean (the loss kernel puts it there).
     """
-    cdef Py_ssize_t j, p, r
-    cdef floating* out
-    cdef floating* g
-    cdef const floating* d
+    cdef Py_ssize_t r
     if delta_prev_out != NULL:
         if use_blas:
             gemm(False, False, <int> n_in, <int> m, <int> n_out, <floating> 1, W, <int> n_out,
                  delta, <int> m, <floating> 0, delta_prev_out, <int> m)
             for r in range(m * n_in):
                 delta_prev_out[r] *= D[r]
+        elif floating is double:
+            fm_loops.delta_prev_d(delta_prev_out, W, delta, D, m, n_in, n_out)
         else:
-            for p in range(n_in):
-                out = delta_prev_out + p * m
-                memset(out, 0, m * sizeof(floating))
-                axpy_rows(out, W + p * n_out, 1, delta, n_out, m)
-                d = D + p * m
-                for r in range(m):
-                    out[r] *= d[r]
+            fm_loops.delta_prev_f(delta_prev_out, W, delta, D, m, n_in, n_out)
     bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
     if use_blas:
         gemm(False, True, <int> n_in, <int> n_out, <int> m, alpha, A, <int> m,
              delta, <int> m, beta_w, gW_out, <int> n_out)
         return
-    for p in range(n_in):
-        g = gW_out + p * n_out
-        for j in range(n_out):
-            g[j] = alpha * dot(A + p * m, delta + j * m, m) + (beta_w * g[j] if beta_w != 0 else 0)
+    if floating is double:
+        fm_loops.grad_w_d(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
+    else:
+        fm_loops.grad_w_f(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
 
 
 def _check_shapes(A, W, b=None, delta=None):

@@ -1,0 +1,164 @@
+/* Run-time CPU dispatch for the hand-written dense loops (included by _dense.pyx only).
+ *
+ * Why this design: the wheel must run on any x86-64 (SSE2), yet on AVX2/FMA and AVX-512 CPUs
+ * those loops should use the wide registers. Compiling the whole kernel package once per target
+ * would triple its size (2.7 MB stripped per copy, against a 5 MB budget for the installed
+ * package); instead only the loops that run over the batch, which are the ones that vectorize,
+ * live here. Their bodies are written ONCE, in _simd_body.h, and that file is included once per
+ * (element type, target) with the target given by __attribute__((target(...))), so the compiler
+ * emits SSE2, AVX2+FMA and AVX-512 versions of the same source. At module initialization
+ * _dense.pyx picks one version per loop into the table ``fm_loops``: the widest the CPU supports
+ * (__builtin_cpu_supports also checks that the OS saves the wide registers), or a lower one named
+ * by the environment variable FASTMLP_CPU=baseline|avx2|avx512.
+ *
+ * Compilers without the target attribute (MSVC) and non-x86 machines (aarch64, Apple arm64) get
+ * only the baseline version: the code compiles everywhere and falls back to the portable path.
+ *
+ * Sums (dot, row_sum) keep FM_ACC partial sums, the same number on every target (8 doubles or
+ * 16 floats: one AVX-512 register), so the targets add in the same order; they differ only where
+ * FMA rounds a*b+c once instead of twice.
+ */
+#ifndef FASTMLP_SIMD_H
+#define FASTMLP_SIMD_H
+
+#include <string.h>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define FM_X86_DISPATCH 1
+#else
+#define FM_X86_DISPATCH 0
+#endif
+
+#if defined(_MSC_VER)
+#define FM_RESTRICT __restrict
+#else
+#define FM_RESTRICT __restrict__
+#endif
+
+#define FM_CAT3_(a, b, c) a##_##b##_##c
+#define FM_CAT3(a, b, c) FM_CAT3_(a, b, c)
+#define FM_NAME(fn) FM_CAT3(fn, FM_T_NAME, FM_TARGET_NAME)
+
+/* ---- the baseline (portable) versions: compiled with the build's own flags ---- */
+#define FM_TARGET_ATTR
+#define FM_TARGET_NAME baseline
+#define FM_T double
+#define FM_T_NAME d
+#define FM_ACC 8
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#define FM_T float
+#define FM_T_NAME f
+#define FM_ACC 16
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#undef FM_TARGET_ATTR
+#undef FM_TARGET_NAME
+
+#if FM_X86_DISPATCH
+/* ---- AVX2 + FMA (x86-64-v3 without the rest) ---- */
+#define FM_TARGET_ATTR __attribute__((target("avx2,fma")))
+#define FM_TARGET_NAME avx2
+#define FM_T double
+#define FM_T_NAME d
+#define FM_ACC 8
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#define FM_T float
+#define FM_T_NAME f
+#define FM_ACC 16
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#undef FM_TARGET_ATTR
+#undef FM_TARGET_NAME
+
+/* ---- AVX-512 (F, VL, DQ, BW: Skylake-X and later), 512-bit vectors preferred ---- */
+#if defined(__clang__)
+#define FM_TARGET_ATTR __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"), min_vector_width(512)))
+#else
+#define FM_TARGET_ATTR __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
+#endif
+#define FM_TARGET_NAME avx512
+#define FM_T double
+#define FM_T_NAME d
+#define FM_ACC 8
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#define FM_T float
+#define FM_T_NAME f
+#define FM_ACC 16
+#include "_simd_body.h"
+#undef FM_T
+#undef FM_T_NAME
+#undef FM_ACC
+#undef FM_TARGET_ATTR
+#undef FM_TARGET_NAME
+#endif /* FM_X86_DISPATCH */
+
+/* ---- the table of chosen versions ---- */
+typedef struct {
+    void (*forward_product_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+    void (*forward_product_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+    void (*delta_prev_d)(double*, const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+    void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+    void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double, double);
+    void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float);
+    void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double);
+    void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float);
+} fm_table_t;
+
+static fm_table_t fm_loops;
+static int fm_level = -1;
+
+#define FM_FILL(target) do { \
+    fm_loops.forward_product_d = forward_product_d_##target; \
+    fm_loops.forward_product_f = forward_product_f_##target; \
+    fm_loops.delta_prev_d = delta_prev_d_##target; \
+    fm_loops.delta_prev_f = delta_prev_f_##target; \
+    fm_loops.grad_w_d = grad_w_d_##target; \
+    fm_loops.grad_w_f = grad_w_f_##target; \
+    fm_loops.grad_b_d = grad_b_d_##target; \
+    fm_loops.grad_b_f = grad_b_f_##target; \
+} while (0)
+
+/* The widest level this CPU (and OS) runs: 0 baseline, 1 avx2 (+fma), 2 avx512. */
+static int fm_cpu_max(void) {
+#if FM_X86_DISPATCH
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return 2;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Use the versions of ``level``; -1 (and no change) if this CPU or build cannot run them. */
+static int fm_select(int level) {
+    if (level < 0 || level > fm_cpu_max())
+        return -1;
+    switch (level) {
+#if FM_X86_DISPATCH
+    case 2: FM_FILL(avx512); break;
+    case 1: FM_FILL(avx2); break;
+#endif
+    default: FM_FILL(baseline); break;
+    }
+    fm_level = level;
+    return 0;
+}
+
+#endif /* FASTMLP_SIMD_H */
