@@ -1,0 +1,184 @@
+"""Run-time CPU dispatch of the hand-written loops (``fastmlp/_kernels/_simd.h``).
+
+Every CPU target this machine can run (baseline x86-64, AVX2+FMA, AVX-512) must train to the
+NumPy reference's float64 weights within 1e-10 and agree in float32 to rounding; the environment
+variable FASTMLP_CPU forces a target at import (the portable path for a CPU without AVX-512), and
+a target the CPU cannot run, or an unknown name, is a clear error.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastmlp._kernels
+from fastmlp import MLP
+from fastmlp._kernels import _dense, _train
+from fastmlp.reference import ReferenceMLP
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUPPORTED = _dense.supported_cpu_targets()
+TARGETS = [pytest.param(t, marks=pytest.mark.skipif(t not in SUPPORTED,
+                                                    reason=f"this CPU cannot run {t}"))
+           for t in _dense.CPU_TARGETS]
+
+
+@pytest.fixture
+def target(request):
+    """Select ``request.param``'s loops for one test, then restore the previous choice."""
+    previous = _dense.cpu_target()
+    _dense.set_cpu_target(request.param)
+    yield request.param
+    _dense.set_cpu_target(previous)
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter from the repository root, with ``env`` added (a None
+    value removes that variable); returns the CompletedProcess."""
+    environment = dict(os.environ, PYTHONPATH=ROOT)
+    for key, value in env.items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def train_pair(sizes, batch_size, dtype=np.float64, loss="binary_crossentropy", n=53, epochs=15):
+    """An MLP and a ReferenceMLP trained from the same weights over the same batch orders."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(n, sizes[0]))
+    if sizes[-1] > 1:
+        y = rng.integers(0, sizes[-1], size=n)
+        y[:sizes[-1]] = np.arange(sizes[-1])
+    else:
+        y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    model = MLP(sizes, lr=0.1, seed=2, hidden_activation="tanh", dtype=dtype, loss=loss)
+    ref = ReferenceMLP(sizes, lr=0.1, hidden_activation="tanh", dtype=dtype, loss=loss,
+                       W=[W.copy() for W in model.W], b=[b.copy() for b in model.b])
+    initial = [W.copy() for W in model.W]
+    model.train(X, y, epochs=epochs, batch_size=batch_size, verbose=False, shuffle_seed=4)
+    order_rng = np.random.default_rng(4)
+    targets = np.eye(sizes[-1])[y] if sizes[-1] > 1 else y   # the reference takes one-hot rows
+    ref.train(X, targets, epochs=epochs, batch_size=batch_size,
+              orders=[order_rng.permutation(n) for _ in range(epochs)])
+    assert max(np.abs(W - W0).max() for W, W0 in zip(model.W, initial)) > 1e-2  # it trained
+    return model, ref
+
+
+# Widths that leave remainders in every tile of the loops (rows in fours, samples in one or two
+# registers of 2 to 16 lanes) and batches of 53 (full), 16 and 37 samples.
+NETWORKS = [pytest.param([7, 13, 9, 1], "binary_crossentropy", id="7-13-9-1"),
+            pytest.param([5, 17, 11, 3], "categorical_crossentropy", id="5-17-11-3-softmax")]
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize("sizes, loss", NETWORKS)
+@pytest.mark.parametrize("batch_size", [None, 16, 37])
+def test_float64_parity_with_the_reference_on_each_target(target, sizes, loss, batch_size):
+    layout = _train.Network(sizes, [3] * (len(sizes) - 2), None, 0, 0.0, 0.0, 0.0, 1)
+    assert not layout.blas.any()   # every layer runs on the hand-written loops
+    model, ref = train_pair(sizes, batch_size, loss=loss)
+    assert _dense.cpu_target() == target
+    for k in range(len(sizes) - 1):
+        np.testing.assert_allclose(model.W[k], ref.W[k], rtol=0, atol=1e-10, err_msg=f"W[{k}]")
+        np.testing.assert_allclose(model.b[k], ref.b[k], rtol=0, atol=1e-10, err_msg=f"b[{k}]")
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize("sizes, loss", NETWORKS)
+def test_float32_matches_the_reference_to_rounding_on_each_target(target, sizes, loss):
+    model, ref = train_pair(sizes, 16, dtype=np.float32, loss=loss)
+    assert model.W[0].dtype == np.float32
+    for k in range(len(sizes) - 1):
+        np.testing.assert_allclose(model.W[k], ref.W[k], rtol=1e-4, atol=2e-5, err_msg=f"W[{k}]")
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("m, n_in, n_out", [(45, 11, 10), (64, 4, 8), (1, 3, 5), (33, 1, 1)])
+def test_dense_kernels_match_numpy_on_each_target(target, dtype, tol, m, n_in, n_out):
+    rng = np.random.default_rng(m + n_in + n_out)
+    A = rng.normal(size=(m, n_in)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    delta = rng.normal(size=(m, n_out)).astype(dtype)
+    D = rng.uniform(size=(m, n_in)).astype(dtype)
+    Z = np.empty((m, n_out), dtype)
+    _dense.dense_forward_py(A, W, b, _dense.ACTIVATION_IDS["identity"], False, Z)
+    np.testing.assert_allclose(Z, A.astype(float) @ W + b, rtol=tol, atol=tol * n_in)
+    gW, gb, dprev = np.empty_like(W), np.empty_like(b), np.empty_like(A)
+    _dense.dense_backward_py(A, W, delta, D, False, gW, gb, dprev)
+    scale = tol * m
+    np.testing.assert_allclose(gW, A.astype(float).T @ delta, rtol=tol, atol=scale)
+    np.testing.assert_allclose(gb, delta.astype(float).sum(axis=0), rtol=tol, atol=scale)
+    np.testing.assert_allclose(dprev, (delta.astype(float) @ W.T) * D, rtol=tol, atol=tol * n_out)
+
+
+def test_every_target_gives_the_same_float64_model_to_1e12():
+    previous = _dense.cpu_target()
+    models = []
+    try:
+        for name in SUPPORTED:
+            _dense.set_cpu_target(name)
+            models.append(train_pair([7, 13, 9, 1], 16)[0])
+    finally:
+        _dense.set_cpu_target(previous)
+    for name, model in zip(SUPPORTED[1:], models[1:]):
+        for k in range(3):
+            np.testing.assert_allclose(model.W[k], models[0].W[k], rtol=0, atol=1e-12,
+                                       err_msg=f"{name} W[{k}]")
+
+
+def test_the_widest_supported_target_is_the_default_and_is_reported():
+    result = run_python("""
+        import fastmlp._kernels as k
+        from fastmlp._kernels import _dense
+        print(k.CPU_TARGET, _dense.supported_cpu_targets()[-1])
+    """, FASTMLP_CPU=None)
+    assert result.returncode == 0, result.stderr
+    chosen, widest = result.stdout.split()
+    assert chosen == widest
+    assert chosen in _dense.CPU_TARGETS
+    assert SUPPORTED[0] == "baseline"
+
+
+def test_forcing_the_portable_path_imports_and_trains_to_the_reference():
+    """What a CPU without AVX2 or AVX-512 runs: FASTMLP_CPU=baseline, checked for parity."""
+    result = run_python("""
+        import numpy as np
+        import fastmlp._kernels as k
+        from tests.test_dispatch import train_pair
+        model, ref = train_pair([7, 13, 9, 1], 16)
+        print(k.CPU_TARGET, max(np.abs(a - b).max() for a, b in zip(model.W, ref.W)))
+    """, FASTMLP_CPU="baseline")
+    assert result.returncode == 0, result.stderr
+    name, difference = result.stdout.split()
+    assert name == "baseline"
+    assert float(difference) < 1e-10
+
+
+def test_an_unknown_forced_target_is_a_clear_error():
+    result = run_python("import fastmlp", FASTMLP_CPU="avx1024")
+    assert result.returncode != 0
+    assert "FASTMLP_CPU='avx1024'" in result.stderr and "baseline" in result.stderr
+
+
+@pytest.mark.skipif(len(SUPPORTED) == len(_dense.CPU_TARGETS), reason="this CPU runs every target")
+def test_a_forced_target_the_cpu_cannot_run_is_a_clear_error():
+    missing = _dense.CPU_TARGETS[len(SUPPORTED)]
+    result = run_python("import fastmlp", FASTMLP_CPU=missing)
+    assert result.returncode != 0
+    assert "cannot run" in result.stderr
+
+
+def test_set_cpu_target_rejects_unknown_names_and_keeps_the_current_one():
+    before = _dense.cpu_target()
+    with pytest.raises(ValueError, match="unknown CPU target"):
+        _dense.set_cpu_target("sse9")
+    assert _dense.cpu_target() == before == fastmlp._kernels.CPU_TARGET
+    with pytest.raises(AttributeError):
+        fastmlp._kernels.NO_SUCH_THING
