@@ -24,7 +24,10 @@
 
 #include <string.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+/* FASTMLP_NO_DISPATCH and FASTMLP_NO_VECTOR_EXTENSIONS build what MSVC and non-x86 machines
+ * get (used to test those paths on x86 with GCC). */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) \
+        && !defined(FASTMLP_NO_DISPATCH) && !defined(FASTMLP_NO_VECTOR_EXTENSIONS)
 #define FM_X86_DISPATCH 1
 #else
 #define FM_X86_DISPATCH 0
@@ -39,7 +42,7 @@
 /* One register of FM_ACC elements: 16 bytes (SSE2, the baseline), 32 (AVX2), 64 (AVX-512). GCC
  * and Clang get vector extensions; other compilers (MSVC: baseline only) a plain array and
  * element loops, with the same arithmetic. */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTMLP_NO_VECTOR_EXTENSIONS)
 typedef double fm_vec_d16 __attribute__((vector_size(16)));
 typedef float fm_vec_f16 __attribute__((vector_size(16)));
 typedef double fm_vec_d32 __attribute__((vector_size(32)));
