@@ -147,6 +147,19 @@ def _scaled_to_max_one(w):
     return w / top if top > 0 else w
 
 
+def _mean_one(w):
+    """Non-negative float64 weights, not all zero, scaled to mean 1: ``w * (n / w.sum())``, or
+    the same through ``w / max(w)`` when the sum or the factor overflows (weights near
+    float64's largest or smallest numbers, which would otherwise all become 0 or inf)."""
+    n = len(w)
+    with np.errstate(over="ignore"):
+        scale = n / w.sum()
+    if not (np.isfinite(scale) and scale > 0):
+        w = _scaled_to_max_one(w)
+        scale = n / w.sum()
+    return w * scale
+
+
 def _check_dtype(dtype):
     try:
         dt = np.dtype(dtype)
@@ -610,7 +623,7 @@ class MLP:
                                  f"dtype {w.dtype}")
             if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
                 raise ValueError("sample_weight must be finite, non-negative and not all zero")
-            w = _scaled_to_max_one(w)
+            w = w.astype(np.float64)
         if class_weight is not None:
             if rows is None:
                 raise ValueError("class_weight is for binary and multi-class classification")
@@ -630,16 +643,20 @@ class MLP:
                 raise TypeError("class_weight must be a dict {class: weight} or 'balanced'")
             if not np.any(per_class > 0):
                 raise ValueError("the class and sample weights give every sample weight 0")
-            cw = _scaled_to_max_one(per_class)[rows]
-            w = cw if w is None else _scaled_to_max_one(w * cw)
+            cw = per_class[rows]
+            if w is not None:
+                with np.errstate(over="ignore", under="ignore"):
+                    product = w * cw
+                if not (np.all(np.isfinite(product)) and np.any(product > 0)):
+                    # Products beyond float64's range: the same weights up to a factor.
+                    product = _scaled_to_max_one(w) * _scaled_to_max_one(cw)
+                cw = product
+            w = cw
             if not np.any(w > 0):
-                raise ValueError("the class and sample weights give every sample weight 0 "
-                                 "(or weights so far apart that their products underflow)")
+                raise ValueError("the class and sample weights give every sample weight 0")
         if w is None or np.all(w == w[0]):
             return None
-        # w's largest entry is 1, so its sum is at most n: no overflow, whatever the scale of
-        # the weights the user gave.
-        return np.ascontiguousarray(w * (n / w.sum()), dtype=self.dtype)
+        return np.ascontiguousarray(_mean_one(w), dtype=self.dtype)
 
     # -- the engine ---------------------------------------------------------------------------
 

@@ -325,17 +325,21 @@ def test_outputs_are_checked_after_several_epochs_in_one_call():
 
 # -- memory and time do not depend on epochs ---------------------------------------------------
 
-def test_a_huge_epochs_with_an_early_stop_is_fast_and_small():
+@pytest.mark.parametrize("progress", [False, True])
+def test_a_huge_epochs_with_an_early_stop_is_fast_and_small(progress):
     X, y = data(200, 4)
     model = MLP([4, 8, 1], seed=0, schedule="cosine")
     stop_after_3 = lambda model, epoch, logs: epoch >= 3      # noqa: E731
-    model.train(X, y, epochs=5, verbose=False, callbacks=[stop_after_3])     # warm caches
+    model.train(X, y, epochs=5, verbose=False, callbacks=[stop_after_3],
+                progress=progress)                                           # warm caches
     tracemalloc.start()
     try:
-        model.train(X, y, epochs=10**8, verbose=False, callbacks=[stop_after_3])
+        model.train(X, y, epochs=10**8, verbose=False, callbacks=[stop_after_3],
+                    progress=progress)
         huge = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()
-        model.train(X, y, epochs=10, verbose=False, callbacks=[stop_after_3])
+        model.train(X, y, epochs=10, verbose=False, callbacks=[stop_after_3],
+                    progress=progress)
         small = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -381,3 +385,15 @@ def test_methods_hold_the_models_lock_and_callbacks_may_use_the_model():
     assert seen == [False, True, False, True]
     assert model._lock.acquire(timeout=0)
     model._lock.release()
+
+
+def test_a_stack_trains_with_weights_whose_sum_overflows():
+    from fastmlp.stack import MLPStack
+    X, y = data(40)
+    w = np.linspace(1.0, 1.7, 40)
+    ordinary = MLPStack([MLP([3, 4, 1], seed=k) for k in range(2)])
+    ordinary.train(X, y, epochs=3, sample_weight=w)
+    huge = MLPStack([MLP([3, 4, 1], seed=k) for k in range(2)])
+    huge.train(X, y, epochs=3, sample_weight=w * 1e307)
+    assert not huge.diverged_
+    np.testing.assert_allclose(huge.params, ordinary.params, rtol=1e-12, atol=1e-14)
