@@ -262,6 +262,25 @@ def test_ctrl_c_during_a_worker_fit_while_the_main_thread_also_trains():
     assert "HANDLER 0 False" in lines and "KEYBOARDINTERRUPT" in lines
 
 
+def test_ctrl_c_stops_a_stack_of_models_trained_in_threads():
+    lines = run_and_interrupt("""
+        from fastmlp.stack import MLPStack
+        stack = MLPStack([MLP([8, 16, 1], seed=k) for k in range(4)])
+        def watch():
+            while not _train.interrupt_handler_state()[1]:
+                pass
+            say("READY")
+        threading.Thread(target=watch, daemon=True).start()
+        stack.train(X, y, epochs=10**9, n_jobs=2)
+        say("EPOCHS", *sorted({len(h["loss"]) for h in stack.history}))
+        report_handler()
+    """)
+    # Each group of models stops at the end of its own current epoch.
+    epochs = next(line for line in lines if line.startswith("EPOCHS")).split()[1:]
+    assert all(0 < int(e) < 10**9 for e in epochs)
+    assert "HANDLER 0 False" in lines
+
+
 def test_handler_shares_are_given_back_however_fits_end():
     from fastmlp._kernels import _train
     X = np.random.default_rng(0).normal(size=(50, 3))
