@@ -18,7 +18,8 @@ import numpy as np
 from . import _threads
 from ._kernels import _train
 
-__all__ = ["TrainingDiverged", "EpochRunner", "MAX_ORDER_ENTRIES", "interrupt_count"]
+__all__ = ["TrainingDiverged", "EpochRunner", "StackRunner", "MAX_ORDER_ENTRIES",
+           "interrupt_count", "check_state_finite"]
 
 # Largest number of sample indices handed to one kernel call: bounds the order buffer whatever
 # the number of epochs.

@@ -321,12 +321,10 @@ cdef class Network:
         _check_layout(sizes, max_batch, n_params=n_params, n_state=n_state,
                       bn_state_size=bn_pos, workspace_size=workspace_size)
 
-        self.w_off, self.b_off = np.asarray(w_off, dtype=np.intp), np.asarray(b_off, dtype=np.intp)
-        self.g_off, self.be_off = np.asarray(g_off, dtype=np.intp), np.asarray(be_off, dtype=np.intp)
-        self.rm_off, self.rv_off = np.asarray(rm_off, dtype=np.intp), np.asarray(rv_off, dtype=np.intp)
-        self.a_off, self.d_off = np.asarray(a_off, dtype=np.intp), np.asarray(d_off, dtype=np.intp)
-        self.zhat_off = np.asarray(zhat_off, dtype=np.intp)
-        self.istd_off = np.asarray(istd_off, dtype=np.intp)
+        self.w_off, self.b_off, self.g_off, self.be_off, self.rm_off, self.rv_off, \
+            self.a_off, self.d_off, self.zhat_off, self.istd_off = (
+                np.asarray(offsets, dtype=np.intp) for offsets in
+                (w_off, b_off, g_off, be_off, rm_off, rv_off, a_off, d_off, zhat_off, istd_off))
         self.n_params, self.n_state, self.bn_state_size = n_params, n_state, bn_pos
         self.workspace_size = workspace_size
         self.net.delta_off0, self.net.delta_off1 = delta_off0, delta_off1
