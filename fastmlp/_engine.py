@@ -136,7 +136,7 @@ class EpochRunner:
     def __exit__(self, *exc_info):
         cleanup, self._cleanup = self._cleanup, None
         with cleanup:
-            if exc_info[0] is None and np.any(self.epochs_done) and not self.diverged:
+            if exc_info[0] is None:
                 self._check_outputs()
         return False
 
@@ -145,7 +145,8 @@ class EpochRunner:
         network's outputs on the training rows are not all finite: the last updates can make
         them overflow while every parameter stays finite."""
         m = self.model
-        if _train.outputs_finite(self.net, m.params, m.bn_state, self.X, self.workspace):
+        if not self.epochs_done or self.diverged or _train.outputs_finite(
+                self.net, m.params, m.bn_state, self.X, self.workspace):
             return
         _train.restore_epoch_start(self.net, m.params, m._opt_state, m.bn_state, self.workspace)
         m._step[0] -= self._steps_per_epoch
@@ -225,10 +226,25 @@ class StackRunner(EpochRunner):
         self.diverged = {}
         self.interrupted = False
         self.interrupt_mark = None
+        self._steps_per_epoch = 0
         self._cleanup = None
 
     def _check_outputs(self):
-        """Nothing yet: the stack checks every buffer at each epoch's end, not the outputs."""
+        """As ``EpochRunner``'s, model by model: a model whose outputs on the training rows are
+        not all finite goes back to the start of its last epoch and joins ``diverged`` (and
+        the stack's ``diverged_``); the others are left alone."""
+        s = self.stack
+        for k, net in enumerate(self.nets):
+            if k in self.diverged or not self.epochs_done[k] or _train.outputs_finite(
+                    net, s.params[k], s.bn_state[k], self.X, self.workspaces[k]):
+                continue
+            _train.restore_epoch_start(net, s.params[k], s.opt_state[k, :net.n_state],
+                                       s.bn_state[k], self.workspaces[k])
+            s.steps[k] -= self._steps_per_epoch
+            epoch = int(self.epochs_done[k])
+            self.diverged[k] = s.diverged_[k] = (
+                f"model {k} diverged in epoch {epoch}: its outputs on the training data became "
+                f"NaN or infinite; it keeps the state of the end of epoch {epoch - 1}")
 
     def active(self):
         """Whether any model is still training."""
@@ -293,6 +309,7 @@ class StackRunner(EpochRunner):
                     f"model {k} diverged in epoch {epoch}: the {what} became NaN or infinite; "
                     f"it keeps the state of the end of epoch {epoch - 1}")
         self.epochs_done += done
+        self._steps_per_epoch = -(-orders.shape[1] // self.batch_size)
         if any(r == _train.Status.INTERRUPTED for r in results):
             self.interrupted = True
         return done

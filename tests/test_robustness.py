@@ -397,3 +397,21 @@ def test_a_stack_trains_with_weights_whose_sum_overflows():
     huge.train(X, y, epochs=3, sample_weight=w * 1e307)
     assert not huge.diverged_
     np.testing.assert_allclose(huge.params, ordinary.params, rtol=1e-12, atol=1e-14)
+
+
+def test_a_stack_model_whose_outputs_overflow_leaves_the_stack_as_it_would_alone():
+    from fastmlp.stack import MLPStack
+    X = np.array([[1e100]])
+    y = np.array([0.0])
+    models = [MLP([1, 1], seed=0, loss="squared_error", lr=lr) for lr in (1e-210, 1e10)]
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=1)
+    assert list(stack.diverged_) == [1] and "outputs" in stack.diverged_[1]
+    for k, model in enumerate(models):
+        try:
+            model.train(X, y, epochs=1, verbose=False)
+        except TrainingDiverged:
+            assert k == 1
+        np.testing.assert_array_equal(stack.params[k], model.params)
+        assert stack.steps[k] == model._step[0]
+    assert np.all(np.isfinite(stack.predict(X)))
