@@ -38,8 +38,10 @@ __all__ = ["MLP"]
 # A hidden activation: its name, or (name, parameter), e.g. ("leaky_relu", 0.2).
 ActivationSpec = Union[str, tuple[str, float]]
 
-# Rows per kernel call when predicting: bounds the workspace, not the input size.
+# Rows per kernel call when predicting: bounds the workspace, not the input size. Wide layers
+# get fewer rows, so that the per-row buffers stay within _PREDICT_BUDGET entries.
 _PREDICT_CHUNK = 4096
+_PREDICT_BUDGET = 1 << 24
 
 
 class _FrozenList(list):
@@ -691,9 +693,14 @@ class MLP:
         """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""
         return rows * max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
+    def _predict_rows(self, n):
+        """Rows per prediction pass: ``_PREDICT_CHUNK``, fewer for very wide layers."""
+        per_row = 4 * sum(self.sizes)          # activations, derivatives, deltas, targets
+        return max(1, min(n, _PREDICT_CHUNK, _PREDICT_BUDGET // per_row))
+
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        rows = min(X.shape[0], _PREDICT_CHUNK)
+        rows = self._predict_rows(X.shape[0])
         net = self._network(rows)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
@@ -702,7 +709,7 @@ class MLP:
         return out
 
     def _objective(self, X, Y, w, out=None):
-        rows = min(X.shape[0], _PREDICT_CHUNK)
+        rows = self._predict_rows(X.shape[0])
         net = self._network(rows)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         with _threads.blas_threads(self._blas_work(rows)):

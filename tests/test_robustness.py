@@ -415,3 +415,17 @@ def test_a_stack_model_whose_outputs_overflow_leaves_the_stack_as_it_would_alone
         np.testing.assert_array_equal(stack.params[k], model.params)
         assert stack.steps[k] == model._step[0]
     assert np.all(np.isfinite(stack.predict(X)))
+
+
+def test_predicting_with_a_very_wide_layer_keeps_its_workspace_bounded():
+    # 500 rows at once of a 200,000-unit layer once asked for a 3.2 GB workspace.
+    model = MLP([1, 200_000, 1], seed=0, hidden_activation="tanh")
+    X = np.linspace(-1, 1, 500)[:, None]
+    tracemalloc.start()
+    try:
+        out = model.forward(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (500,) and np.all(np.isfinite(out))
+    assert peak < 300e6, peak
