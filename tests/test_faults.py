@@ -357,4 +357,4 @@ def test_concurrent_train_predict_save_on_one_model(tmp_path):
     assert not failures, failures
     assert len(saved) == 30
     assert model._step[0] == 30 * 3 * 25          # no update lost or doubled by the threads
-    np.testing.assert_array_equal(fastmlp.load(path).params, saved[-1])
+    assert any(np.array_equal(fastmlp.load(path).params, p) for p in saved)
