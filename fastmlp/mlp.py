@@ -739,9 +739,10 @@ class MLP:
         model's outputs on X when already computed."""
         out = self._predict_raw(X) if out is None else out
         if self._task == "regression":
-            ss_res = ((Y - out) ** 2).sum(axis=0)
-            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-            return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1)))
+            with np.errstate(over="ignore", invalid="ignore"):    # targets near the dtype's edge
+                ss_res = ((Y - out) ** 2).sum(axis=0)
+                ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+                return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1)))
         if self._task == "multiclass":
             return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
         return float(np.mean(np.all((out >= 0.5) == (Y >= 0.5), axis=1)))
@@ -762,8 +763,11 @@ class MLP:
         if w is not None and not np.any(w[keep] > 0):
             raise ValueError("every sample left for training after the validation split has "
                              "weight 0; pass validation_data or give those samples weight")
-        return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]),
-                None if w is None else np.ascontiguousarray(w[keep] * (keep.sum() / w[keep].sum())),
+        # Back to mean 1 over the kept rows, in the model's dtype (a NumPy scalar factor would
+        # promote float32 weights to float64).
+        w_train = None if w is None else np.ascontiguousarray(
+            w[keep] * (keep.sum() / w[keep].sum()), dtype=w.dtype)
+        return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]), w_train,
                 None if rows is None else rows[keep], X[mask], Y[mask], rows[mask] if rows is not None else None)
 
     @_locked

@@ -59,8 +59,13 @@ def configurations(draw):
                               max_size=n_hidden)),
         batch_norm=draw(st.lists(st.booleans(), min_size=n_hidden, max_size=n_hidden)),
         clip_norm=draw(st.sampled_from([None, None, 1.0])),
+        clip_value=draw(st.sampled_from([None, None, 0.5])),
+        early_stopping=draw(st.sampled_from([False, False, False, True])),
         seed=draw(st.integers(0, 3)),
     )
+    if config["early_stopping"]:
+        config.update(patience=draw(st.integers(1, 2)),
+                      validation_fraction=draw(st.sampled_from([0.2, 0.5])))
     if loss == "huber":
         config["huber_delta"] = draw(st.sampled_from([1e-3, 1.0, 1e6]))
     if loss == "categorical_crossentropy":

@@ -429,3 +429,13 @@ def test_predicting_with_a_very_wide_layer_keeps_its_workspace_bounded():
         tracemalloc.stop()
     assert out.shape == (500,) and np.all(np.isfinite(out))
     assert peak < 300e6, peak
+
+
+def test_float32_early_stopping_with_sample_weights_trains():
+    # The weights of the training split were promoted to float64 (a NumPy scalar factor), which
+    # the float32 kernel refused after the split had already changed the model's generator.
+    X, y = data(40)
+    w = np.linspace(0.5, 2.0, 40)
+    model = MLP([3, 4, 1], seed=0, dtype=np.float32, early_stopping=True)
+    model.train(X, y, epochs=3, sample_weight=w, verbose=False)
+    assert len(model.history["loss"]) == 3
