@@ -856,6 +856,12 @@ class MLP:
         callbacks = [as_callback(c) for c in (callbacks or [])]
         batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
         schedule = self._resolve_schedule(epochs)
+        if not schedule.adaptive:
+            # The first and the last rate, before anything changes: a decay that underflows to
+            # 0 within the epochs asked for is refused now, not after training part of them.
+            base_lr = self.lr if self.lr != self._lr_set else self.base_lr
+            schedule.rate(1, base_lr)
+            schedule.rate(epochs, base_lr)
         if self.early_stopping:
             if validation is None:
                 state = self._rng.bit_generator.state

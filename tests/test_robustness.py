@@ -439,3 +439,24 @@ def test_float32_early_stopping_with_sample_weights_trains():
     model = MLP([3, 4, 1], seed=0, dtype=np.float32, early_stopping=True)
     model.train(X, y, epochs=3, sample_weight=w, verbose=False)
     assert len(model.history["loss"]) == 3
+
+
+@pytest.mark.parametrize("settings", [dict(lr_decay=0.5), dict(schedule="invscaling")])
+def test_a_schedule_that_underflows_within_the_epochs_is_refused_before_training(settings):
+    X, y = data()
+    model = MLP([3, 4, 1], seed=0, **settings)
+    if "schedule" in settings:
+        model.schedule.power_t = 200.0          # 2000 ** -200 underflows to 0
+    before = buffers(model)
+    with pytest.raises(ValueError, match="epoch 2000"):
+        model.train(X, y, epochs=2000, verbose=False)
+    assert_unchanged(model, before)
+    assert model.history == {"loss": [], "lr": []}
+
+
+@pytest.mark.parametrize("total", [10**8, 10**12, 10**15])
+def test_cosine_rates_stay_positive_to_the_end_of_long_schedules(total):
+    from fastmlp.schedules import Cosine
+    cosine = Cosine(total)
+    assert cosine.rate(total, 0.1) > 0
+    assert cosine.rate(1, 0.1) == 0.1
