@@ -57,9 +57,10 @@ a full disk or an error during a save leaves any previous file at that path as i
 the system allows (Linux, ``O_TMPFILE``) the temporary file has no name until it is complete,
 so a save killed while writing leaves nothing behind; elsewhere it is named
 ``.<name>.<pid>-<random>.fastmlp-tmp``, and every save removes such files of the same target
-whose process is gone. The arrays are copied before they are written (under the model's lock,
-``model._lock``, when it has one), so saving while another thread trains the model writes a
-self-consistent file. The file is written exactly at the path given (no suffix is added);
+whose process is gone. The arrays are copied before the checksum is computed, under the
+model's lock (``model._lock``) when it has one, so saving while another thread trains the model
+writes a file that matches its checksum (without a lock, the copy may catch the parameters and
+the optimizer state one update apart). The file is written exactly at the path given (no suffix is added);
 ``.npz`` is the natural suffix.
 
 What cannot be saved: a schedule given as a function (``LambdaSchedule``) or a user-defined
@@ -279,9 +280,10 @@ def _serialize(model, extra=None):
             metadata["extra"] = extra
         try:
             text = json.dumps(metadata, default=_json_default).encode("utf-8")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"cannot save the model: a setting, its history or extra holds a "
-                             f"value that is not a number, string, list or dict ({exc})") from None
+                             f"value that is not a number, string, list or dict, or nests too "
+                             f"deeply ({type(exc).__name__}: {exc})") from None
         arrays = {"metadata": np.frombuffer(text, dtype=np.uint8),
                   "params": model.params.copy(), "bn_state": model.bn_state.copy(),
                   "opt_state": model._opt_state.copy(), "step": model._step.copy()}
@@ -449,10 +451,13 @@ def _write_atomically(path, write, verify):
             os.fsync(f.fileno())
             f.seek(0)
             verify(f)
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            else:
+                os.chmod(tmp, mode)
             if tmp is None:     # name the anonymous file, then rename it over the target
                 tmp = _temporary_name(directory, path)
                 _link_anonymous(f.fileno(), directory, tmp)
-            os.chmod(tmp, mode)
         _check_save_target(path)            # again: the path may have changed meanwhile
         os.replace(tmp, path)
     except BaseException:

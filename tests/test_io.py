@@ -648,3 +648,12 @@ def test_random_damage_to_the_bytes_raises_one_line_value_errors(saved):
             fastmlp.load(path)
         except ValueError as exc:
             assert "\n" not in str(exc) and str(exc).startswith(f"cannot load {str(path)!r}")
+
+
+def test_save_refuses_extra_nested_beyond_what_json_can_write(tmp_path):
+    nested = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(ValueError, match="nests too deeply"):
+        fastmlp.io.save(MLP([2, 1], seed=0), tmp_path / "m.npz", extra={"x": nested})
+    assert os.listdir(tmp_path) == []
