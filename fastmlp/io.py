@@ -638,8 +638,9 @@ def _check_json_limits(data):
                          f"{MAX_JSON_DEPTH} a model file may have (fastmlp.io.MAX_JSON_DEPTH)")
 
 
-def _read_metadata(archive):
-    """The checked metadata object of a model file."""
+def _read_metadata(archive, format_name=FORMAT_NAME, format_version=FORMAT_VERSION):
+    """The metadata object of a file of ``format_name``, up to ``format_version``, and its raw
+    bytes: size, nesting, JSON, format and version checked."""
     raw = archive.read("metadata", _text_check("metadata", MAX_METADATA_BYTES)).tobytes()
     _check_json_limits(raw)
     try:
@@ -647,17 +648,17 @@ def _read_metadata(archive):
     except (UnicodeDecodeError, ValueError) as exc:
         raise _Malformed(f"the metadata is not valid JSON ({exc}); the file is corrupted or "
                          f"not a fastmlp model file") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+    if not isinstance(metadata, dict) or metadata.get("format") != format_name:
         found = metadata.get("format") if isinstance(metadata, dict) else None
         raise _Malformed(f"not a fastmlp model file (format {found!r}, expected "
-                         f"{FORMAT_NAME!r})")
+                         f"{format_name!r})")
     version = metadata.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _Malformed(f"invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
+    if version > format_version:
         raise _Malformed(f"written by a newer fastmlp ({metadata.get('fastmlp_version')}) in "
                          f"format version {version}; this fastmlp reads up to version "
-                         f"{FORMAT_VERSION}. Upgrade fastmlp to load it")
+                         f"{format_version}. Upgrade fastmlp to load it")
     return metadata, raw
 
 
