@@ -657,3 +657,25 @@ def test_save_refuses_extra_nested_beyond_what_json_can_write(tmp_path):
     with pytest.raises(ValueError, match="nests too deeply"):
         fastmlp.io.save(MLP([2, 1], seed=0), tmp_path / "m.npz", extra={"x": nested})
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("oddity, message", [
+    ("duplicate", "holds member 'params' twice"),
+    ("bzip2", "compression method 12"),
+    ("not_npy", "member 'notes.txt' that the format does not have")])
+def test_zip_oddities_are_refused(oddity, message, saved):
+    path, _, _ = saved
+    with zipfile.ZipFile(path) as archive:
+        original = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in original.items():
+            method = zipfile.ZIP_BZIP2 if oddity == "bzip2" and name == "params.npy" else \
+                zipfile.ZIP_STORED
+            archive.writestr(name, data, compress_type=method)
+        if oddity == "duplicate":
+            with pytest.warns(UserWarning, match="Duplicate name"):
+                archive.writestr("params.npy", original["params.npy"])
+        elif oddity == "not_npy":
+            archive.writestr("notes.txt", b"hello")
+    with pytest.raises(ValueError, match=message):
+        fastmlp.load(path)
