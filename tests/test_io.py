@@ -3,6 +3,9 @@ writes, and clear errors for files that are truncated, corrupted, edited, foreig
 import json
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import numpy as np
@@ -679,3 +682,26 @@ def test_zip_oddities_are_refused(oddity, message, saved):
             archive.writestr("notes.txt", b"hello")
     with pytest.raises(ValueError, match=message):
         fastmlp.load(path)
+
+
+def test_metadata_made_to_slow_the_nesting_scan_is_refused_quickly(tmp_path):
+    """An unterminated string of escaped quotes once made the scan quadratic (an hour for
+    these 400 KB); it is linear. Run apart, so that a regression fails instead of hanging."""
+    code = textwrap.dedent("""
+        import sys, numpy as np, fastmlp
+        path = sys.argv[1]
+        fastmlp.io.save(fastmlp.MLP([2, 1], seed=0), path)
+        with np.load(path) as archive:
+            members = {name: archive[name] for name in archive.files}
+        text = b'{"format": "' + b'\\\\"' * 200_000
+        np.savez(path, **dict(members, metadata=np.frombuffer(text, dtype=np.uint8)))
+        try:
+            fastmlp.load(path)
+        except ValueError as exc:
+            print(exc)
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")],
+                            env=dict(os.environ, PYTHONPATH=root), capture_output=True,
+                            text=True, timeout=60)
+    assert "the metadata is not valid JSON" in result.stdout, result.stdout + result.stderr
