@@ -99,8 +99,9 @@ FORMAT_VERSION = 1
 #: state together (16 GiB). A file that declares more is refused before anything is allocated.
 MAX_MODEL_BYTES = 1 << 34
 #: The largest JSON metadata ``save`` writes and ``load`` reads (the history and ``extra``
-#: are what grow); 64 MiB hold the history of several hundred thousand epochs.
-MAX_METADATA_BYTES = 64 << 20
+#: are what grow): 16 MiB hold the history of 200,000 epochs with validation (about 80 bytes
+#: an epoch). Parsed JSON takes up to some 20 times its size in memory; this bounds that too.
+MAX_METADATA_BYTES = 16 << 20
 #: How deeply the JSON metadata may nest (a model's own needs 5 levels).
 MAX_JSON_DEPTH = 64
 

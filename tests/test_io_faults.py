@@ -397,7 +397,7 @@ def test_deflate_bombs_are_not_decompressed(where, tmp_path):
     _assert_one_line_naming(excinfo, path)
     assert {"params": "params has dtype float64 and shape (6000000,)",
             "unknown_member": "member 'junk.npy' that the format does not have",
-            "metadata": "more than the 67108864 a model file may have"}[where] in \
+            "metadata": "more than the 16777216 a model file may have"}[where] in \
         str(excinfo.value)
 
 
