@@ -40,8 +40,9 @@ without blocking on it), reads the zip directory first, parses the metadata (at 
 ``MAX_METADATA_BYTES``, nested at most ``MAX_JSON_DEPTH`` deep), computes from it the exact
 dtype and shape of every array (in exact integer arithmetic, refusing models above
 ``MAX_MODEL_BYTES``), and compares each member's ``.npy`` header and declared size with them
-before reading its data; decompression (the format is uncompressed, but a zip repacked with
-deflate is read too) stops at the declared size. Every stored value is then checked as the
+before reading its data. The format is uncompressed; a copy repacked with deflate
+(``numpy.savez_compressed``) is read too if it expands at most 16 times (real parameters hardly
+compress), and decompression stops at the declared sizes. Every stored value is then checked as the
 ``MLP`` constructor and ``train`` check it, plus what only a file can get wrong: finite
 parameters, optimizer state and running statistics, non-negative running variances, sorted
 distinct classes. Whatever is wrong, ``load`` raises a one-line ``ValueError`` naming the file.
@@ -111,6 +112,10 @@ _CONFIG_KEYS = ("layer_sizes", "lr", "l2", "l1", "hidden_activation", "lr_decay"
                 "validation_fraction", "patience", "min_delta")
 # Deflate cannot compress better than 1032:1; a member claiming more is lying about its size.
 _MAX_DEFLATE_RATIO = 1032
+# The format is uncompressed; an archive repacked with deflate may expand this many times
+# (trained parameters hardly compress: a real model expands 1 to 4 times) or to this size.
+# Beyond, a small file could make load allocate gigabytes of zeros.
+_MAX_EXPANSION, _EXPANSION_FLOOR = 16, 64 << 20
 # The largest .npy header read (numpy's own default limit for untrusted headers).
 _MAX_NPY_HEADER = 10000
 # Bytes read from a member at a time: bounds the temporary copies, not the member.
@@ -519,6 +524,11 @@ class _Archive:
         if missing:
             raise _Malformed(f"the file is corrupted or was modified: it lacks "
                              f"{', '.join(missing)}")
+        expanded = sum(info.file_size for info in self._infos.values())
+        if expanded > max(_MAX_EXPANSION * size, _EXPANSION_FLOOR):
+            raise _Malformed(f"its members expand to {expanded} bytes from a {size}-byte file; "
+                             f"model files are stored uncompressed (numpy.savez), and a "
+                             f"compressed one may expand at most {_MAX_EXPANSION} times")
 
     @staticmethod
     def _check_sizes(name, info, file_size):

@@ -379,8 +379,9 @@ def test_a_small_file_claiming_a_huge_model_is_refused_before_allocating(tmp_pat
 
 @pytest.mark.parametrize("where", ["params", "unknown_member", "metadata"])
 def test_deflate_bombs_are_not_decompressed(where, tmp_path):
-    """48 MB of zeros deflated to 50 KB, as a member of the wrong size, as a member the format
-    does not have, or as metadata (valid JSON padded with blanks) beyond the size limit."""
+    """48 MB of zeros deflated to 50 KB, as a member of the wrong size or as a member the
+    format does not have; 20 MB of metadata (valid JSON padded with blanks, beyond the size
+    limit) deflated to 20 KB."""
     members = _members(_model())
     if where == "params":
         members["params"] = np.zeros(6_000_000)
@@ -388,7 +389,7 @@ def test_deflate_bombs_are_not_decompressed(where, tmp_path):
         members["junk"] = np.zeros(6_000_000)
     else:
         text = members["metadata"].tobytes()
-        members["metadata"] = np.frombuffer(text[:-1] + b" " * (80 * _MB) + b"}", np.uint8)
+        members["metadata"] = np.frombuffer(text[:-1] + b" " * (20 * _MB) + b"}", np.uint8)
     path = tmp_path / "model.npz"
     _write_zip(path, members, deflate={"params", "junk", "metadata"})
     assert path.stat().st_size < 200_000
@@ -416,3 +417,30 @@ def test_a_member_that_claims_more_than_deflate_can_give_is_refused(tmp_path):
     assert peak < 4 * _MB, peak
     assert f"member 'params' claims {0xFFFF0000} bytes from" in str(excinfo.value)
     _assert_one_line_naming(excinfo, path)
+
+
+def test_a_small_compressed_file_of_a_consistent_huge_model_is_refused(tmp_path):
+    """A model of 8.4 M zero parameters (67 MB), consistent with its metadata, deflated to
+    70 KB: loading it would allocate 67 MB (and twice that building the model) from a file
+    a thousand times smaller."""
+    members = _members(MLP([4, 3], seed=0))
+    meta = json.loads(members["metadata"].tobytes())
+    meta["config"].update(layer_sizes=[200, 40_000, 10], hidden_activation="relu")
+    members["metadata"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    members["params"] = np.zeros(200 * 40_000 + 40_000 + 40_000 * 10 + 10)
+    path = tmp_path / "model.npz"
+    _write_zip(path, members, deflate={"params"})
+    assert path.stat().st_size < 200_000
+    peak, excinfo = _peak_memory_of_load(path)
+    assert peak < 4 * _MB, peak
+    assert "expand to" in str(excinfo.value) and "at most 16 times" in str(excinfo.value)
+    _assert_one_line_naming(excinfo, path)
+
+
+def test_a_compressed_copy_of_a_real_model_loads(tmp_path):
+    model = MLP([30, 200, 5], seed=0, optimizer="adam", batch_norm=True)  # zero Adam moments
+    fastmlp.io.save(model, tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as archive:
+        np.savez_compressed(tmp_path / "packed.npz", **{n: archive[n] for n in archive.files})
+    assert (tmp_path / "packed.npz").stat().st_size < (tmp_path / "model.npz").stat().st_size
+    assert _same_state(fastmlp.load(tmp_path / "packed.npz"), model)
