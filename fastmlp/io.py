@@ -501,8 +501,18 @@ class _Archive:
                              "archive)")
         f.seek(0)
         try:
+            # The end record says how many members the directory lists: refuse a directory of
+            # thousands before zipfile builds an object for each.
+            end = zipfile._EndRecData(f)
+            if end and end[zipfile._ECD_ENTRIES_TOTAL] > len(allowed):
+                raise _Malformed(f"not a fastmlp model file, or it was modified: it holds "
+                                 f"{end[zipfile._ECD_ENTRIES_TOTAL]} members; the format has "
+                                 f"at most {len(allowed)}")
+            f.seek(0)
             self._zip = zipfile.ZipFile(f)
             infos = self._zip.infolist()
+        except _Malformed:
+            raise
         except Exception as exc:
             raise _Malformed(f"not a fastmlp model file, or the file is truncated "
                              f"({type(exc).__name__}: {exc})") from None

@@ -444,3 +444,14 @@ def test_a_compressed_copy_of_a_real_model_loads(tmp_path):
         np.savez_compressed(tmp_path / "packed.npz", **{n: archive[n] for n in archive.files})
     assert (tmp_path / "packed.npz").stat().st_size < (tmp_path / "model.npz").stat().st_size
     assert _same_state(fastmlp.load(tmp_path / "packed.npz"), model)
+
+
+def test_a_zip_directory_of_many_members_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.npy", b"")
+        for i in range(100_000):                      # 9 MB of directory, 54 MB as ZipInfos
+            archive.writestr(f"m{i}.npy", b"")
+    peak, excinfo = _peak_memory_of_load(path)
+    assert peak < 4 * _MB, peak
+    assert "holds 100001 members; the format has at most 7" in str(excinfo.value)
