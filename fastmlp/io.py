@@ -504,7 +504,7 @@ class _Archive:
             # The end record says how many members the directory lists: refuse a directory of
             # thousands before zipfile builds an object for each.
             end = zipfile._EndRecData(f)
-            if end and end[zipfile._ECD_ENTRIES_TOTAL] > len(allowed):
+            if end and end[zipfile._ECD_ENTRIES_TOTAL] > 8 * len(allowed):
                 raise _Malformed(f"not a fastmlp model file, or it was modified: it holds "
                                  f"{end[zipfile._ECD_ENTRIES_TOTAL]} members; the format has "
                                  f"at most {len(allowed)}")
