@@ -795,12 +795,24 @@ def _check_trainable(model):
     model._resolve_schedule(1).rate(1, model.base_lr)
 
 
-def _check_history(history):
-    if not isinstance(history, dict) or not all(
-            isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                        for x in v)
-            for v in history.values()):
+def _history(history, model):
+    """The stored history, checked, for ``model``: lists of numbers, and ``best_epoch`` (an
+    epoch >= 1, also set as ``model.best_epoch``) beside them; ``val_metric``, the metric's name
+    in older files, becomes the model's own key."""
+    if not isinstance(history, dict):
         raise ValueError("history must be an object of lists of numbers")
+    history = dict(history)
+    best_epoch = history.pop("best_epoch", None)
+    if not all(isinstance(v, list) and all(isinstance(x, (int, float)) and
+                                           not isinstance(x, bool) for x in v)
+               for v in history.values()):
+        raise ValueError("history must be an object of lists of numbers")
+    if "val_metric" in history:
+        history[model._val_metric_key()] = history.pop("val_metric")
+    if best_epoch is not None:
+        if isinstance(best_epoch, bool) or not isinstance(best_epoch, int) or best_epoch < 1:
+            raise ValueError(f"history's best_epoch must be an epoch >= 1; got {best_epoch!r}")
+        history["best_epoch"] = model.best_epoch = best_epoch
     return history
 
 
@@ -822,7 +834,7 @@ def _rebuild(metadata, arrays, optimizer):
         target[...] = arrays[name]
     if "classes" in arrays:
         model.classes_ = arrays["classes"]
-    model.history = _check_history(metadata["history"])
+    model.history = _history(metadata["history"], model)
     model._rng = _restore_rng(metadata["rng_state"])
     _check_state(model)
     _check_trainable(model)
