@@ -705,3 +705,25 @@ def test_metadata_made_to_slow_the_nesting_scan_is_refused_quickly(tmp_path):
                             env=dict(os.environ, PYTHONPATH=root), capture_output=True,
                             text=True, timeout=60)
     assert "the metadata is not valid JSON" in result.stdout, result.stdout + result.stderr
+
+
+def test_history_best_epoch_and_the_old_metric_key(tmp_path):
+    X, y = _data("multiclass")
+    model = MLP([4, 8, 3], seed=0, early_stopping=True, patience=2, lr=0.5)
+    model.train(X, y, epochs=60, verbose=False)
+    assert model.best_epoch is not None and model.history["best_epoch"] == model.best_epoch
+    path = tmp_path / "m.npz"
+    fastmlp.io.save(model, path)
+    loaded = fastmlp.load(path)
+    assert loaded.best_epoch == model.best_epoch and loaded.history == model.history
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    metadata = _metadata(members)
+    key = model._val_metric_key()
+    metadata["history"]["val_metric"] = metadata["history"].pop(key)   # an older file
+    _rewrite(path, members, metadata, reseal=True)
+    assert fastmlp.load(path).history[key] == model.history[key]
+    metadata["history"]["best_epoch"] = 0
+    _rewrite(path, members, metadata, reseal=True)
+    with pytest.raises(ValueError, match="best_epoch must be an epoch >= 1"):
+        fastmlp.load(path)
