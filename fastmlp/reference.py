@@ -14,13 +14,14 @@ Sections: activations, optimizers and clipping, batch normalization and dropout,
 model ``ReferenceMLP`` that strings them together.
 """
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from .initializers import DEFAULT_INIT, initial_parameters
 
 __all__ = ["ReferenceMLP", "SimpleMLP", "ACTIVATIONS", "sigmoid", "relu", "softmax", "bce_from_logits",
            "loss_and_delta", "output_activation", "optimizer_step", "clip_by_global_norm",
-           "clip_by_value", "batchnorm_forward", "batchnorm_backward", "dropout_scale"]
+           "clip_by_value", "batchnorm_forward", "batchnorm_backward", "dropout_scale", "as_dense"]
 
 
 # Hidden activations. Every f and f_prime takes ``(z, param)``: ``param`` is leaky_relu's negative
@@ -412,6 +413,10 @@ def loss_and_delta(name, z, y, param=0.0):
         small = np.abs(r) <= param
         losses = np.where(small, 0.5 * r * r, param * (np.abs(r) - 0.5 * param))
         return losses.sum(axis=1), np.where(small, r, param * np.sign(r))
+    if name == "poisson":
+        # Half the Poisson deviance of mu = exp(z): y log(y / mu) - y + mu, 0 log 0 = 0.
+        mu = np.exp(z)
+        return (mu - y * z + (scipy.special.xlogy(y, y) - y)).sum(axis=1), mu - y
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -420,7 +425,14 @@ def output_activation(name, z):
         return sigmoid(z)
     if name == "categorical_crossentropy":
         return softmax(z)
+    if name == "poisson":
+        return np.exp(z)
     return z
+
+
+def as_dense(X):
+    """X, densified when it is a ``scipy.sparse`` matrix: the oracle computes on dense arrays."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
 
 
 class ReferenceMLP:
@@ -436,6 +448,8 @@ class ReferenceMLP:
     each batch's gradient by backpropagation, adds the penalties' gradients, clips, applies
     decoupled weight decay to the weights and then the optimizer's rule to the flat vector
     ``[W0, b0, (gamma0, beta0), W1, b1, ...]``.
+
+    X may be a ``scipy.sparse`` matrix anywhere: it is densified (``as_dense``).
     """
 
     def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
@@ -510,7 +524,7 @@ class ReferenceMLP:
 
         mode: "predict" (running batch-norm statistics, no dropout), "gradient" (batch
         statistics, running ones updated) or "train" (as "gradient", with dropout)."""
-        activations, zs, derivatives, caches = [X], [], [], []
+        activations, zs, derivatives, caches = [as_dense(X)], [], [], []
         for k, (W, b) in enumerate(zip(self.W, self.b)):
             z = activations[-1] @ W + b
             if k == len(self.W) - 1:
@@ -546,6 +560,7 @@ class ReferenceMLP:
 
     def loss(self, X, Y, w=None):
         """The objective J: (weighted) mean loss plus ``0.5 l2 |W|^2 + l1 |W|_1``."""
+        X = as_dense(X)
         Y = np.asarray(Y).reshape(len(X), -1)
         losses, _ = loss_and_delta(self.loss_name, self._forward_full(X)[0][-1], Y, self.loss_param)
         w = np.ones(len(X)) if w is None else w
@@ -563,6 +578,7 @@ class ReferenceMLP:
 
     def flat_gradient(self, X, Y, w=None, mode="gradient"):
         """Backpropagation: the objective's gradient as one flat vector (``flat()``'s layout)."""
+        X = as_dense(X)
         Y = np.asarray(Y, dtype=self.dtype).reshape(len(X), -1)
         n = len(X)
         activations, _, derivatives, caches = self._forward_full(X, mode)
@@ -598,7 +614,7 @@ class ReferenceMLP:
         when given, else ``lr * lr_decay ** (e - 1)`` (or ``lr``). ``y`` is the target matrix
         (n, K) (a vector for one output); ``sample_weight`` should have mean 1.
         """
-        X = np.asarray(X, dtype=self.dtype)
+        X = np.asarray(as_dense(X), dtype=self.dtype)
         Y = np.asarray(y, dtype=self.dtype).reshape(len(X), -1)
         n = X.shape[0]
         B = n if batch_size is None else min(int(batch_size), n)
