@@ -89,3 +89,15 @@ def test_runners_in_threads_share_one_handler_and_give_it_back(small_data):
     for r in runners:
         r.__exit__(None, None, None)
     assert _train.interrupt_handler_state() == before
+
+
+def test_the_output_bound_proves_finiteness_of_ordinary_models_and_not_of_overflowing_ones():
+    from fastmlp._engine import outputs_provably_finite
+    for act in ["relu", "tanh", ("elu", 2.0), "softplus", "mish", ("leaky_relu", 3.0)]:
+        model = MLP([3, 8, 8, 2], seed=0, hidden_activation=act, batch_norm=[True, False],
+                    loss="squared_error")
+        assert outputs_provably_finite(model, 10.0)
+    model = MLP([3, 8, 1], seed=0, dtype=np.float32)
+    model.W[0][:] = 3e37
+    assert not outputs_provably_finite(model, 10.0)
+
