@@ -154,8 +154,7 @@ class EpochRunner:
         if not self.epochs_done or self.diverged:
             return
         if self._x_bound is None:
-            data = self.X.data if isinstance(self.X, _sparse.CSR) else self.X
-            self._x_bound = float(np.max(np.abs(data))) if np.size(data) else 0.0
+            self._x_bound = _max_abs(self.X)
         if outputs_provably_finite(m, self._x_bound) or _train.outputs_finite(
                 self.net, m.params, m.bn_state, self.X, self.workspace):
             return
@@ -248,8 +247,7 @@ class StackRunner(EpochRunner):
         not all finite goes back to the start of its last epoch and joins ``diverged`` (and
         the stack's ``diverged_``); the others are left alone."""
         s = self.stack
-        data = self.X.data if isinstance(self.X, _sparse.CSR) else self.X
-        x_bound = float(np.max(np.abs(data))) if np.size(data) else 0.0
+        x_bound = _max_abs(self.X)
         for k, net in enumerate(self.nets):
             if k in self.diverged or not self.epochs_done[k]:
                 continue
@@ -353,6 +351,14 @@ _GROWTH = {"identity": lambda p: (1.0, 0.0), "relu": lambda p: (1.0, 0.0),
            "mish": lambda p: (1.0, 0.0),
            "softplus": lambda p: (1.0, 0.7),
            "sigmoid": lambda p: (0.0, 1.0), "tanh": lambda p: (0.0, 1.0)}
+
+
+def _max_abs(X):
+    """max |X| (of the stored values of a sparse X), without a temporary copy of X."""
+    data = X.data if isinstance(X, _sparse.CSR) else X
+    if not np.size(data):
+        return 0.0
+    return max(float(np.max(data)), -float(np.min(data)))
 
 
 def outputs_provably_finite(model, x_bound, bn_eps=1e-5):
