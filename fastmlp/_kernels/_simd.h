@@ -11,6 +11,9 @@
  * (__builtin_cpu_supports also checks that the OS saves the wide registers), or a lower one named
  * by the environment variable FASTMLP_CPU=baseline|avx2|avx512.
  *
+ * What stays in Cython (activations, losses, optimizers, batch norm) is compiled for the baseline
+ * only: those loops are short, call libm, or are not the time of a small network's step.
+ *
  * Compilers without the target attribute (MSVC) and non-x86 machines (aarch64, Apple arm64) get
  * only the baseline version: the code compiles everywhere and falls back to the portable path.
  *
@@ -35,8 +38,10 @@
 
 #if defined(_MSC_VER)
 #define FM_RESTRICT __restrict
+#define FM_INLINE __inline
 #else
 #define FM_RESTRICT __restrict__
+#define FM_INLINE inline
 #endif
 
 /* One register of FM_ACC elements: 16 bytes (SSE2, the baseline), 32 (AVX2), 64 (AVX-512 doubles;

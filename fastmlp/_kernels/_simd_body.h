@@ -15,7 +15,7 @@
 /* C[i, r] += sum_k B[i * si + k * sk] X[k, r] for i < n, r < m, k < K: C (n, m) and X (K, m)
  * row-major, B read through strides (si, sk) so the same kernel serves W and W.T. A tile of four
  * rows by two registers of samples of C stays in registers over all k. */
-static inline FM_TARGET_ATTR void FM_NAME(gemm_nn)(
+static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_nn)(
         FM_T* FM_RESTRICT C, const FM_T* FM_RESTRICT B, Py_ssize_t si, Py_ssize_t sk,
         const FM_T* FM_RESTRICT X, Py_ssize_t n, Py_ssize_t K, Py_ssize_t m) {
     Py_ssize_t i = 0, k, r, t;
@@ -80,7 +80,7 @@ static inline FM_TARGET_ATTR void FM_NAME(gemm_nn)(
 
 /* s[l] := lane l of a, by constant indices (copying the register through memory made GCC keep
  * the accumulators in memory through the loop). */
-static inline FM_TARGET_ATTR void FM_NAME(lanes)(FM_T* s, FM_VEC a) {
+static FM_INLINE FM_TARGET_ATTR void FM_NAME(lanes)(FM_T* s, FM_VEC a) {
     s[0] = FM_LANE(a, 0); s[1] = FM_LANE(a, 1);
 #if FM_ACC > 2
     s[2] = FM_LANE(a, 2); s[3] = FM_LANE(a, 3);
