@@ -378,6 +378,8 @@ def bench(args):
 def _parser():
     parser = _Parser(prog="python -m fastmlp",
                      description="fastmlp: fast multilayer perceptrons.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("demo", help="train the lecture's circles MLP with fastmlp and NumPy",

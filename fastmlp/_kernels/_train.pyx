@@ -620,7 +620,7 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
             bint logits=False):
     """``out :=`` the network's outputs on X (probabilities, or logits when ``logits``),
     computed ``network.max_batch`` rows at a time with the GIL released."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[len(network.sizes) - 1], start = 0, m
     _check_arrays(network, theta, None, bn_state, X, None, None, workspace)
     if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError(f"out must have shape ({n}, {n_out})")
@@ -645,7 +645,7 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
               floating[:, ::1] out=None):
     """The objective J = sum_i w_i l_i / n + penalty on (X, Y), in prediction mode, in chunks
     of ``max_batch`` rows; when ``out`` is given, the outputs (as ``predict``) go there."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[len(network.sizes) - 1], start = 0, m
     cdef double total = 0
     _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
     if n == 0:
@@ -693,8 +693,9 @@ def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weig
         raise ValueError(f"bn_state needs {network.bn_state_size} entries")
     if X.shape[1] != network.sizes[0]:
         raise ValueError(f"X has {X.shape[1]} columns, the network {network.sizes[0]} inputs")
-    if Y is not None and (Y.shape[0] != X.shape[0] or Y.shape[1] != network.sizes[-1]):
-        raise ValueError(f"Y must have shape ({X.shape[0]}, {network.sizes[-1]})")
+    cdef Py_ssize_t n_out = network.sizes[len(network.sizes) - 1]
+    if Y is not None and (Y.shape[0] != X.shape[0] or Y.shape[1] != n_out):
+        raise ValueError(f"Y must have shape ({X.shape[0]}, {n_out})")
     if sample_weight is not None and sample_weight.shape[0] != X.shape[0]:
         raise ValueError(f"sample_weight must have {X.shape[0]} entries")
     if workspace.shape[0] < network.workspace_size:
