@@ -165,7 +165,7 @@ def test_readme_commands_work_as_written_from_a_fresh_clone(fresh):
     # 1. typed as written, from the clone's folder
     result = run(install_and_demo, cwd=clone, env=env, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:]
-    assert re.search(r"fastmlp\s+\d\.\d{3}\s+0\.917\s", result.stdout), result.stdout[-2000:]
+    assert re.search(r"\b0\.917\b", result.stdout), result.stdout[-2000:]   # the lecture's test accuracy
 
     # 2. the install as written; the tests on one small file, to keep the time down
     install, _, test = install_and_test.rpartition("&&")
