@@ -19,6 +19,7 @@ from typing import Any, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from . import _engine
 from . import _threads
 from . import optimizers as _optimizers
 from . import schedules as _schedules
@@ -38,8 +39,6 @@ ActivationSpec = Union[str, tuple[str, float]]
 
 # Rows per kernel call when predicting: bounds the workspace, not the input size.
 _PREDICT_CHUNK = 4096
-# Largest number of sample indices drawn at once when many epochs run in one kernel call.
-_MAX_ORDER_ENTRIES = 1 << 13
 
 
 class _ParamList(list):
@@ -653,19 +652,15 @@ class MLP:
         verbose = verbose or (progress and bar is None)
         per_epoch = (verbose or callbacks or validation is not None or schedule.adaptive
                      or bar is not None)
-        all_rates = None if schedule.adaptive else schedule.rates(self.base_lr, epochs)
-        per_call = 1 if per_epoch else max(1, min(epochs, _MAX_ORDER_ENTRIES // n))
         history = {"loss": [], "lr": []}
         if validation is not None:
             history.update(val_loss=[], val_metric=[])
         self.history = history
+        runner = _engine.EpochRunner(self, X, Y, w, batch, seed)
         with contextlib.ExitStack() as cleanup:
             # Undone in reverse order however training ends: callbacks' on_train_end, the
-            # progress bar, the Ctrl-C handler, the BLAS thread limit.
-            cleanup.enter_context(_threads.blas_threads(self._blas_work(batch)))
-            if threading.current_thread() is threading.main_thread() and \
-                    _train.catch_interrupts():
-                cleanup.callback(_train.release_interrupts)
+            # progress bar, the engine's Ctrl-C handler and BLAS thread limit.
+            cleanup.enter_context(runner)
             if bar is not None:
                 cleanup.callback(bar.close)
             begun = []          # on_train_end, in order, for the callbacks that began
@@ -673,19 +668,21 @@ class MLP:
             for c in callbacks:
                 c.on_train_begin(self)
                 begun.append(c)
-            self._run_epochs(X, Y, w, epochs, batch, shuffle, rng, seed, schedule, all_rates,
-                             per_epoch, per_call, validation, callbacks, bar, verbose)
+            self._run_epochs(runner, epochs, shuffle, rng, schedule, per_epoch, validation,
+                             callbacks, bar, verbose)
 
-    def _run_epochs(self, X, Y, w, epochs, batch, shuffle, rng, seed, schedule, all_rates,
-                    per_epoch, per_call, validation, callbacks, bar, verbose):
-        """The loop over epochs: blocks of epochs in the kernel, Python work in between."""
-        n = X.shape[0]
-        net = self._network(batch)
-        workspace = np.empty(net.workspace_size, dtype=self.dtype)
+    def _run_epochs(self, runner, epochs, shuffle, rng, schedule, per_epoch, validation,
+                    callbacks, bar, verbose):
+        """The loop over epochs: blocks of epochs in the engine, Python work in between.
+
+        Orders, rates and losses are drawn and kept one block at a time, so memory does not
+        grow with ``epochs``."""
+        n = runner.X.shape[0]
+        per_call = 1 if per_epoch else min(epochs, runner.epochs_per_call(n))
         identity = np.arange(n, dtype=np.intp)
         order_buffer = np.empty((per_call, n), dtype=np.intp)
         order_buffer[:] = identity
-        losses = np.full(epochs, np.nan)
+        losses = np.empty(per_call)
         history = self.history
         start_time = time.perf_counter()
         stop = False
@@ -696,30 +693,23 @@ class MLP:
             if shuffle:         # the same stream as count calls of rng.permutation(n)
                 rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
             rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
-                     else all_rates[first:first + count])
-            status, done = _train.train_epochs(
-                net, self.params, self._opt_state, self.bn_state, self._step, X, Y, w,
-                orders, rates, batch, seed, workspace,
-                losses[first:first + count])
-            history["loss"] += losses[first:first + done].tolist()
-            history["lr"] += rates[:done].tolist()
-            if done:
-                self.lr = self._lr_set = float(rates[done - 1])
-            if status in (_train.Status.NONFINITE_LOSS, _train.Status.NONFINITE_PARAMS):
-                raise ValueError(
-                    f"training diverged in epoch {first + done + 1}: the "
-                    + ("loss" if status == _train.Status.NONFINITE_LOSS else "weights")
-                    + " became NaN or infinite. The model keeps the state of the end of "
-                    f"epoch {first + done}. Lower the learning rate (now "
-                    f"{rates[done]:g}), clip gradients or standardize X.")
+                     else schedule.rates(self.base_lr, count, start=first + 1))
+            try:
+                done = runner.run(orders, rates, losses)
+            finally:
+                done_now = runner.epochs_done - first
+                history["loss"] += losses[:done_now].tolist()
+                history["lr"] += rates[:done_now].tolist()
+                if done_now:
+                    self.lr = self._lr_set = float(rates[done_now - 1])
             first += done
-            if status == _train.Status.INTERRUPTED:
+            if runner.interrupted:
                 stop = True
                 print(f"Training interrupted (Ctrl-C) after epoch {first}/{epochs}; the "
                       f"model keeps the weights of that epoch.", file=sys.stderr, flush=True)
             if not per_epoch or done == 0:
                 continue
-            logs = {"loss": losses[first - 1], "lr": rates[done - 1]}
+            logs = {"loss": losses[done - 1], "lr": rates[done - 1]}
             if validation is not None:
                 logs["val_loss"], logs["val_metric"] = self._evaluate(*validation)
                 history["val_loss"].append(logs["val_loss"])
