@@ -879,7 +879,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         if arr_rows != K:
             raise ValueError(f"{name} must have one entry per model ({K}); got {arr_rows}")
     for network in networks:
-        if (network.sizes[0] != n_in or network.sizes[-1] != n_out
+        if (network.sizes[0] != n_in or network.sizes[len(network.sizes) - 1] != n_out
                 or network.n_params != thetas.shape[1] or network.n_state > opt_states.shape[1]
                 or network.bn_state_size != bn_states.shape[1]
                 or network.workspace_size > workspaces.shape[1]
