@@ -13,6 +13,7 @@ float64; in practice the results are bit for bit equal).
 """
 import copy
 import itertools
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,6 +26,13 @@ from .io import _constructor_arguments
 from .mlp import MLP
 
 __all__ = ["MLPStack"]
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
 
 
 class MLPStack:
@@ -162,7 +170,7 @@ class MLPStack:
 
     def train(self, X, y, epochs: int = 30, batch_size: int | None = None,
               shuffle: bool = True, shuffle_seed: int | None = None, *,
-              sample_weight=None) -> None:
+              sample_weight=None, n_jobs: int | None = None) -> None:
         """Train every model for ``epochs`` epochs on the same batches.
 
         Parameters
@@ -181,6 +189,10 @@ class MLPStack:
             Row k weighs model k's samples as ``MLP.train``'s ``sample_weight`` would
             (normalized to mean 1 per model): 0/1 rows train cross-validation folds, bootstrap
             counts train a bagged ensemble.
+        n_jobs : int or None, default None
+            Threads to train in: the models are split into this many groups, each trained by
+            its own kernel call (the kernels release the GIL). None uses every core this
+            process may run on. The results do not depend on it.
 
         Raises
         ------
@@ -200,6 +212,7 @@ class MLPStack:
         K = len(self._models)
         weights, scale, weighted = self._weights(sample_weight, K, n)
         batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
+        n_jobs = _available_cores() if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
         schedules = []
         for i, m in enumerate(self._models):
             m._check_hyperparameters()
@@ -224,7 +237,7 @@ class MLPStack:
             m.history = {"loss": [], "lr": []}
         self.history = [m.history for m in self._models]
         self.diverged_ = {}
-        runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds)
+        runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds, n_jobs)
         with runner:
             self._run_epochs(runner, epochs, shuffle, rng, schedules)
 

@@ -23,10 +23,10 @@ def _data(task, n=103, n_features=4, seed=0):
 
 
 def _assert_each_model_matches_training_alone(models, X, y, epochs=4, batch_size=16,
-                                              sample_weight=None, seed=3):
+                                              sample_weight=None, seed=3, n_jobs=2):
     stack = MLPStack(models)
     stack.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed,
-                sample_weight=sample_weight)
+                sample_weight=sample_weight, n_jobs=n_jobs)
     for k, model in enumerate(models):
         w = None if sample_weight is None else np.asarray(sample_weight)[k]
         model.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed,
@@ -41,11 +41,12 @@ def _assert_each_model_matches_training_alone(models, X, y, epochs=4, batch_size
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_every_optimizer_with_per_model_rates_and_penalties(optimizer):
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+def test_every_optimizer_with_per_model_rates_and_penalties(optimizer, n_jobs):
     X, y, _ = _data("binary")
     models = [MLP([4, 6, 5, 1], lr=lr, l2=l2, l1=l1, seed=s, optimizer=optimizer)
               for s, (lr, l2, l1) in enumerate([(0.05, 0, 0), (0.1, 1e-3, 0), (0.02, 0, 1e-3)])]
-    _assert_each_model_matches_training_alone(models, X, y)
+    _assert_each_model_matches_training_alone(models, X, y, n_jobs=n_jobs)
 
 
 def test_every_activation_in_one_stack():
