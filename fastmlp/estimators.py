@@ -9,7 +9,8 @@ gradient clipping, ``dtype``, any ``fastmlp.optimizers`` optimizer as ``solver``
 ``GridSearchCV``, ``cross_val_score``, ``clone`` and pickle; training runs in fastmlp's kernels
 with the GIL released, so a search on joblib's threading backend trains in parallel.
 
-scikit-learn is an optional dependency (``pip install fastmlp[sklearn]``), imported only here:
+scikit-learn is an optional dependency (``pip install "fastmlp[sklearn]"``, or from a source
+checkout ``pip install ".[sklearn]"``), imported only here:
 ``import fastmlp`` does not import it.
 
 With scikit-learn's parameters, training follows scikit-learn's algorithm step for step: the same
@@ -56,7 +57,8 @@ try:
     from sklearn.utils.validation import check_is_fitted
 except ImportError as error:                       # pragma: no cover - depends on the install
     raise ImportError("fastmlp.MLPClassifier and fastmlp.MLPRegressor need scikit-learn >= 1.3: "
-                      "pip install 'fastmlp[sklearn]'") from error
+                      'pip install "fastmlp[sklearn]" (from a source checkout: '
+                      'pip install ".[sklearn]")') from error
 try:
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:                                # pragma: no cover - scikit-learn < 1.6
