@@ -340,6 +340,7 @@ class _BaseMLP(BaseEstimator):
             self._mlp_init_kwargs = self._mlp_kwargs(sizes, loss, 0, X.dtype)
             self._sync_params()
             for name, value in (("n_iter_", 0), ("t_", 0), ("n_layers_", len(sizes)),
+                                ("n_features_in_", n_features),
                                 ("out_activation_", self._out_activation(Y.shape[1]))):
                 self.__dict__.setdefault(name, value)
         else:
@@ -621,9 +622,9 @@ class _BaseMLP(BaseEstimator):
                 and X.flags.c_contiguous and "feature_names_in_" not in self.__dict__):
             # The common case, checked without scikit-learn's general machinery (which costs
             # ten times a one-row prediction).
-            if X.shape[1] != self.n_features_in_:
+            if X.shape[1] != model.sizes[0]:
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input.")
+                                 f"expecting {model.sizes[0]} features as input.")
             if not _train.all_finite(X):
                 raise ValueError("Input X contains NaN or infinity; remove or impute those "
                                  "values.")
