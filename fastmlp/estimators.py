@@ -635,6 +635,33 @@ class _BaseMLP(BaseEstimator):
             X = model._check_X(X)
         return model._predict_raw(X).astype(out_dtype, copy=False)
 
+    def save(self, path):
+        """Save the fitted estimator to ``path`` in fastmlp's model format (an ``.npz`` of
+        arrays and JSON, no pickle, written atomically); ``fastmlp.load(path)`` returns it,
+        exactly (see ``fastmlp.io.save``).
+
+        Raises
+        ------
+        ValueError
+            If the estimator is not fitted, or holds a setting a file cannot keep (a
+            ``RandomState`` as ``random_state``, a function as ``learning_rate``).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import fastmlp
+        >>> X = np.array([[0., 0.], [1., 1.], [0., 1.], [1., 0.]]); y = [0, 0, 1, 1]
+        >>> clf = fastmlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs",
+        ...                             random_state=0).fit(X, y)
+        >>> path = os.path.join(tempfile.mkdtemp(), "clf.npz")
+        >>> clf.save(path)
+        >>> bool(np.array_equal(fastmlp.load(path).predict_proba(X), clf.predict_proba(X)))
+        True
+        """
+        from .io import save
+        save(self, path)
+
     # coefs_ and intercepts_ are plain attributes, as in scikit-learn, holding views into the
     # network's flat buffer. A user may assign new lists (or new arrays into them): before the
     # network is next used their values are copied into it, and the views bound again.
