@@ -38,6 +38,7 @@ fastmlp computes it differently:
 """
 import copy
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -66,7 +67,7 @@ from . import _threads
 from . import optimizers as _optimizers
 from ._engine import EpochRunner, TrainingDiverged
 from ._kernels import _train
-from .mlp import MLP
+from .mlp import _PREDICT_CHUNK, MLP
 from .schedules import get_schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -628,12 +629,36 @@ class _BaseMLP(BaseEstimator):
             if not _train.all_finite(X):
                 raise ValueError("Input X contains NaN or infinity; remove or impute those "
                                  "values.")
-            return model._predict_raw(X)
+            return self._predict_raw(model, X)
         X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C")
         out_dtype = X.dtype if model.dtype == np.float32 else model.dtype
         if X.dtype != model.dtype:
             X = model._check_X(X)
-        return model._predict_raw(X).astype(out_dtype, copy=False)
+        return self._predict_raw(model, X).astype(out_dtype, copy=False)
+
+    def _predict_raw(self, model, X):
+        """``model._predict_raw(X)`` with the engine's description of the network kept
+        between calls (prediction reads only the architecture, which a fitted network never
+        changes): a one-row prediction costs little more than the kernel."""
+        rows = min(X.shape[0], _PREDICT_CHUNK)
+        cache = self.__dict__.get("_predict_networks")    # set with the views of model_
+        if cache is None or cache[0] is not model:
+            net = model._network(rows)
+        else:
+            net = cache[1].get(rows)
+            if net is None:
+                if len(cache[1]) >= 8:
+                    cache[1].clear()
+                net = cache[1][rows] = model._network(rows)
+        workspace = np.empty(net.workspace_size, dtype=model.dtype)
+        out = np.empty((X.shape[0], model.sizes[-1]), dtype=model.dtype)
+        work = model._blas_work(rows)
+        if work < _threads.OPENBLAS_THREADING_MIN:
+            _train.predict(net, model.params, model.bn_state, X, workspace, out)
+        else:
+            with _threads.blas_threads(work):
+                _train.predict(net, model.params, model.bn_state, X, workspace, out)
+        return out
 
     def save(self, path):
         """Save the fitted estimator to ``path`` in fastmlp's model format (an ``.npz`` of
@@ -669,6 +694,7 @@ class _BaseMLP(BaseEstimator):
     def _bind_params(self):
         self.coefs_ = list(self.model_.W)
         self.intercepts_ = list(self.model_.b)
+        self._predict_networks = (self.model_, {})
 
     def _sync_params(self):
         """Copy assigned ``coefs_`` / ``intercepts_`` into the network."""
@@ -676,7 +702,7 @@ class _BaseMLP(BaseEstimator):
         for name, views in (("coefs_", model.W), ("intercepts_", model.b)):
             given = self.__dict__.get(name)
             if given is None or (type(given) is list and len(given) == len(views)
-                                 and all(a is v for a, v in zip(given, views))):
+                                 and all(map(operator.is_, given, views))):
                 continue
             given = list(given)
             if len(given) != len(views):
@@ -694,6 +720,9 @@ class _BaseMLP(BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
+        if "_predict_networks" in state:
+            state = dict(state)
+            del state["_predict_networks"]
         model = state.get("model_")
         if model is not None:
             # The views are rebuilt on unpickling (a pickled view would become a copy).
@@ -711,6 +740,7 @@ class _BaseMLP(BaseEstimator):
                 self.coefs_ = list(self.model_.W)
             if "intercepts_" not in self.__dict__:
                 self.intercepts_ = list(self.model_.b)
+            self._predict_networks = (self.model_, {})
 
 
 _PARAMETERS_HEADER = """
