@@ -53,6 +53,7 @@ import tempfile
 
 import numpy as np
 
+from . import _estimator_io
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .mlp import MLP
@@ -186,10 +187,13 @@ def _digest(arrays):
     return h.hexdigest()
 
 
-def _serialize(model, extra=None):
-    """The archive's members, or raise before anything is written."""
+def _serialize(model, extra=None, estimator=None):
+    """The archive's members, or raise before anything is written. ``estimator``: the
+    metadata entry and arrays of a scikit-learn estimator around ``model``
+    (``fastmlp._estimator_io``)."""
     if not isinstance(model, MLP):
-        raise TypeError(f"save needs a fastmlp.MLP; got {type(model).__name__}")
+        raise TypeError(f"save needs a fastmlp.MLP, MLPClassifier or MLPRegressor; got "
+                        f"{type(model).__name__}")
     config = _constructor_arguments(model)
     config.update(lr_decay=model.lr_decay, dtype=model.dtype.name,
                   hidden_activation=_encode_activation(model.hidden_activation),
@@ -203,6 +207,8 @@ def _serialize(model, extra=None):
         if not isinstance(extra, dict):
             raise TypeError(f"extra must be a dict of JSON values; got {type(extra).__name__}")
         metadata["extra"] = extra
+    if estimator is not None:
+        metadata["estimator"] = estimator[0]
     try:
         text = json.dumps(metadata, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -213,6 +219,8 @@ def _serialize(model, extra=None):
               "opt_state": model._opt_state, "step": model._step}
     if model.classes_ is not None:
         arrays["classes"] = _storable_classes(model.classes_)
+    if estimator is not None:
+        arrays.update(estimator[1])
     arrays["sha256"] = np.array(_digest(arrays))
     return arrays
 
@@ -264,7 +272,10 @@ def save(model, path, *, extra=None):
 
     Parameters
     ----------
-    model : fastmlp.MLP
+    model : fastmlp.MLP, fastmlp.MLPClassifier or fastmlp.MLPRegressor
+        A fitted estimator is saved with its network, parameters and fitted attributes;
+        ``load`` returns it, ready to predict or to continue with ``partial_fit`` or a
+        warm-started ``fit``.
     path : str or os.PathLike
         Where to write, used exactly as given (no suffix added; ``.npz`` is conventional). An
         existing file is replaced, keeping its permission bits.
@@ -275,7 +286,7 @@ def save(model, path, *, extra=None):
     Raises
     ------
     TypeError
-        If ``model`` is not an ``MLP``.
+        If ``model`` is not an ``MLP`` or one of fastmlp's estimators.
     ValueError
         If the model holds something a data file cannot represent: a function or custom class
         as its schedule or optimizer, or class labels of object dtype. Nothing is written.
@@ -294,7 +305,10 @@ def save(model, path, *, extra=None):
     >>> bool(np.array_equal(fastmlp.load(path).forward(X), model.forward(X)))
     True
     """
-    arrays = _serialize(model, extra)
+    estimator = None
+    if _estimator_io.is_estimator(model):
+        model, *estimator = _estimator_io.serialize(model)
+    arrays = _serialize(model, extra, estimator)
     _write_atomically(os.fspath(path), arrays)
 
 
@@ -314,7 +328,8 @@ def load(path, *, with_extra=False):
 
     Returns
     -------
-    fastmlp.MLP, or (fastmlp.MLP, dict or None) with ``with_extra=True``
+    fastmlp.MLP (or the saved MLPClassifier / MLPRegressor), or (model, dict or None) with
+    ``with_extra=True``
 
     Raises
     ------
@@ -368,6 +383,8 @@ def load(path, *, with_extra=False):
         raise fail(f"the stored 'extra' must be a JSON object; got {type(extra).__name__}")
     try:
         model = _rebuild(metadata, arrays)
+        if "estimator" in metadata:
+            model = _estimator_io.rebuild(model, metadata["estimator"], arrays)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         detail = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
         raise fail(f"the stored model is inconsistent: {detail}") from None
