@@ -61,18 +61,33 @@ class _Fit:
     the models, ``_Bookkeeping``) decides when it stops.
     """
 
+    # What ``_validate_input`` sets on the estimator (copied from the first fit of a search
+    # whose input was checked, instead of checking X again for every fit).
+    _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
+
     @staticmethod
-    def start(est, X, y, train):
+    def start(est, X, y, train, cache):
         """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
-        None when this fit cannot join a stack (it is then fitted alone)."""
+        None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
+        kept over a search) holds X and y checked and converted once per dtype."""
         if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
                 or est.warm_start:
             return None
         est._check_params()
         hidden = est._hidden_sizes()
-        Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=est._input_dtype(True))
+        dtype = est._input_dtype(True)
+        key = (type(est), str(dtype))
+        if key not in cache:
+            Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=dtype)
+            cache[key] = (Xc, Y, yc, {name: est.__dict__[name] for name in _Fit._INPUT_ATTRIBUTES
+                                      if name in est.__dict__})
+        Xc, Y, yc, attributes = cache[key]
+        est.__dict__.update(attributes)          # shared, never changed after a fit
         if est._task == "classification" and yc.ndim == 1:
-            if len(unique_labels(yc[train])) != len(est.classes_):
+            fold = (key, "classes", id(train))
+            if fold not in cache:
+                cache[fold] = len(unique_labels(yc[train])) == len(est.classes_)
+            if not cache[fold]:
                 return None                        # the fold's fit would see fewer classes
         sizes = [Xc.shape[1], *hidden, Y.shape[1]]
         loss = est._loss_name(Y.shape[1])
@@ -219,10 +234,9 @@ def _train_group(fits, n_jobs, weights=None):
     stop. Returns, per fit, None or the exception that ended it (divergence)."""
     K = len(fits)
     first = fits[0]
-    stack = MLPStack([f.est.model_ for f in fits])
-    for k, f in enumerate(fits):
-        f.est.model_ = stack._models[k]            # views of row k: bookkeeping sees training
-        f.est._bind_params()
+    stack = MLPStack([f.est.model_ for f in fits], _copy=False)
+    for f in fits:
+        f.est._bind_params()                       # views of the stack's rows
     n_train = first.rows.shape[0]
     if weights is None:
         scale, weighted = np.ones(K), np.zeros(K, dtype=np.uint8)
@@ -422,7 +436,7 @@ class MLPSearchCV(BaseSearchCV):
                 est = clone(base).set_params(**clone(cand, safe=False))
                 estimators[i] = est
                 try:
-                    fit = None if params else _Fit.start(est, X, y, train)
+                    fit = None if params else _Fit.start(est, X, y, train, converted)
                 except Exception as error:          # as GridSearchCV: a failed fit scores
                     if self.error_score == "raise":
                         raise
@@ -433,10 +447,6 @@ class MLPSearchCV(BaseSearchCV):
                 if fit is None:
                     alone.append((i, train))
                 else:
-                    # One converted copy of X (and Y) per dtype, shared by every fit.
-                    fit.X, fit.Y = converted.setdefault(fit.X.dtype.str, (fit.X, fit.Y)) \
-                        if fit.Y.shape[1] == converted.get(fit.X.dtype.str, (0, fit.Y))[1].shape[1] \
-                        else (fit.X, fit.Y)
                     fits[i] = fit
                     groups_by_key[(s, *fit.key)].append(i)
         self.n_stacks_ = len(groups_by_key)
