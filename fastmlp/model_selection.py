@@ -78,7 +78,11 @@ class _Fit:
         dtype = est._input_dtype(True)
         key = (type(est), str(dtype))
         if key not in cache:
-            Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=dtype)
+            try:
+                Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=dtype)
+            except Exception as error:             # the data, not a candidate, is at fault
+                error._fastmlp_bad_input = True
+                raise
             cache[key] = (Xc, Y, yc, {name: est.__dict__[name] for name in _Fit._INPUT_ATTRIBUTES
                                       if name in est.__dict__})
         Xc, Y, yc, attributes = cache[key]
@@ -438,7 +442,8 @@ class MLPSearchCV(BaseSearchCV):
                 try:
                     fit = None if params else _Fit.start(est, X, y, train, converted)
                 except Exception as error:          # as GridSearchCV: a failed fit scores
-                    if self.error_score == "raise":
+                    if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
+                                                              False):
                         raise
                     errors[i], fit = error, None
                     setup_time[i] = time.perf_counter() - start
