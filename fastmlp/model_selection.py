@@ -66,10 +66,12 @@ class _Fit:
     _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
 
     @staticmethod
-    def start(est, X, y, train, cache):
+    def start(est, X, y, train, cache, sample_weight=None):
         """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
         None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
-        kept over a search) holds X and y checked and converted once per dtype."""
+        kept over a search) holds X and y checked and converted once per dtype.
+        ``sample_weight`` (n_samples,), over all of X: the weights ``est.fit`` would be given
+        with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale)."""
         if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
                 or est.warm_start:
             return None
@@ -143,7 +145,19 @@ class _Fit:
             batch = min(est.batch_size, n_train)
         fit.batch = batch
         model = est.model_
-        model.l2 = est.alpha / batch
+        fit.weights = None
+        if sample_weight is None:
+            model.l2 = est.alpha / batch
+        else:
+            sw = est._check_sample_weight(sample_weight, Xc.shape[0])
+            train_sw = sw[rows]
+            if not np.any(train_sw > 0):
+                raise ValueError("every training sample has weight 0; give some of them a "
+                                 "positive weight")
+            model.l2 = est.alpha / (batch * float(train_sw.mean()))
+            if not np.all(train_sw == train_sw[0]):
+                # The engine scales the row by n_train / sum, as the estimator does.
+                fit.weights = (sw, train_sw.shape[0] / train_sw.sum())
         fit.seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
         fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
                              or est._loss_per_output())
@@ -233,19 +247,23 @@ class _Bookkeeping:
         return stop
 
 
-def _train_group(fits, n_jobs, weights=None):
-    """Train the fits of one group (same rows, same shuffles) as one stack, each to its own
-    stop. Returns, per fit, None or the exception that ended it (divergence)."""
+def _train_group(fits, n_jobs):
+    """Train the fits of one group (same rows, same shuffles: those of ``fits[0]``) as one
+    stack, each to its own stop. Returns, per fit, None or the exception that ended it
+    (divergence)."""
     K = len(fits)
     first = fits[0]
     stack = MLPStack([f.est.model_ for f in fits], _copy=False)
     for f in fits:
         f.est._bind_params()                       # views of the stack's rows
     n_train = first.rows.shape[0]
-    if weights is None:
-        scale, weighted = np.ones(K), np.zeros(K, dtype=np.uint8)
-    else:
-        weights, scale, weighted = weights
+    scale, weighted, weights = np.ones(K), np.zeros(K, dtype=np.uint8), None
+    if any(f.weights is not None for f in fits):
+        # Per-model rows over all of X (the weights given: bootstrap counts, for example).
+        weights = np.ones((K, first.X.shape[0]))
+        for k, f in enumerate(fits):
+            if f.weights is not None:
+                weights[k], scale[k], weighted[k] = f.weights[0], f.weights[1], 1
     seeds = np.array([f.seed for f in fits], dtype=np.uint64)
     simple = [k for k, f in enumerate(fits) if f.simple]
     books = _Bookkeeping(fits)
