@@ -24,6 +24,7 @@ import numbers
 import time
 import warnings
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -321,6 +322,17 @@ def _train_group(fits, n_jobs):
     return errors
 
 
+def _pieces(groups, n_jobs):
+    """The groups of fits as work for ``n_jobs`` threads: whole groups when there are enough,
+    else each cut into pieces (a piece of a group shuffles as the whole group: its fits share
+    the random state), about four per thread so that the threads end together."""
+    if n_jobs == 1 or not groups:
+        return groups
+    cuts = -(-4 * n_jobs // len(groups))
+    return [list(piece) for members in groups
+            for piece in np.array_split(members, min(cuts, len(members)))]
+
+
 # -- the search -----------------------------------------------------------------------------
 
 class MLPSearchCV(BaseSearchCV):
@@ -452,10 +464,13 @@ class MLPSearchCV(BaseSearchCV):
         groups_by_key = defaultdict(list)
         converted = {}
         for c, cand in enumerate(candidates):
+            start = time.perf_counter()
+            candidate = clone(base).set_params(**clone(cand, safe=False))
+            shared = (time.perf_counter() - start) / len(splits)
             for s, (train, test) in enumerate(splits):
                 i = c * len(splits) + s
-                start = time.perf_counter()
-                est = clone(base).set_params(**clone(cand, safe=False))
+                start = time.perf_counter() - shared
+                est = copy.deepcopy(candidate)      # as clone (deep copies of the parameters)
                 estimators[i] = est
                 try:
                     fit = None if params else _Fit.start(est, X, y, train, converted)
@@ -477,10 +492,20 @@ class MLPSearchCV(BaseSearchCV):
             print(f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
                   f"totalling {n_fits} fits: {n_fits - len(alone)} in {self.n_stacks_} stacks, "
                   f"{len(alone)} one by one")
-        for members in groups_by_key.values():
+        pieces = _pieces(list(groups_by_key.values()), n_jobs)
+        threads = min(n_jobs, len(pieces))
+
+        def train(members):
             start = time.perf_counter()
-            group_errors = _train_group([fits[i] for i in members], n_jobs)
-            elapsed = time.perf_counter() - start
+            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs)
+            return members, group_errors, time.perf_counter() - start
+
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                trained = list(pool.map(train, pieces))
+        else:
+            trained = [train(members) for members in pieces]
+        for members, group_errors, elapsed in trained:
             epochs = np.array([max(1, fits[i].est.n_iter_) for i in members], dtype=float)
             for i, share, error in zip(members, epochs / epochs.sum(), group_errors):
                 fit_time[i] = setup_time[i] + elapsed * share
@@ -558,6 +583,12 @@ class MLPSearchCV(BaseSearchCV):
     def _score(self, scorers, est, X, y, rows):
         X_part, y_part = _safe_indexing(X, rows), _safe_indexing(y, rows)
         try:
+            if self.scoring is None and type(est) is _estimators.MLPClassifier \
+                    and np.ndim(y_part) == 1:
+                # The default scorer, est.score: accuracy_score's value (the mean of the
+                # matches) without its checks of the labels, which cost more than the
+                # prediction here.
+                return float(np.average(est.predict(X_part) == np.asarray(y_part)))
             scores = scorers(est, X_part, y_part)
         except Exception:
             if self.error_score == "raise":
