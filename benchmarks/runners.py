@@ -1,10 +1,13 @@
 """One training run per framework, all with the same signature: ``run_<name>(problem) -> Trial``.
 
 Each runner builds its model from ``problem.W0``/``problem.b0`` (the initial weights fastmlp
-draws for the configuration's seed), times the training call only, then scores the test set.
-fastmlp, the NumPy reference and PyTorch visit the batches in the same order
-(``problem.orders``); scikit-learn shuffles with its own generator, and it has no per-epoch
-learning-rate decay, so it keeps the base rate throughout.
+draws for the configuration's seed) and times what a user's script pays: from constructing the
+model to the end of training (JAX's compilation excepted: it is done beforehand, per shape).
+Then it scores the test set. fastmlp, the NumPy baseline, the NumPy oracle, JAX and PyTorch
+visit the batches in the same order (``problem.orders``); scikit-learn shuffles with its own
+generator, and it has no per-epoch learning-rate decay, so it keeps the base rate throughout.
+
+fastmlp runs with its default settings (its own thread policy) unless ``--threads`` was given.
 """
 import importlib.util
 import time
@@ -33,6 +36,7 @@ class Problem:
     shuffle_seed: int
     orders: list
     threads: int
+    threads_forced: bool = False
 
     def rate(self, epoch):
         """The learning rate of ``epoch`` (from 0): ``lr * lr_decay ** epoch``."""
@@ -83,31 +87,73 @@ def run_fastmlp(problem):
     import fastmlp
     from fastmlp import MLP
     c = problem.config
-    fastmlp.set_num_threads(problem.threads)      # the same BLAS thread count as the others
-    model = _construct(MLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
-                       hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
-                       dtype=problem.dtype, **_softmax_kwargs(c))
-    for k in range(len(problem.W0)):
-        model.W[k] = problem.W0[k]
-        model.b[k] = problem.b0[k]
-    seconds = _timed(lambda: model.train(
-        problem.X_train, problem.y_train, epochs=c.epochs, batch_size=c.batch_size,
-        verbose=False, shuffle=True, shuffle_seed=problem.shuffle_seed))
+    if problem.threads_forced:
+        fastmlp.set_num_threads(problem.threads)
+    holder = []
+
+    def train():
+        # The configuration's seed draws exactly problem.W0/b0 (make_problem checks it).
+        model = _construct(MLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
+                           hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
+                           dtype=problem.dtype, **_softmax_kwargs(c))
+        model.train(problem.X_train, problem.y_train, epochs=c.epochs, batch_size=c.batch_size,
+                    verbose=False, shuffle=True, shuffle_seed=problem.shuffle_seed)
+        holder.append(model)
+
+    seconds = _timed(train)
+    model = holder[0]
+    accuracy = np.mean(model.predict(problem.X_test) == problem.y_test)
+    return Trial(seconds, float(accuracy), _float64(model.W), _float64(model.b))
+
+
+def _targets(problem):
+    """The target matrix: one-hot rows for softmax, a 0/1 column otherwise."""
+    c = problem.config
+    if c.multiclass:
+        return np.eye(c.layer_sizes[-1], dtype=problem.dtype)[problem.y_train]
+    return problem.y_train.astype(problem.dtype).reshape(-1, 1)
+
+
+def run_numpy(problem):
+    """The lecture's SimpleMLP algorithm in NumPy, written for speed (``numpy_mlp``): the
+    baseline every "vs numpy" ratio divides."""
+    from benchmarks.numpy_mlp import SimpleNumpyMLP
+    c = problem.config
+    rates = [problem.rate(e) for e in range(c.epochs)]
+    holder = []
+
+    def train():
+        model = SimpleNumpyMLP(problem.W0, problem.b0, c.hidden_activation, c.multiclass,
+                               problem.dtype)
+        holder.append(model.train(problem.X_train, _targets(problem), problem.orders, rates,
+                                  c.batch_size))
+
+    seconds = _timed(train)
+    model = holder[0]
     accuracy = np.mean(model.predict(problem.X_test) == problem.y_test)
     return Trial(seconds, float(accuracy), _float64(model.W), _float64(model.b))
 
 
 def run_reference(problem):
-    """The plain-NumPy ``ReferenceMLP``: the baseline every ratio is taken against."""
+    """The plain-NumPy ``ReferenceMLP``, fastmlp's test oracle: general and unoptimized, timed
+    for information; parity is measured against it."""
     from fastmlp.reference import ReferenceMLP
     c = problem.config
-    model = _construct(ReferenceMLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
-                       hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
-                       dtype=problem.dtype, W=problem.W0, b=problem.b0, **_softmax_kwargs(c))
     # The reference takes the target matrix: one-hot rows for softmax.
     y = np.eye(c.layer_sizes[-1])[problem.y_train] if c.multiclass else problem.y_train
-    seconds = _timed(lambda: model.train(problem.X_train, y, epochs=c.epochs,
-                                         batch_size=c.batch_size, orders=problem.orders))
+    holder = []
+
+    def train():
+        model = _construct(ReferenceMLP, list(c.layer_sizes), lr=c.lr, seed=c.seed, l2=0.0,
+                           hidden_activation=c.hidden_activation, lr_decay=c.lr_decay,
+                           dtype=problem.dtype, W=problem.W0, b=problem.b0,
+                           **_softmax_kwargs(c))
+        model.train(problem.X_train, y, epochs=c.epochs, batch_size=c.batch_size,
+                    orders=problem.orders)
+        holder.append(model)
+
+    seconds = _timed(train)
+    model = holder[0]
     scores = model.forward(problem.X_test)
     predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= 0.5).astype(int)
     accuracy = np.mean(predicted == problem.y_test)
@@ -194,17 +240,55 @@ def run_torch(problem):
                  [lin.bias.detach().numpy().astype(np.float64) for lin in linears])
 
 
+_JAX_TRAINERS = {}
+
+
+def _run_jax(problem, form):
+    """JAX, compiled for the problem's shapes before the clock starts (``jax_mlp``)."""
+    from benchmarks.jax_mlp import JaxTrainer
+    c = problem.config
+    key = (c.name, problem.dtype.name, form)
+    if key not in _JAX_TRAINERS:
+        _JAX_TRAINERS.clear()       # one problem at a time: free the previous compilations
+        _JAX_TRAINERS[key] = JaxTrainer(c.layer_sizes, len(problem.X_train), c.batch_size,
+                                        c.epochs, c.hidden_activation, c.multiclass,
+                                        problem.dtype, form)
+    trainer = _JAX_TRAINERS[key]
+    rates = [problem.rate(e) for e in range(c.epochs)]
+    holder = []
+    seconds = _timed(lambda: holder.append(trainer.fit(
+        problem.W0, problem.b0, problem.X_train, _targets(problem), problem.orders, rates)))
+    W, b = holder[0]
+    model = __import__("benchmarks.numpy_mlp", fromlist=["SimpleNumpyMLP"]).SimpleNumpyMLP(
+        W, b, c.hidden_activation, c.multiclass, problem.dtype)
+    accuracy = np.mean(model.predict(problem.X_test) == problem.y_test)
+    return Trial(seconds, float(accuracy), _float64(W), _float64(b))
+
+
+def run_jax_epoch(problem):
+    """JAX: one jit-compiled function per epoch (``lax.scan`` over the batches)."""
+    return _run_jax(problem, "epoch")
+
+
+def run_jax_fit(problem):
+    """JAX: the whole fit as one jit-compiled call (``lax.scan`` over epochs and batches)."""
+    return _run_jax(problem, "fit")
+
+
 class Variant(NamedTuple):
     run: Callable       # problem -> Trial
     needs: str          # the module it imports; the variant is left out when it is missing
     same_order: bool    # visits the batches in problem.orders, so parity with numpy applies
 
 
-# In this order the variants take turns within each repetition; "numpy" is the reference
-# every ratio divides.
+# In this order the variants take turns within each repetition; "numpy" is the baseline every
+# ratio divides and "oracle" (fastmlp.reference) the model parity is measured against.
 VARIANTS = {
     "fastmlp": Variant(run_fastmlp, "fastmlp", same_order=True),
-    "numpy": Variant(run_reference, "fastmlp", same_order=True),
+    "numpy": Variant(run_numpy, "numpy", same_order=True),
+    "oracle": Variant(run_reference, "fastmlp", same_order=True),
+    "jax_epoch": Variant(run_jax_epoch, "jax", same_order=True),
+    "jax_fit": Variant(run_jax_fit, "jax", same_order=True),
     "sklearn": Variant(run_sklearn, "sklearn", same_order=False),
     "torch": Variant(run_torch, "torch", same_order=True),
 }

@@ -14,6 +14,7 @@ GIL, and a NumPy reference (``fastmlp.reference``) that they match to 1e-10.
 
 ``fastmlp.MLPClassifier`` and ``fastmlp.MLPRegressor`` are scikit-learn estimators
 (``fastmlp.estimators``); scikit-learn is optional and imported only when they are first used.
+``fastmlp.export.to_onnx`` writes a model or estimator as an ONNX graph (extra ``onnx``).
 """
 from .mlp import MLP
 from .io import load

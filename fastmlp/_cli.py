@@ -1,19 +1,27 @@
-"""The command line, ``python -m fastmlp``: demo, train, predict, bench.
+"""The command line, ``python -m fastmlp`` (or ``fastmlp``): demo, train, predict, bench.
 
-``train`` reads a CSV file with a header row, standardizes the feature columns, trains an MLP
-and saves two files: the model, ``<out>`` (``fastmlp.io.save``), and next to it the preprocessing
-the model needs, ``<out>.json``: the feature and target column names, the task, the class labels
-(classification), the feature means and standard deviations and, for regression, those of the
-target (which is standardized too). ``predict`` reads both back and applies them to a new CSV.
+``train`` reads a CSV file with a header row (with pandas when it is installed, else with a
+NumPy reader; see ``fastmlp._tabular``), holds out a validation split (20% by default,
+stratified for classification, drawn from ``--seed``), imputes missing values (median of a
+numeric column, most frequent value of a text column), standardizes numeric columns, one-hot
+encodes text columns, trains an MLP and prints the training score beside the held-out one. It
+saves ONE file: the model, with the preprocessing stored inside it (``fastmlp.io.save(...,
+extra=...)``, under the file's checksum): the feature columns and how each is imputed and
+encoded, the task, the class labels, the target's name and scaling. ``predict`` reads that file
+and applies the same preprocessing to a new CSV; a category it has not seen in training is
+encoded as all zeros (and reported). ``--strict`` refuses text features, missing values and
+unseen categories instead.
 
-Every expected failure (a missing file or column, a non-numeric value, a bad option) ends the
-program with one line ``error: <message>`` on stderr and exit status 2, never a traceback.
+A model file saved by ``MLP.save`` or ``fastmlp.save`` has no such preprocessing: ``predict``
+refuses it with a message (the columns it reads are unknown). The ``<model>.json`` sidecar of
+earlier versions is not read: ``predict`` says to retrain.
+
+Every expected failure (a missing file or column, a bad value, a bad option) ends the program
+with one line ``error: <message>`` on stderr and exit status 2, never a traceback.
 """
 import argparse
 import csv
-import importlib.util
-import json
-import math
+import os
 import subprocess
 import sys
 import time
@@ -23,11 +31,15 @@ from typing import Optional
 
 import numpy as np
 
+from . import _tabular
+from ._validation import check_real
+
 __all__ = ["main"]
 
-# Auto task: a numeric target with at most this many distinct integer values is a class label.
-MAX_AUTO_CLASSES = 20
-SIDECAR_FORMAT = "fastmlp-cli-preprocessing/1"
+#: Upper bounds that keep a typo (``--epochs 1e20``) from exhausting memory or time.
+MAX_EPOCHS = 1_000_000
+MAX_WIDTH = 100_000
+MAX_WEIGHTS = 100_000_000
 
 
 class CLIError(ValueError):
@@ -85,151 +97,56 @@ def demo(args):
     return 0
 
 
-# -- reading CSV files ------------------------------------------------------------------------
+# -- option values ----------------------------------------------------------------------------
 
-def read_csv(path):
-    """Read a CSV file with a header row.
-
-    Returns
-    -------
-    columns : dict of str -> list of str
-        Each column's stripped fields, in file order.
-    lines : list of int
-        The line number in the file of each data row (for error messages).
-
-    Raises
-    ------
-    FileNotFoundError, CLIError
-        The file is missing, empty, not text, has no header or no data, or a row has the wrong
-        number of fields.
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows, lines = [], []
-            for row in reader:
-                if any(field.strip() for field in row):     # blank lines are skipped
-                    rows.append([field.strip() for field in row])
-                    lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CLIError(f"{path} is not a readable CSV text file ({exc})") from None
-    if not rows:
-        raise CLIError(f"{path} is empty: a CSV file needs a header row of column names and "
-                       f"data rows")
-    header, rows, header_line, lines = rows[0], rows[1:], lines[0], lines[1:]
-    for i, name in enumerate(header):
-        if not name:
-            raise CLIError(f"{path}: column {i + 1} of the header (line {header_line}) has no "
-                           f"name")
-    if all(_is_number(name) for name in header):
-        raise CLIError(f"the first line of {path} holds numbers, not column names: the CSV "
-                       f"file needs a header row")
-    seen = set()
-    for name in header:
-        if name in seen:
-            raise CLIError(f"{path}: the header names column {name!r} twice")
-        seen.add(name)
-    if not rows:
-        raise CLIError(f"{path} has a header but no data rows")
-    for row, line in zip(rows, lines):
-        if len(row) != len(header):
-            raise CLIError(f"{path}, line {line}: {len(row)} fields, but the header has "
-                           f"{len(header)} columns")
-    columns = {name: [row[j] for row in rows] for j, name in enumerate(header)}
-    return columns, lines
+def _integer(option, low, high=None, hint=""):
+    """An argparse type: an integer in [low, high], written as ``50`` or ``5e1``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{option} takes an integer; got {text!r}")
+            if not number.is_integer():
+                raise argparse.ArgumentTypeError(f"{option} takes an integer; got {text!r}")
+            value = int(number)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{option} must be at least {low}; got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{option} {text} is too large: at most {high}{hint}")
+        return value
+    return parse
 
 
-def _is_number(text):
+def _real(option, low, high=None, low_open=False, high_open=False):
+    """An argparse type: a finite float in the interval."""
+    def parse(text):
+        try:
+            return check_real(option, float(text), low, high, low_open, high_open)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc) if _is_float(text) else
+                                             f"{option} takes a number; got {text!r}")
+    return parse
+
+
+def _separator(text):
+    """An argparse type: one character; ``\\t`` or ``tab`` for a tab."""
+    text = "\t" if text in ("\\t", "tab", "TAB") else text
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"--sep takes one character, like ';' or '\\t'; got "
+                                         f"{text!r}")
+    return text
+
+
+def _is_float(text):
     try:
         float(text)
     except ValueError:
         return False
     return True
 
-
-def _parse_numbers(values):
-    """The values as a float64 array, or the index of the first that is not a finite number."""
-    array = np.empty(len(values))
-    for i, text in enumerate(values):
-        try:
-            array[i] = float(text)
-        except ValueError:
-            return i
-        if not math.isfinite(array[i]):
-            return i
-    return array
-
-
-def numeric_column(path, name, values, lines, role="a feature column"):
-    """A column as a float64 array; CLIError naming the column and line of a bad value."""
-    array = _parse_numbers(values)
-    if isinstance(array, int):
-        text = values[array]
-        found = "is empty" if text == "" else f"holds {text!r}"
-        raise CLIError(f"column {name!r} of {path} is {role} and must hold finite numbers, but "
-                       f"line {lines[array]} {found}")
-    return array
-
-
-def _require_columns(path, columns, names, what):
-    missing = [name for name in names if name not in columns]
-    if missing:
-        raise CLIError(f"{path} has no column{'s' if len(missing) > 1 else ''} "
-                       f"{', '.join(map(repr, missing))} ({what}); its columns are "
-                       f"{', '.join(map(repr, columns))}")
-
-
-# -- model files ------------------------------------------------------------------------------
-
-def _model_io():
-    """The module that saves and loads models, ``fastmlp.io``."""
-    if importlib.util.find_spec("fastmlp.io") is None:
-        raise CLIError("this installation of fastmlp cannot save or load models (fastmlp.io is "
-                       "missing); upgrade fastmlp")
-    from . import io
-    return io
-
-
-def sidecar_path(model_path):
-    """Where the preprocessing of the model at ``model_path`` is stored: ``<model_path>.json``."""
-    return Path(str(model_path) + ".json")
-
-
-def _save_model(model, path, extras):
-    """Save the model to ``path`` and its preprocessing ``extras`` to ``<path>.json``."""
-    _model_io().save(model, path)
-    sidecar_path(path).write_text(json.dumps(extras, indent=2) + "\n", encoding="utf-8")
-
-
-def _load_model(path):
-    """Return the model saved at ``path`` and the preprocessing saved next to it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
-    sidecar = sidecar_path(path)
-    if not sidecar.is_file():
-        raise CLIError(f"{sidecar} is missing: `python -m fastmlp train` writes it next to the "
-                       f"model, with the column names and scaling the model needs")
-    try:
-        extras = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CLIError(f"{sidecar} is not a valid JSON file ({exc})") from None
-    keys = ("format", "features", "target", "task", "classes", "feature_mean", "feature_std",
-            "target_mean", "target_std")
-    if not isinstance(extras, dict) or extras.get("format") != SIDECAR_FORMAT \
-            or any(key not in extras for key in keys):
-        raise CLIError(f"{sidecar} is not a fastmlp preprocessing file (written by "
-                       f"`python -m fastmlp train`)")
-    io = _model_io()
-    try:
-        model = io.load(path)
-    except Exception as exc:    # whatever a corrupt file makes the loader raise
-        raise CLIError(f"cannot load the model {path}: {exc}") from None
-    return model, extras
-
-
-# -- train ------------------------------------------------------------------------------------
 
 def parse_hidden(text):
     """``"64,32"`` -> ``[64, 32]``; ``""`` or ``"none"`` -> ``[]`` (no hidden layer)."""
@@ -238,120 +155,289 @@ def parse_hidden(text):
     widths = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit() or int(part) < 1:
-            raise CLIError(f"--hidden takes the hidden-layer widths as positive integers "
-                           f"separated by commas, like 64,32; got {text!r}")
+        if not part.isdigit() or not 1 <= int(part) <= MAX_WIDTH:
+            raise CLIError(f"--hidden takes the hidden-layer widths as integers from 1 to "
+                           f"{MAX_WIDTH} separated by commas, like 64,32; got {text!r}")
         widths.append(int(part))
     return widths
 
 
-def _target(path, name, values, lines, task):
-    """Decide the task and encode the target.
+def _quoted(names, limit=8):
+    """``'a', 'b', 'c'`` or ``'a', 'b', ... (12 more)``."""
+    shown = ", ".join(map(repr, names[:limit]))
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
-    Returns the task ("classification" or "regression"), the target array (class indices or
-    values) and the classes (list of labels, or None for regression).
-    """
-    empty = next((line for text, line in zip(values, lines) if text == ""), None)
-    if empty is not None:
-        raise CLIError(f"the target column {name!r} of {path} is empty at line {empty}")
-    numbers = _parse_numbers(values)
-    if isinstance(numbers, int):
-        numbers = None
-    if task == "auto":
-        few_integers = (numbers is not None and np.all(numbers == np.round(numbers))
-                        and len(np.unique(numbers)) <= MAX_AUTO_CLASSES)
-        task = "classification" if numbers is None or few_integers else "regression"
-    if task == "regression":
-        if numbers is None:
-            numeric_column(path, name, values, lines, role="the target of a regression")
-        return task, numbers, None
-    if numbers is not None and np.all(numbers == np.round(numbers)):
-        labels = numbers.astype(np.int64)
-    elif numbers is not None:
-        labels = numbers
-    else:
-        labels = np.array(values)
-    classes, index = np.unique(labels, return_inverse=True)
-    if len(classes) < 2:
-        raise CLIError(f"the target column {name!r} of {path} holds a single class "
-                       f"({classes[0].item()!r}); classification needs at least two")
-    return task, index, [c.item() for c in classes]
 
+def _plural(n, word, words=None):
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+# -- model files ------------------------------------------------------------------------------
+
+def _model_io():
+    """The module that saves and loads models, ``fastmlp.io``."""
+    from . import io
+    return io
+
+
+def _load_model(path):
+    """Return the model saved by ``train`` at ``path`` and the preprocessing stored in it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    try:
+        model, extra = _model_io().load(path, with_extra=True)
+    except (ValueError, TypeError, OSError, KeyError) as exc:
+        raise CLIError(f"cannot load the model {path}: {exc}") from None
+    if extra is None or "format" not in extra:
+        if Path(str(path) + ".json").is_file():
+            raise CLIError(f"{path} comes from an older `fastmlp train` that kept its "
+                           f"preprocessing in {path}.json; retrain it with this version, which "
+                           f"stores the preprocessing in the model file")
+        raise CLIError(f"{path} holds a model without the command line's preprocessing (saved "
+                       f"by MLP.save or fastmlp.save, not `fastmlp train`), so the columns it "
+                       f"reads are unknown: retrain it with `fastmlp train`, or use it from "
+                       f"Python with fastmlp.load({str(path)!r}).predict(X)")
+    if extra["format"] != _tabular.FORMAT:
+        raise CLIError(f"{path} stores preprocessing in the format {extra['format']!r}, which "
+                       f"this version of fastmlp does not read ({_tabular.FORMAT!r}): retrain "
+                       f"it with this version")
+    _check_spec(path, model, extra)
+    return model, extra
+
+
+def _check_spec(path, model, spec):
+    """Raise CLIError unless the stored preprocessing describes this model's inputs and
+    outputs."""
+    try:
+        n_inputs = len(_tabular.input_names(spec["columns"]))
+        task, classes = spec["task"], spec["classes"]
+        if task == "classification":
+            n_outputs = 1 if len(classes) == 2 else len(classes)
+        else:
+            n_outputs = 1
+            float(spec["target_mean"]), float(spec["target_std"])
+        for c in spec["columns"]:
+            if c["kind"] == "numeric":
+                float(c["fill"]), float(c["mean"]), float(c["std"])
+            elif c["kind"] != "text" or not isinstance(c["categories"], list):
+                raise TypeError(c)
+        ok = (task in ("classification", "regression") and isinstance(spec["target"], str)
+              and [n_inputs, n_outputs] == [model.sizes[0], model.sizes[-1]])
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CLIError(f"the preprocessing stored in {path} does not match its model "
+                       f"({model.sizes}): the file was not written by `fastmlp train`; retrain it")
+
+
+# -- train ------------------------------------------------------------------------------------
 
 def train(args):
-    """Train an MLP on a CSV file and save it."""
+    """Train an MLP on a CSV file and save it, with its preprocessing, to one file."""
     from . import MLP
+    from .callbacks import EarlyStopping
 
     hidden = parse_hidden(args.hidden)
+    if args.dropout > 0 and not hidden:
+        raise CLIError("--dropout applies to hidden layers, and --hidden none has none")
+    if args.early_stopping and args.validation_fraction == 0:
+        raise CLIError("--early-stopping watches the loss on held-out rows: it needs "
+                       "--validation-fraction above 0")
     out = Path(args.out)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     if not out.parent.is_dir():
         raise CLIError(f"cannot write {out}: the folder {out.parent} does not exist")
-    columns, lines = read_csv(args.csv)
-    _require_columns(args.csv, columns, [args.target], "the --target")
-    features = [name for name in columns if name != args.target]
-    if not features:
-        raise CLIError(f"{args.csv} has no feature columns: every column but the target "
-                       f"{args.target!r} is a feature")
-    X = np.column_stack([numeric_column(args.csv, name, columns[name], lines)
-                         for name in features])
-    task, y, classes = _target(args.csv, args.target, columns[args.target], lines, args.task)
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    std[std == 0] = 1.0
+
+    categorical = _tabular._names(args.categorical)
+    table = _tabular.read_table(args.csv, args.sep, args.index_col, categorical, args.reader)
+    table.require(categorical, "given to --categorical")
+    lines = [f"read {table.path} with {table.reader}: {_plural(table.n_rows, 'row')}, "
+             f"{_plural(len(table.names), 'column')}"
+             + (f" and the index column {table.index[0]!r}" if table.index else "")]
+    features = _tabular.select_features(table, args.target, args.features, args.drop)
+    task, y, classes, present = _tabular.encode_target(table, args.target, args.task)
+    rows = np.flatnonzero(present)
+    if len(rows) < len(y):
+        if args.strict:
+            raise CLIError(f"the target column {args.target!r} of {table.path} is missing in "
+                           f"{_plural(len(y) - len(rows), 'row')} (the first is data row "
+                           f"{int(np.flatnonzero(~present)[0]) + 1}) and --strict refuses them")
+        lines.append(f"left out {_plural(len(y) - len(rows), 'row')} whose target "
+                     f"{args.target!r} is missing")
+    classification = task == "classification"
+    train_at, held_at = _tabular.split_rows(y[rows], classification, args.validation_fraction,
+                                            args.seed)
+    train_rows, held_rows = rows[train_at], rows[held_at]
+    columns = _tabular.fit_preprocessing(table, features, train_rows, args.strict)
+    X, report = _tabular.transform(table, columns)
+    lines += _describe_features(table, features, columns, report, args)
+
     target_mean = target_std = None
-    if task == "regression":
-        target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
-        y = (y - target_mean) / target_std
-        n_out, loss = 1, "squared_error"
-    elif len(classes) == 2:
-        n_out, loss = 1, "binary_crossentropy"
+    if classification:
+        n_out = 1 if len(classes) == 2 else len(classes)
+        loss = "binary_crossentropy" if n_out == 1 else "categorical_crossentropy"
+        kind = f"classification ({len(classes)} classes: {_quoted(classes, 5)})"
     else:
-        n_out, loss = len(classes), "categorical_crossentropy"
-    model = MLP([len(features), *hidden, n_out], lr=args.lr, seed=args.seed, loss=loss,
-                optimizer=args.optimizer)
-    model.fit((X - mean) / std, y, epochs=args.epochs, batch_size=args.batch_size,
-              verbose=args.verbose)
-    metric = model.score((X - mean) / std, y)
-    extras = {"format": SIDECAR_FORMAT, "features": features, "target": args.target,
-              "task": task, "classes": classes, "feature_mean": mean.tolist(),
-              "feature_std": std.tolist(), "target_mean": target_mean, "target_std": target_std}
-    _save_model(model, out, extras)
-    kind = (f"classification ({len(classes)} classes)" if task == "classification"
-            else "regression")
-    print(f"trained {model.sizes} for {kind} of {args.target!r} on {X.shape[0]} rows, "
-          f"{args.epochs} epochs: final loss {model.history['loss'][-1]:.5g}, training "
-          f"{'accuracy' if task == 'classification' else 'R^2'} {metric:.4f}")
-    print(f"saved {out} and {sidecar_path(out)}")
+        target_mean = float(y[train_rows].mean())
+        target_std = float(y[train_rows].std()) or 1.0
+        y = (y - target_mean) / target_std
+        n_out, loss, kind = 1, "squared_error", "regression (standardized for training)"
+    split = (f"{len(train_rows)} training rows, {len(held_rows)} held out "
+             f"(--validation-fraction {args.validation_fraction:g}"
+             f"{', stratified' if classification else ''}, seed {args.seed})"
+             if len(held_rows) else f"{len(train_rows)} training rows, none held out")
+    lines.append(f"target {args.target!r}: {kind}; {split}")
+
+    sizes = [X.shape[1], *hidden, n_out]
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_weights > MAX_WEIGHTS:
+        raise CLIError(f"--hidden {args.hidden} makes a network {sizes} of {n_weights:,} "
+                       f"weights, more than {MAX_WEIGHTS:,}: use smaller hidden layers")
+    print("\n".join(lines))       # only now: a data error leaves stdout empty
+
+    model = MLP(sizes, lr=args.lr, seed=args.seed, l2=args.l2,
+                loss=loss, optimizer=args.optimizer, dropout=args.dropout)
+    X_train, y_train = X[train_rows], y[train_rows]
+    validation = (X[held_rows], y[held_rows]) if len(held_rows) else None
+    stop = (EarlyStopping(monitor="val_loss", patience=args.patience)
+            if args.early_stopping else None)
+    model.train(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                verbose=args.verbose, validation_data=validation,
+                callbacks=[stop] if stop else None)
+    run = len(model.history["loss"])
+    print(f"trained {model.sizes} with {args.optimizer} (lr {args.lr:g}, batch "
+          f"{args.batch_size}, l2 {args.l2:g}, dropout {args.dropout:g}) for "
+          f"{_plural(run, 'epoch')}: final training loss {model.history['loss'][-1]:.5g}")
+    if stop is not None:
+        if stop.stopped_epoch:
+            what = (f"stopped after epoch {stop.stopped_epoch}: no improvement for "
+                    f"{_plural(args.patience, 'epoch')}")
+        else:
+            what = f"ran all {args.epochs} epochs"
+        print(f"early stopping: {what}; kept the weights of epoch {stop.best_epoch}, the best "
+              f"held-out loss ({stop.best:.5g})")
+
+    scores = {"training": float(model.score(X_train, y_train))}
+    metric = "accuracy" if classification else "R^2"
+    line = f"training {metric} {scores['training']:.4f}"
+    if validation is not None:
+        scores["held_out"] = float(model.score(*validation))
+        line += f", held-out {metric} {scores['held_out']:.4f}"
+        y_held = y[held_rows]
+        if classification:
+            majority = np.bincount(y_train).argmax()
+            line += f" (always predicting the commonest class: {np.mean(y_held == majority):.4f})"
+        else:
+            errors = (model.predict(validation[0]) - y_held) * target_std
+            scores["held_out_rmse"] = float(np.sqrt(np.mean(errors ** 2)))
+            line += f" (RMSE {scores['held_out_rmse']:.5g} in the target's units)"
+    print(line)
+
+    spec = {"format": _tabular.FORMAT, "target": args.target, "task": task, "classes": classes,
+            "target_mean": target_mean, "target_std": target_std, "columns": columns,
+            "sep": args.sep, "scores": scores}
+    _model_io().save(model, out, extra=spec)
+    print(f"saved {out} (the model and its preprocessing, one file)")
     return 0
+
+
+def _describe_features(table, features, columns, report, args):
+    """Lines saying which columns are features and what was done to them."""
+    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
+    n_inputs = len(_tabular.input_names(columns))
+    lines = [f"features: {_plural(len(features), 'column')} -> {_plural(n_inputs, 'input')}; "
+             f"{_plural(len(numeric), 'numeric column')} standardized"
+             + (f": {_quoted(numeric)}" if numeric else "")]
+    for c in columns:
+        if c["kind"] == "text":
+            n = _plural(len(c["categories"]), "category", "categories")
+            lines.append(f"  one-hot encoded: {c['name']!r} ({n}: {_quoted(c['categories'], 5)}; "
+                         f"a category unseen in training becomes all zeros)")
+    by_name = {c["name"]: c for c in columns}
+    for name, n_missing, _ in report:
+        c = by_name[name]
+        how = (f"median {c['fill']:.6g}" if c["kind"] == "numeric"
+               else f"most frequent {c['fill']!r}")
+        lines.append(f"  imputed: {name!r}, {_plural(n_missing, 'missing value')} filled with "
+                     f"the training rows' {how}")
+    left_out = [n for n in table.names if n not in features and n != args.target]
+    if left_out:
+        lines.append(f"  not used: {_quoted(left_out)}")
+    for name in features:
+        values = table.columns[name]
+        if values.dtype != object and len(values) >= 20 and not np.isnan(values).any() \
+                and np.all(values == np.round(values)) and len(np.unique(values)) == len(values):
+            lines.append(f"  note: {name!r} holds a distinct integer in every row, like an "
+                         f"identifier; if it is one, --drop it")
+    return lines
 
 
 # -- predict ----------------------------------------------------------------------------------
 
 def predict(args):
     """Predict the target of each row of a CSV file with a model saved by ``train``."""
-    model, extras = _load_model(args.model)
-    columns, lines = read_csv(args.csv)
-    features = extras["features"]
-    _require_columns(args.csv, columns, features, "the model was trained on them")
-    X = np.column_stack([numeric_column(args.csv, name, columns[name], lines)
-                         for name in features])
-    X = (X - np.asarray(extras["feature_mean"])) / np.asarray(extras["feature_std"])
-    out = model.predict(X)
-    if extras["task"] == "regression":
-        values = [repr(float(v)) for v in out * extras["target_std"] + extras["target_mean"]]
+    model, spec = _load_model(args.model)
+    sep = spec.get("sep", ",") if args.sep is None else args.sep
+    text_columns = [c["name"] for c in spec["columns"] if c["kind"] == "text"]
+    if args.id is not None:     # passed through as written: "007", ids beyond 2**53
+        text_columns.append(args.id)
+    table = _tabular.read_table(args.csv, sep, args.index_col, text_columns, args.reader)
+    target, classes = spec["target"], spec["classes"]
+    if args.id is not None:
+        table.require([args.id], "given to --id", index=True)
+        if args.id == target:
+            raise CLIError(f"--id {args.id!r} is the name of the predicted column: pass "
+                           f"another column")
+    if args.proba and spec["task"] != "classification":
+        raise CLIError(f"--proba needs a classification model; {args.model} does regression "
+                       f"of {target!r}")
+    X, report = _tabular.transform(table, spec["columns"], args.strict)
+
+    header = ([args.id] if args.id is not None else []) + [target]
+    fields = []
+    if args.id is not None:
+        fields.append(table.values(args.id).tolist())
+    if spec["task"] == "regression":
+        fields.append([repr(v) for v in
+                       (model.predict(X) * spec["target_std"] + spec["target_mean"]).tolist()])
     else:
-        values = [str(extras["classes"][int(i)]) for i in out]
+        proba = model.predict_proba(X)
+        if proba.ndim == 1:
+            proba = np.column_stack([1 - proba, proba])
+        fields.append([str(classes[i]) for i in proba.argmax(axis=1)])
+        if args.proba:
+            names = [str(c) for c in classes]
+            if set(names) & set(header):
+                names = [f"{target}={c}" for c in names]
+            header += names
+            fields += [[repr(v) for v in column] for column in proba.T.tolist()]
+    rows = zip(*[[("" if v is None else v) for v in column] for column in fields])
+
+    notes = [f"column {name!r}: "
+             + "; ".join(filter(None, [
+                 n_missing and f"{_plural(n_missing, 'missing value')} imputed as in training",
+                 unseen and f"{_plural(unseen, 'value')} of categories unseen in training "
+                            f"encoded as all zeros"]))
+             for name, n_missing, unseen in report]
     if args.out is None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([extras["target"]])
-        writer.writerows([v] for v in values)
+        writer.writerow(header)
+        writer.writerows(rows)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow([extras["target"]])
-            writer.writerows([v] for v in values)
-        print(f"wrote {len(values)} predictions of {extras['target']!r} to {args.out}")
+            writer.writerow(header)
+            writer.writerows(rows)
+        print(f"wrote {table.n_rows} predictions of {target!r} to {args.out} (columns "
+              f"{_quoted(header)})")
+        for note in notes:
+            print(f"note: {note}")
     return 0
 
 
@@ -375,6 +461,11 @@ def bench(args):
 
 # -- main -------------------------------------------------------------------------------------
 
+def _optimizer_names():
+    from .optimizers import OPTIMIZERS
+    return OPTIMIZERS
+
+
 def _parser():
     parser = _Parser(prog="python -m fastmlp",
                      description="fastmlp: fast multilayer perceptrons.")
@@ -387,23 +478,73 @@ def _parser():
 
     p = commands.add_parser(
         "train", help="train an MLP on a CSV file",
-        description="Train an MLP on a CSV file with a header row. Every column but the target "
-                    "is a feature and must be numeric; features are standardized. Writes the "
-                    "model to OUT and its preprocessing (column names, task, classes, scaling) "
-                    "to OUT.json; `predict` needs both.")
+        description="Train an MLP on a CSV file with a header row, holding out a validation "
+                    "split to report the held-out score beside the training score. Every "
+                    "column but the target is a feature (choose with --features and --drop). "
+                    "Numeric columns are standardized; text columns are one-hot encoded; "
+                    "missing values are imputed (median of a numeric column, most frequent "
+                    "value of a text column), each reported in the output, or refused with "
+                    "--strict. Writes one file, OUT: the model with its preprocessing, which "
+                    "`predict` applies.")
     p.add_argument("csv", metavar="CSV", help="the training data, with a header row")
     p.add_argument("--target", required=True, metavar="COL", help="the column to predict")
-    p.add_argument("--hidden", default="64,32", metavar="W1,W2,...",
-                   help="hidden-layer widths, comma-separated (default 64,32; 'none' for none)")
-    p.add_argument("--epochs", type=int, default=50, help="passes over the data (default 50)")
-    p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--optimizer", default="adam",
-                   help="sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw (default adam)")
-    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
-                   help=f"auto (default): classification when the target holds text or at most "
-                        f"{MAX_AUTO_CLASSES} distinct integers, else regression")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data = p.add_argument_group("reading and preparing the data")
+    data.add_argument("--features", action="append", metavar="COL,...",
+                      help="use only these columns as features (comma-separated or repeated)")
+    data.add_argument("--drop", action="append", metavar="COL,...",
+                      help="leave out these columns, e.g. an id column (comma-separated or "
+                           "repeated)")
+    data.add_argument("--categorical", action="append", metavar="COL,...",
+                      help="one-hot encode these columns even though they hold numbers "
+                           "(category codes)")
+    data.add_argument("--sep", default=",", metavar="CHAR", type=_separator,
+                      help="the field delimiter, e.g. ';' or '\\t' (default ',')")
+    data.add_argument("--index-col", metavar="COL",
+                      help="a column of row labels, by name or position from 0, never used as "
+                           "a feature (--index-col 0 for the unnamed first column that pandas' "
+                           "DataFrame.to_csv writes)")
+    data.add_argument("--strict", action="store_true",
+                      help="refuse text feature columns and missing values instead of one-hot "
+                           "encoding and imputing them")
+    data.add_argument("--reader", choices=["auto", "pandas", "numpy"], default="auto",
+                      help="CSV reader: auto (default) uses pandas when it is installed")
+    data.add_argument("--task", choices=["auto", "classification", "regression"],
+                      default="auto",
+                      help=f"auto (default): classification when the target holds text or at "
+                           f"most {_tabular.MAX_AUTO_CLASSES} distinct integers, else "
+                           f"regression")
+    data.add_argument("--validation-fraction", type=_real("--validation-fraction", 0, 1,
+                                                          high_open=True),
+                      default=0.2, metavar="F",
+                      help="fraction of the rows held out to score the model (stratified for "
+                           "classification; default 0.2; 0 holds out none)")
+    net = p.add_argument_group("the network and its training")
+    net.add_argument("--hidden", default="64,32", metavar="W1,W2,...",
+                     help="hidden-layer widths, comma-separated (default 64,32; 'none' for none)")
+    net.add_argument("--epochs", default=50, metavar="N",
+                     type=_integer("--epochs", 1, MAX_EPOCHS,
+                                   "; --early-stopping ends training when the held-out loss "
+                                   "stops improving"),
+                     help=f"passes over the training rows (default 50, at most {MAX_EPOCHS})")
+    net.add_argument("--batch-size", type=_integer("--batch-size", 1), default=32, metavar="N",
+                     help="rows per step (default 32)")
+    net.add_argument("--lr", type=_real("--lr", 0, low_open=True), default=0.01, metavar="RATE",
+                     help="learning rate (default 0.01)")
+    net.add_argument("--optimizer", default="adam", choices=list(_optimizer_names()),
+                     help="update rule (default adam)")
+    net.add_argument("--l2", type=_real("--l2", 0), default=0.0, metavar="PENALTY",
+                     help="L2 penalty on the weights (default 0)")
+    net.add_argument("--dropout", type=_real("--dropout", 0, 1, high_open=True), default=0.0,
+                     metavar="RATE",
+                     help="dropout rate of the hidden layers, in [0, 1) (default 0)")
+    net.add_argument("--early-stopping", action="store_true",
+                     help="stop when the held-out loss has not improved for --patience epochs "
+                          "and keep the best epoch's weights")
+    net.add_argument("--patience", type=_integer("--patience", 1), default=10, metavar="N",
+                     help="epochs without improvement before --early-stopping stops "
+                          "(default 10)")
+    net.add_argument("--seed", type=_integer("--seed", 0), default=0, metavar="N",
+                     help="seed of the split, the initial weights and the shuffling (default 0)")
     p.add_argument("--out", default="model.npz",
                    help="model file to write (default model.npz; .npz is appended if missing)")
     p.add_argument("--verbose", action="store_true", help="print the loss of every epoch")
@@ -412,12 +553,27 @@ def _parser():
     p = commands.add_parser(
         "predict", help="predict with a model saved by train",
         description="Predict the target of every row of a CSV file with a model saved by "
-                    "`train` (and its MODEL.json). The CSV must have the model's feature "
-                    "columns; other columns are ignored. Prints one prediction per line under "
-                    "a header, or writes them to --out.")
+                    "`train`, applying the preprocessing stored in it. The CSV must have the "
+                    "model's feature columns; other columns are ignored. Missing values are "
+                    "imputed as in training; a category not seen in training is encoded as "
+                    "all zeros (both reported on stderr, or refused with --strict). Prints a "
+                    "CSV of predictions, or writes it to --out.")
     p.add_argument("model", metavar="MODEL", help="the model file written by train")
     p.add_argument("csv", metavar="CSV", help="the data, with a header row")
     p.add_argument("--out", default=None, help="write the predictions to this CSV file")
+    p.add_argument("--id", metavar="COL",
+                   help="copy this column (e.g. an id) into the output, as its first column")
+    p.add_argument("--proba", action="store_true",
+                   help="add the class probabilities, one column named after each class "
+                        "(TARGET=class if a class name is taken by another output column)")
+    p.add_argument("--sep", default=None, metavar="CHAR", type=_separator,
+                   help="the field delimiter (default: the one the model was trained with)")
+    p.add_argument("--index-col", metavar="COL",
+                   help="a column of row labels, by name or position from 0 (see train)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse missing values and unseen categories")
+    p.add_argument("--reader", choices=["auto", "pandas", "numpy"], default="auto",
+                   help="CSV reader: auto (default) uses pandas when it is installed")
     p.set_defaults(run=predict)
 
     p = commands.add_parser(
@@ -443,7 +599,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     -------
     int
         0 on success, 2 on an error (reported as one line on stderr), 130 when interrupted,
-        or the benchmark suite's own status for ``bench``.
+        141 when the reader of the output closed it early (``predict ... | head``), or the
+        benchmark suite's own status for ``bench``.
     """
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
@@ -452,6 +609,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.bench_args = rest
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader of our output went away (``predict ... | head``): stop quietly, as
+        # command-line tools killed by SIGPIPE do, without a second error at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except FileNotFoundError as exc:
         message = f"no such file: {exc.filename}"
     except IsADirectoryError as exc:

@@ -120,3 +120,94 @@ class EpochRunner:
         if status == _train.Status.INTERRUPTED:
             self.interrupted = True
         return done
+
+
+class StackRunner(EpochRunner):
+    """Runs blocks of epochs of a stack of K models on shared batches (``fastmlp.stack``).
+
+    As ``EpochRunner`` for the thread limit and Ctrl-C. A model that diverges leaves the stack
+    without stopping the others: ``diverged`` maps its index to the message, and its buffers
+    hold the state of the end of its last finite epoch.
+    """
+
+    def __init__(self, stack, X, Y, sample_weight, weight_scale, weighted, batch_size, seeds,
+                 n_threads=1):
+        models = stack._models
+        self.n_threads = n_threads
+        self.stack = stack
+        self.model = models[0]
+        self.X, self.Y, self.w = X, Y, sample_weight
+        self.weight_scale, self.weighted = weight_scale, weighted
+        self.batch_size = batch_size
+        self.seeds = seeds
+        self.nets = [m._network(batch_size) for m in models]
+        width = max(net.workspace_size for net in self.nets)
+        self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
+        self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)
+        self.epochs_done = np.zeros(len(models), dtype=np.intp)
+        self.diverged = {}
+        self.interrupted = False
+        self._cleanup = None
+
+    def active(self):
+        """Whether any model is still training."""
+        return bool(np.any(self.status == _train.Status.OK))
+
+    def run(self, orders, rates, losses_out):
+        """Train ``len(orders)`` epochs at ``rates[e, k]`` for model k; return each model's
+        number of epochs done in this call (shape (K,)).
+
+        The models are split into ``self.n_threads`` contiguous groups, each trained by its own
+        kernel call in its own thread (the kernel releases the GIL); a model's arithmetic does
+        not depend on its group, so the results do not depend on the thread count."""
+        s = self.stack
+        K = len(self.nets)
+        done = np.zeros(K, dtype=np.intp)
+        bounds = np.linspace(0, K, min(self.n_threads, K) + 1).astype(int)
+        results = [None] * (len(bounds) - 1)
+        errors = []
+
+        def train_group(g):
+            try:
+                _train_group(g)
+            except BaseException as error:      # raised in the caller's thread below
+                errors.append(error)
+
+        def _train_group(g):
+            a, b = bounds[g], bounds[g + 1]
+            w = self.w if self.w is None or self.w.shape[0] == 1 else self.w[a:b]
+            results[g] = _train.train_stack_epochs(
+                self.nets[a:b], s.params[a:b], s.opt_state[a:b], s.bn_state[a:b],
+                s.steps[a:b], self.X, self.Y, w, self.weight_scale[a:b], self.weighted[a:b],
+                orders, rates[:, a:b].copy(), self.batch_size, self.seeds[a:b],
+                self.workspaces[a:b], losses_view[g], self.status[a:b], done[a:b])
+
+        losses_view = [np.empty((len(orders), bounds[g + 1] - bounds[g]))
+                       for g in range(len(bounds) - 1)]
+        if len(results) == 1:
+            _train_group(0)
+        else:
+            workers = [threading.Thread(target=train_group, args=(g,))
+                       for g in range(1, len(results))]
+            for worker in workers:
+                worker.start()
+            try:
+                train_group(0)
+            finally:
+                for worker in workers:
+                    worker.join()
+            if errors:
+                raise errors[0]
+        for g in range(len(results)):
+            losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
+        for k in np.flatnonzero(self.status != _train.Status.OK):
+            if k not in self.diverged:
+                what = "loss" if self.status[k] == _train.Status.NONFINITE_LOSS else "weights"
+                epoch = int(self.epochs_done[k] + done[k] + 1)
+                self.diverged[int(k)] = (
+                    f"model {k} diverged in epoch {epoch}: the {what} became NaN or infinite; "
+                    f"it keeps the state of the end of epoch {epoch - 1}")
+        self.epochs_done += done
+        if any(r == _train.Status.INTERRUPTED for r in results):
+            self.interrupted = True
+        return done

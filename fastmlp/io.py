@@ -462,8 +462,16 @@ def _rebuild(metadata, arrays):
         model.classes_ = classes
 
     history = metadata["history"]
+    # best_epoch: an epoch number beside the lists; val_metric: its name in older files.
+    best_epoch = history.pop("best_epoch", None) if isinstance(history, dict) else None
     if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
         raise ValueError("history must be an object of lists")
+    if "val_metric" in history:
+        history[model._val_metric_key()] = history.pop("val_metric")
+    if best_epoch is not None:
+        if isinstance(best_epoch, bool) or not isinstance(best_epoch, int) or best_epoch < 1:
+            raise ValueError(f"history's best_epoch must be an epoch >= 1; got {best_epoch!r}")
+        history["best_epoch"] = model.best_epoch = best_epoch
     model.history = history
     model._rng = _restore_rng(metadata["rng_state"])
     return model

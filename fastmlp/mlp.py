@@ -177,10 +177,15 @@ class MLP:
         The rate of the last epoch trained (``base_lr`` before any training). Assigning it
         sets the base rate of later ``train`` calls, as does assigning ``lr_decay`` its decay
         (the lecture's SimpleMLP reads both in ``train``).
-    history : dict of lists
-        After ``train``, per epoch: "loss" (mean batch loss plus the penalty at the epoch's
-        end), "lr", and with validation data "val_loss" and "val_metric" (accuracy for
-        classification, R^2 for regression).
+    history : dict
+        After ``train``, lists with one value per epoch: "loss" (mean batch loss plus the
+        penalty at the epoch's end), "lr", and with validation data "val_loss" and
+        "val_accuracy" (classification) or "val_r2" (regression). With early stopping, also
+        "best_epoch", a number: the same as the attribute ``best_epoch``.
+    best_epoch : int or None
+        With early stopping (``early_stopping=True`` or an ``EarlyStopping`` callback), the
+        epoch of the last ``train`` call (counted from 1) with the best monitored value: the
+        one whose weights the model holds when ``restore_best_weights`` is on. None without.
 
     Raises
     ------
@@ -271,6 +276,7 @@ class MLP:
                 self.running_var[k][:] = 1
         self.classes_ = None
         self.history = {"loss": [], "lr": []}
+        self.best_epoch = None
 
     def _bind_views(self):
         """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
@@ -506,6 +512,11 @@ class MLP:
         with _threads.blas_threads(self._blas_work(rows)):
             return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace, out)
 
+    def _val_metric_key(self):
+        """The name of the validation metric in logs and history: "val_r2" for regression,
+        "val_accuracy" for classification (exact match of all labels for multi-label)."""
+        return "val_r2" if self._task == "regression" else "val_accuracy"
+
     def _evaluate(self, X, Y, rows):
         """The objective and the metric (see ``_metric``) on encoded targets, from one pass."""
         out = np.empty_like(Y)
@@ -584,8 +595,8 @@ class MLP:
             Weights per class (classification); multiplied into ``sample_weight``. "balanced"
             weighs each class by ``n_samples / (n_classes * count)``.
         validation_data : (X_val, y_val), optional
-            Evaluated after every epoch (``history["val_loss"]``, ``["val_metric"]``) and used
-            by early stopping.
+            Evaluated after every epoch (``history["val_loss"]`` and ``["val_accuracy"]`` or
+            ``["val_r2"]``) and used by early stopping.
         callbacks : list of fastmlp.callbacks.Callback or functions, optional
             Called after every epoch; see ``fastmlp.callbacks``.
         progress : bool, default False
@@ -654,8 +665,9 @@ class MLP:
                      or bar is not None)
         history = {"loss": [], "lr": []}
         if validation is not None:
-            history.update(val_loss=[], val_metric=[])
+            history.update({"val_loss": [], self._val_metric_key(): []})
         self.history = history
+        self.best_epoch = None
         runner = _engine.EpochRunner(self, X, Y, w, batch, seed)
         with contextlib.ExitStack() as cleanup:
             # Undone in reverse order however training ends: callbacks' on_train_end, the
@@ -670,6 +682,22 @@ class MLP:
                 begun.append(c)
             self._run_epochs(runner, epochs, shuffle, rng, schedule, per_epoch, validation,
                              callbacks, bar, verbose)
+        self._record_early_stopping(callbacks, verbose or bar is not None)
+
+    def _record_early_stopping(self, callbacks, verbose):
+        """Set ``best_epoch`` and ``history["best_epoch"]`` from the early stopping of the run
+        (the ``EarlyStopping`` that stopped it, else the last one) and, when verbose, print
+        what each one did."""
+        stoppers = [c for c in callbacks if isinstance(c, EarlyStopping)]
+        if not stoppers:
+            return
+        chosen = next((c for c in stoppers if c.stopped_epoch), stoppers[-1])
+        if chosen.best_epoch:
+            self.best_epoch = self.history["best_epoch"] = chosen.best_epoch
+        for c in stoppers if verbose else ():
+            message = c.summary()
+            if message is not None:
+                print(message, file=sys.stdout, flush=True)
 
     def _run_epochs(self, runner, epochs, shuffle, rng, schedule, per_epoch, validation,
                     callbacks, bar, verbose):
@@ -711,9 +739,10 @@ class MLP:
                 continue
             logs = {"loss": losses[done - 1], "lr": rates[done - 1]}
             if validation is not None:
-                logs["val_loss"], logs["val_metric"] = self._evaluate(*validation)
+                metric = self._val_metric_key()
+                logs["val_loss"], logs[metric] = self._evaluate(*validation)
                 history["val_loss"].append(logs["val_loss"])
-                history["val_metric"].append(logs["val_metric"])
+                history[metric].append(logs[metric])
             schedule.observe(first, logs.get("val_loss", logs["loss"]))
             for c in callbacks:
                 stop |= bool(c.on_epoch_end(self, first, logs))
@@ -749,8 +778,8 @@ class MLP:
         width = len(str(epochs))
         line = f"Epoch {epoch:{width}d}/{epochs} | loss {logs['loss']:.5f}"
         if "val_loss" in logs:
-            metric = "val_r2" if self._task == "regression" else "val_acc"
-            line += f" | val_loss {logs['val_loss']:.5f} | {metric} {logs['val_metric']:.4f}"
+            metric = self._val_metric_key()
+            line += f" | val_loss {logs['val_loss']:.5f} | {metric} {logs[metric]:.4f}"
         line += f" | lr {logs['lr']:.4g} | {elapsed:.2f}s"
         print(line, file=sys.stdout, flush=True)
 

@@ -2,6 +2,7 @@
 artists, and the PNG it saves shows something inside the axes (the check is shown to reject an
 empty axes)."""
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -237,3 +238,207 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch, call):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r'pip install "fastmlp\[plot\]"'):
         call()
+
+
+# -- the best epoch, the metric, and estimators -------------------------------------------------
+
+def test_plot_loss_marks_the_best_epoch_and_draws_the_metric(tmp_path):
+    X, y = make_circles(200, noise=0.15, factor=0.5, random_state=2)
+    model = MLP([2, 32, 32, 1], lr=0.05, seed=0, optimizer="adam", early_stopping=True,
+                patience=8)
+    model.fit(X, y, epochs=300, batch_size=16, verbose=False)
+    best = model.best_epoch
+    assert best is not None and best < len(model.history["loss"])
+    ax = plot_loss(model)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["training loss", "validation loss", f"best epoch {best}"]
+    np.testing.assert_array_equal(ax.get_lines()[2].get_xdata(), [best, best])
+    (marker,) = ax.collections        # circled: the validation loss the weights came from
+    np.testing.assert_array_equal(marker.get_offsets(),
+                                  [[best, model.history["val_loss"][best - 1]]])
+    (right,) = [a for a in ax.figure.axes if a is not ax]
+    (metric,) = right.get_lines()
+    assert metric.get_label() == "validation accuracy" and right.get_ylabel() == "accuracy"
+    np.testing.assert_array_equal(metric.get_ydata(), model.history["val_accuracy"])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == labels[:2] + ["validation accuracy", labels[2]]
+    assert_not_blank(axes_pixels(ax, tmp_path / "loss_best.png"))
+    # metric=False: one axes only.
+    assert len(plot_loss(model, metric=False).figure.axes) == 1
+
+
+def test_plot_loss_places_its_legend_clear_of_every_curve():
+    # The loss falls from the upper left; the metric rises from the lower left to the upper
+    # right: only the lower right is free, and loc="best" on the loss axes alone would miss it.
+    n = 40
+    history = {"loss": list(np.linspace(1.0, 0.5, n) ** 2),
+               "val_accuracy": list(np.linspace(0.2, 1.0, n))}
+    ax = plot_loss(history)
+    ax.figure.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    for a in ax.figure.axes:
+        for line in a.get_lines():
+            xy = line.get_transform().transform(line.get_xydata())
+            inside = ((xy[:, 0] > box.x0) & (xy[:, 0] < box.x1) & (xy[:, 1] > box.y0)
+                      & (xy[:, 1] < box.y1))
+            assert not inside.any(), f"the legend covers {line.get_label()}"
+
+
+@pytest.fixture(scope="module")
+def sklearn_classifier(circles):
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    X, y = circles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return neural_network.MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True,
+                                            random_state=0,
+                                            learning_rate_init=0.01, max_iter=200).fit(X, y)
+
+
+def test_plot_loss_of_a_scikit_learn_estimator(sklearn_classifier, tmp_path):
+    est = sklearn_classifier
+    ax = plot_loss(est)
+    best = int(np.argmax(est.validation_scores_)) + 1
+    assert [line.get_label() for line in ax.get_lines()] == ["training loss",
+                                                             f"best epoch {best}"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), est.loss_curve_)
+    (right,) = [a for a in ax.figure.axes if a is not ax]
+    np.testing.assert_array_equal(right.get_lines()[0].get_ydata(), est.validation_scores_)
+    assert est.validation_scores_[best - 1] == est.best_validation_score_
+    # The marker sits on the score the estimator kept.
+    np.testing.assert_array_equal(right.collections[0].get_offsets(),
+                                  [[best, est.best_validation_score_]])
+    assert_not_blank(axes_pixels(ax, tmp_path / "loss_sklearn.png"))
+
+
+def test_plot_loss_of_fastmlp_estimators_and_pipelines(circles):
+    pytest.importorskip("sklearn")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from fastmlp.estimators import MLPClassifier, MLPRegressor
+    X, y = circles
+    clf = make_pipeline(StandardScaler(),
+                        MLPClassifier(hidden_layer_sizes=(8,), max_iter=15, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    ax = plot_loss(clf)
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), clf[-1].loss_curve_)
+    assert len(ax.figure.axes) == 1     # no early stopping: no score, no best epoch
+    with pytest.raises(ValueError, match="fit it first"):
+        plot_loss(MLPRegressor())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lbfgs = MLPRegressor(solver="lbfgs", max_iter=5).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="lbfgs"):
+        plot_loss(lbfgs)
+
+
+def test_decision_boundary_of_scikit_learn_estimators(circles, sklearn_classifier, tmp_path):
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    X, y = circles
+    ax = plot_decision_boundary(sklearn_classifier, X, y, resolution=60)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1"]
+    assert_not_blank(axes_pixels(ax, tmp_path / "boundary_sklearn.png"), min_colors=20)
+    regressor = neural_network.MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        regressor.fit(X, X[:, 0] * X[:, 1])
+    ax = plot_decision_boundary(regressor, X, X[:, 0] * X[:, 1], resolution=40)
+    assert ax.get_title() == "Predictions"
+
+
+def test_decision_boundary_points_stay_visible_on_their_own_colour(circles, circles_model,
+                                                                   tmp_path):
+    X, y = circles
+    ax = plot_decision_boundary(circles_model, X, y, resolution=120)
+    groups = {c.get_label(): c for c in ax.collections if c.get_label() in ("0", "1")}
+    # One marker shape per class.
+    shapes = [groups[k].get_paths()[0].vertices for k in ("0", "1")]
+    assert shapes[0].shape != shapes[1].shape or not np.allclose(*shapes)
+    path = tmp_path / "boundary_points.png"
+    ax.figure.savefig(path)
+    image = matplotlib.image.imread(path)[..., :3]
+    # The class-0 point deepest in the class-0 (dark red) region, away from other points:
+    # a white ring around it separates it from the region.
+    p1 = circles_model.predict_proba(X)
+    far = np.array([np.sort(np.hypot(*(X - x).T))[1] for x in X]) > 0.15
+    i = np.flatnonzero((y == 0) & far)[np.argmin(p1[(y == 0) & far])]
+    col, row = ax.transData.transform(X[i])
+    window = image[image.shape[0] - int(row) - 6:image.shape[0] - int(row) + 7,
+                   int(col) - 6:int(col) + 7]
+    assert np.any(np.all(window > 0.9, axis=-1)), "no white edge around the point"
+    region = image[image.shape[0] - int(row) - 40, int(col)]
+    assert not np.all(region > 0.9)     # the background there is not white itself
+
+
+# -- the learning rate: steps, estimators -------------------------------------------------------
+
+def test_step_decay_is_drawn_as_steps(tmp_path):
+    ax = plot_learning_rate(StepDecay(step_size=10, gamma=0.5), epochs=30, base_lr=0.1)
+    (line,) = ax.get_lines()
+    assert line.get_drawstyle() == "steps-post" and ax.get_yscale() == "linear"
+    np.testing.assert_array_equal(line.get_ydata(), 0.1 * 0.5 ** (np.arange(30) // 10))
+    # The path drawn holds each rate until the next epoch, then drops vertically.
+    vertices = line.get_path().vertices
+    x, r = np.arange(1, 31), line.get_ydata()
+    expected = np.empty((59, 2))
+    expected[0::2] = np.column_stack([x, r])
+    expected[1::2] = np.column_stack([x[1:], r[:-1]])
+    np.testing.assert_array_equal(vertices, expected)
+    # In the picture: between epochs 10 and 11 the line is at 0.1 (the step), not halfway.
+    path = tmp_path / "steps.png"
+    ax.figure.savefig(path)
+    image = matplotlib.image.imread(path)[..., :3]
+
+    def drawn_at(x, y):       # the axes are white but for the line (antialiased: lighter)
+        col, row = ax.transData.transform((x, y))
+        patch = image[image.shape[0] - int(row) - 2:image.shape[0] - int(row) + 3,
+                      int(col) - 1:int(col) + 2]
+        return bool(np.any(patch.min(axis=-1) < 0.85))
+
+    assert drawn_at(10.5, 0.1) and drawn_at(20.5, 0.05)
+    assert not drawn_at(10.5, 0.075) and not drawn_at(20.5, 0.0375)
+
+
+def test_learning_rate_of_scikit_learn_estimators(circles):
+    neural_network = pytest.importorskip("sklearn.neural_network")
+    X, y = circles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adam = neural_network.MLPClassifier(hidden_layer_sizes=(8,), max_iter=12,
+                                            learning_rate_init=0.02,
+                                            random_state=0).fit(X, y)
+        inv = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd",
+                                           learning_rate="invscaling",
+                                           learning_rate_init=0.5, power_t=0.5, max_iter=12,
+                                           random_state=0).fit(X, y)
+        adaptive = neural_network.MLPClassifier(hidden_layer_sizes=(8,), solver="sgd",
+                                                learning_rate="adaptive",
+                                                max_iter=5, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(plot_learning_rate(adam).get_lines()[0].get_ydata(),
+                                  np.full(12, 0.02))
+    rates = plot_learning_rate(inv).get_lines()[0].get_ydata()
+    assert rates[0] == 0.5 and len(rates) == len(inv.loss_curve_) == 12
+    np.testing.assert_allclose(rates, 0.5 / (len(X) * np.arange(12) + 1) ** 0.5, rtol=1e-15)
+    # scikit-learn's optimizer holds the rate of the epoch after the last: the same rule.
+    assert inv._optimizer.learning_rate == pytest.approx(0.5 / (len(X) * 12 + 1) ** 0.5,
+                                                         rel=1e-12)
+    with pytest.raises(ValueError, match="adaptive"):
+        plot_learning_rate(adaptive)
+    with pytest.raises(ValueError, match="fit it first"):
+        plot_learning_rate(neural_network.MLPClassifier())
+
+
+def test_learning_rate_of_a_fastmlp_estimator_with_a_schedule(circles):
+    pytest.importorskip("sklearn")
+    from fastmlp.estimators import MLPClassifier
+    X, y = circles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate=StepDecay(3, 0.5),
+                            learning_rate_init=0.2, max_iter=9, random_state=0).fit(X, y)
+    line = plot_learning_rate(est).get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), 0.2 * 0.5 ** (np.arange(9) // 3))
+    assert line.get_drawstyle() == "steps-post"

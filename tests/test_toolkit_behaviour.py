@@ -285,7 +285,7 @@ def test_validation_fraction_holds_out_a_stratified_split():
                     patience=3)
         model.b[0] = [-20.0]
         model.train(X, y, epochs=2, verbose=False)
-        assert model.history["val_metric"] == [0.9, 0.9]
+        assert model.history["val_accuracy"] == [0.9, 0.9]
         assert len(model.history["val_loss"]) == 2
 
 
@@ -295,8 +295,8 @@ def test_validation_fraction_trains_and_validates(four_class_data):
                 validation_fraction=0.25, patience=5)
     model.train(X, y, epochs=40, batch_size=16, verbose=False)
     h = model.history
-    assert len(h["val_loss"]) == len(h["val_metric"]) == len(h["loss"]) >= 1
-    assert all(np.isfinite(h["val_loss"])) and 0.5 < max(h["val_metric"]) <= 1
+    assert len(h["val_loss"]) == len(h["val_accuracy"]) == len(h["loss"]) >= 1
+    assert all(np.isfinite(h["val_loss"])) and 0.5 < max(h["val_accuracy"]) <= 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,7 +489,7 @@ class Recorder(Callback):
     def on_epoch_end(self, model, epoch, logs):
         # The logs describe the model as it is now.
         assert logs["val_loss"] == pytest.approx(model.loss(self.X_val, self.y_val), rel=1e-12)
-        assert logs["val_metric"] == model.score(self.X_val, self.y_val)
+        assert logs["val_accuracy"] == model.score(self.X_val, self.y_val)
         assert logs["loss"] == model.history["loss"][-1]
         assert logs["lr"] == model.history["lr"][-1] == model.lr
         self.calls.append(("epoch", epoch, sorted(logs)))
@@ -504,7 +504,7 @@ def test_callback_subclass_gets_every_hook(four_class_data):
     model = MLP([4, 8, 4], lr=0.1, seed=0, lr_decay=0.9)
     model.train(X[30:], y[30:], epochs=4, verbose=False, validation_data=(X[:30], y[:30]),
                 callbacks=[recorder])
-    keys = ["loss", "lr", "val_loss", "val_metric"]
+    keys = ["loss", "lr", "val_accuracy", "val_loss"]
     assert recorder.calls == [("begin", 0)] + [("epoch", e, keys) for e in range(1, 5)] + \
         [("end", 4)]
 

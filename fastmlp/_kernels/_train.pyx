@@ -22,6 +22,7 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport isfinite, sqrt
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from fastmlp._kernels._activations cimport ACT_IDENTITY, activate
@@ -717,3 +718,221 @@ def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weig
         raise ValueError(f"sample_weight must have {X.shape[0]} entries")
     if workspace.shape[0] < network.workspace_size:
         raise ValueError(f"workspace needs {network.workspace_size} entries")
+
+
+# -- many models of one architecture on shared batches ----------------------------------------
+
+cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** thetas,
+                           floating** opt_states, floating** bn_states, int64_t* steps,
+                           const floating* X, const floating* Y, const double* sample_weight,
+                           Py_ssize_t weight_rows, const double* weight_scale,
+                           const unsigned char* weighted, Py_ssize_t n_rows,
+                           const Py_ssize_t* orders, Py_ssize_t n,
+                           const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
+                           const uint64_t* seeds, floating** workspaces, floating* shared,
+                           double* loss_out, int* status, Py_ssize_t* done,
+                           int64_t* step_at_start, double* totals) noexcept nogil:
+    """Train every model whose status is OK on the same batches: each batch is gathered once,
+    then each model takes exactly the step ``train_epochs_nogil`` would take for it alone.
+
+    A model whose loss or weights become non-finite is restored to the start of that epoch and
+    leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
+    on. Returns INTERRUPTED when Ctrl-C was caught (after the epoch), else OK."""
+    cdef Py_ssize_t e, start, m, i, k
+    cdef const Net* net = nets[0]
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
+    cdef floating* A0 = shared
+    cdef floating* Yb = shared + batch_size * n_in
+    cdef floating* ws
+    cdef floating* Wb
+    cdef const Py_ssize_t* order
+    cdef double batch_loss, rate
+    cdef bint any_active
+    for e in range(n_epochs):
+        any_active = False
+        for k in range(n_models):
+            if status[k] == OK:
+                any_active = True
+                save_state(nets[k], workspaces[k] + nets[k].backup_off, thetas[k],
+                           opt_states[k], bn_states[k], False)
+                step_at_start[k] = steps[k]
+                totals[k] = 0
+        if not any_active:
+            break
+        order = orders + e * n
+        start = 0
+        while start < n:
+            m = batch_size if start + batch_size <= n else n - start
+            gather_rows(X, order + start, 0, m, n_in, A0)
+            gather_rows(Y, order + start, 0, m, n_out, Yb)
+            for k in range(n_models):
+                if status[k] != OK:
+                    continue
+                net = nets[k]
+                ws = workspaces[k]
+                rate = rates[e * n_models + k]
+                Wb = NULL
+                if weighted[k]:
+                    Wb = ws + net.sw_off
+                    for i in range(m):
+                        Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
+                                                          + order[start + i]] * weight_scale[k])
+                forward(net, thetas[k], bn_states[k], A0, ws, m, TRAIN, seeds[k],
+                        <uint64_t> steps[k])
+                batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
+                                        Yb, Wb, m, n_out, <floating> (1.0 / m),
+                                        ws + net.delta_off0)
+                if not isfinite(batch_loss):
+                    save_state(net, ws + net.backup_off, thetas[k], opt_states[k],
+                               bn_states[k], True)
+                    steps[k] = step_at_start[k]
+                    status[k] = NONFINITE_LOSS
+                    continue
+                totals[k] += batch_loss
+                steps[k] += 1
+                if fused_sgd(net):
+                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, rate)
+                else:
+                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, 0)
+                    update(net, thetas[k], ws + net.grad_off, opt_states[k], rate, steps[k])
+            start += m
+        for k in range(n_models):
+            if status[k] != OK:
+                continue
+            net = nets[k]
+            if not all_finite_ptr(thetas[k], net.n_params):
+                save_state(net, workspaces[k] + net.backup_off, thetas[k], opt_states[k],
+                           bn_states[k], True)
+                steps[k] = step_at_start[k]
+                status[k] = NONFINITE_PARAMS
+                continue
+            loss_out[e * n_models + k] = totals[k] / n + penalty(net, thetas[k])
+            done[k] = e + 1
+        if fastmlp_stop_requested:
+            return INTERRUPTED
+    return OK
+
+
+def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] opt_states,
+                       floating[:, ::1] bn_states, int64_t[::1] steps,
+                       const floating[:, ::1] X, const floating[:, ::1] Y,
+                       const double[:, ::1] sample_weight, const double[::1] weight_scale,
+                       const unsigned char[::1] weighted, const Py_ssize_t[:, ::1] orders,
+                       const double[:, ::1] rates, Py_ssize_t batch_size,
+                       const uint64_t[::1] seeds, floating[:, ::1] workspaces,
+                       double[:, ::1] loss_out, int[::1] status, Py_ssize_t[::1] done):
+    """Train K models on shared batches for ``len(orders)`` epochs, with the GIL released.
+
+    Model k is described by ``networks[k]`` and owns row k of ``thetas``, ``opt_states``,
+    ``bn_states``, ``steps``, ``workspaces``; every model visits ``orders[e]`` (row indices
+    into X) in batches of ``batch_size``, as ``train_epochs`` would train it alone, so each ends
+    with exactly the parameters it would have had alone.
+
+    Parameters
+    ----------
+    networks : list of K Network
+        Same input and output widths, parameter count and batch-norm state size; built with
+        ``max_batch >= batch_size``. Hyperparameters, activations, dropout, optimizer may differ.
+    thetas, opt_states, bn_states : (K, ...) arrays, IN/OUT
+        Rows are the models' flat buffers (``opt_states`` at least as wide as the largest
+        optimizer state).
+    steps : (K,) int64, IN/OUT
+    X, Y : (n_rows, ...) arrays, IN
+    sample_weight : (K, n_rows) or (1, n_rows) float64, or None, IN
+        Row k (or the one row), times ``weight_scale[k]``, weighs model k's samples where
+        ``weighted[k]``.
+    weight_scale : (K,) float64; weighted : (K,) uint8
+    orders : (n_epochs, n) int, IN
+    rates : (n_epochs, K) float64, IN
+    batch_size : int
+    seeds : (K,) uint64
+        Dropout seeds.
+    workspaces : (K, >= max workspace_size) arrays, scratch
+    loss_out : (n_epochs, K) float64, OUT
+    status : (K,) int32, IN/OUT
+        Models whose status is not OK are left alone; a model that diverges gets
+        NONFINITE_LOSS or NONFINITE_PARAMS, its buffers restored to the start of that epoch.
+    done : (K,) intp, OUT
+        Epochs each model finished in this call.
+
+    Returns
+    -------
+    int
+        INTERRUPTED when Ctrl-C was caught (see ``catch_interrupts``), else OK.
+    """
+    cdef Py_ssize_t K = len(networks), k, n = orders.shape[1], n_epochs = orders.shape[0]
+    cdef Py_ssize_t n_rows = X.shape[0], n_in = X.shape[1], n_out = Y.shape[1]
+    cdef Network first, network
+    cdef int result = OK
+    cdef bint in_range = True
+    if K == 0:
+        raise ValueError("a stack needs at least one model")
+    first = networks[0]
+    for arr_rows, name in ((thetas.shape[0], "thetas"), (opt_states.shape[0], "opt_states"),
+                           (bn_states.shape[0], "bn_states"), (steps.shape[0], "steps"),
+                           (seeds.shape[0], "seeds"), (workspaces.shape[0], "workspaces"),
+                           (status.shape[0], "status"), (done.shape[0], "done"),
+                           (weight_scale.shape[0], "weight_scale"),
+                           (weighted.shape[0], "weighted"), (rates.shape[1], "rates' columns"),
+                           (loss_out.shape[1], "loss_out's columns")):
+        if arr_rows != K:
+            raise ValueError(f"{name} must have one entry per model ({K}); got {arr_rows}")
+    for network in networks:
+        if (network.sizes[0] != n_in or network.sizes[-1] != n_out
+                or network.n_params != thetas.shape[1] or network.n_state > opt_states.shape[1]
+                or network.bn_state_size != bn_states.shape[1]
+                or network.workspace_size > workspaces.shape[1]
+                or network.max_batch < batch_size):
+            raise ValueError("every network must fit X, Y and the stacked buffers, with "
+                             "max_batch >= batch_size")
+    if Y.shape[0] != n_rows or rates.shape[0] < n_epochs or loss_out.shape[0] < n_epochs:
+        raise ValueError("Y needs X's rows; rates and loss_out one row per epoch of orders")
+    if sample_weight is not None and (sample_weight.shape[0] not in (1, K)
+                                      or sample_weight.shape[1] != n_rows):
+        raise ValueError(f"sample_weight must have shape ({K}, {n_rows}) or (1, {n_rows})")
+    if sample_weight is None:
+        for k in range(K):
+            if weighted[k]:
+                raise ValueError("weighted models need sample_weight")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if n_epochs == 0 or n == 0:
+        return OK
+    with nogil:
+        in_range = indices_in_range(&orders[0, 0], n_epochs * n, n_rows)
+    if not in_range:
+        raise ValueError(f"orders must hold row indices in [0, {n_rows})")
+    nets = <const Net**> malloc(K * sizeof(Net*))
+    theta_p = <floating**> malloc(K * sizeof(floating*))
+    opt_p = <floating**> malloc(K * sizeof(floating*))
+    bn_p = <floating**> malloc(K * sizeof(floating*))
+    ws_p = <floating**> malloc(K * sizeof(floating*))
+    seeds_p = <uint64_t*> malloc(K * sizeof(uint64_t))
+    step_at_start = <int64_t*> malloc(K * sizeof(int64_t))
+    totals = <double*> malloc(K * sizeof(double))
+    shared = <floating*> malloc(batch_size * (n_in + n_out) * sizeof(floating))
+    try:
+        if (nets == NULL or theta_p == NULL or opt_p == NULL or bn_p == NULL or ws_p == NULL
+                or seeds_p == NULL or step_at_start == NULL or totals == NULL or shared == NULL):
+            raise MemoryError()
+        for k in range(K):
+            network = networks[k]
+            nets[k] = &network.net
+            theta_p[k] = &thetas[k, 0]
+            opt_p[k] = &opt_states[k, 0] if opt_states.shape[1] else NULL
+            bn_p[k] = &bn_states[k, 0] if bn_states.shape[1] else NULL
+            ws_p[k] = &workspaces[k, 0]
+            seeds_p[k] = seeds[k]
+            done[k] = 0
+        with nogil:
+            result = train_stack_nogil(
+                nets, K, theta_p, opt_p, bn_p, &steps[0], &X[0, 0], &Y[0, 0],
+                NULL if sample_weight is None else &sample_weight[0, 0],
+                1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
+                &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
+                seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0], step_at_start,
+                totals)
+    finally:
+        free(nets); free(theta_p); free(opt_p); free(bn_p); free(ws_p); free(seeds_p)
+        free(step_at_start); free(totals); free(shared)
+    return result

@@ -1,0 +1,192 @@
+"""MLPStack: every model of a stack ends exactly where MLP.train alone takes it."""
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+from fastmlp.stack import MLPStack
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", ("leaky_relu", 0.2), ("elu", 0.5), "gelu",
+               "gelu_tanh", "silu", "softplus", "mish"]
+
+
+def _data(task, n=103, n_features=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features))
+    if task == "binary":
+        return X, (X[:, 0] * X[:, 1] > 0).astype(int), 1
+    if task == "multiclass":
+        return X, np.digitize(X[:, 0] + 0.5 * X[:, 2], [-0.5, 0.5]), 3
+    if task == "multilabel":
+        return X, np.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0], axis=1).astype(int), 2
+    return X, np.stack([X[:, 0] * X[:, 1], np.sin(X[:, 2])], axis=1), 2
+
+
+def _assert_each_model_matches_training_alone(models, X, y, epochs=4, batch_size=16,
+                                              sample_weight=None, seed=3, n_jobs=2):
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed,
+                sample_weight=sample_weight, n_jobs=n_jobs)
+    for k, model in enumerate(models):
+        w = None if sample_weight is None else np.asarray(sample_weight)[k]
+        model.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed,
+                    sample_weight=w, verbose=False)
+        trained = stack.models[k]
+        for name in ("params", "bn_state", "_opt_state", "_step"):
+            np.testing.assert_allclose(getattr(trained, name), getattr(model, name),
+                                       rtol=0, atol=1e-10, err_msg=f"model {k}: {name}")
+        assert trained.history["loss"] == pytest.approx(model.history["loss"], abs=1e-10)
+        assert trained.lr == model.lr
+    return stack
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+def test_every_optimizer_with_per_model_rates_and_penalties(optimizer, n_jobs):
+    X, y, _ = _data("binary")
+    models = [MLP([4, 6, 5, 1], lr=lr, l2=l2, l1=l1, seed=s, optimizer=optimizer)
+              for s, (lr, l2, l1) in enumerate([(0.05, 0, 0), (0.1, 1e-3, 0), (0.02, 0, 1e-3)])]
+    _assert_each_model_matches_training_alone(models, X, y, n_jobs=n_jobs)
+
+
+def test_every_activation_in_one_stack():
+    X, y, _ = _data("binary")
+    models = [MLP([4, 7, 1], lr=0.1, seed=k, hidden_activation=a)
+              for k, a in enumerate(ACTIVATIONS)]
+    _assert_each_model_matches_training_alone(models, X, y)
+
+
+@pytest.mark.parametrize("task,loss", [("binary", "binary_crossentropy"),
+                                       ("multiclass", "categorical_crossentropy"),
+                                       ("multilabel", "binary_crossentropy"),
+                                       ("regression", "squared_error"),
+                                       ("regression", "absolute_error"),
+                                       ("regression", "huber")])
+def test_every_loss(task, loss):
+    X, y, n_out = _data(task)
+    models = [MLP([4, 6, n_out], lr=0.05, seed=k, loss=loss, optimizer=opt)
+              for k, opt in enumerate(["sgd", "adam"])]
+    _assert_each_model_matches_training_alone(models, X, y)
+
+
+def test_dropout_batch_norm_clipping_and_schedules():
+    X, y, _ = _data("multiclass")
+    common = dict(loss="categorical_crossentropy", batch_norm=[True, False])
+    models = [MLP([4, 8, 6, 3], lr=0.05, seed=0, dropout=[0.2, 0.1], **common),
+              MLP([4, 8, 6, 3], lr=0.1, seed=1, dropout=0.0, optimizer="adam",
+                  clip_norm=0.5, **common),
+              MLP([4, 8, 6, 3], lr=0.1, seed=2, dropout=0.3, lr_decay=0.9, clip_value=0.1,
+                  **common),
+              MLP([4, 8, 6, 3], lr=0.1, seed=3, schedule="cosine", label_smoothing=0.1,
+                  **common)]
+    _assert_each_model_matches_training_alone(models, X, y, epochs=5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_validation_folds_as_zero_one_weights_with_held_out_rows_in_every_batch(dtype):
+    X, y, _ = _data("binary", n=101)
+    folds = np.arange(101) % 5           # every batch of 16 holds rows of every fold
+    weights = np.stack([(folds != f).astype(float) for f in range(5)])
+    models = [MLP([4, 6, 1], lr=0.1, seed=0, dtype=dtype, optimizer="rmsprop") for _ in range(5)]
+    stack = _assert_each_model_matches_training_alone(models, X, y, batch_size=16,
+                                                      sample_weight=weights)
+    # The folds really differ: the held-out rows did not train their model.
+    assert not np.array_equal(stack.params[0], stack.params[1])
+
+
+def test_bootstrap_counts_as_weights_and_one_weight_row_for_all():
+    X, y, _ = _data("regression")
+    rng = np.random.default_rng(1)
+    counts = np.stack([np.bincount(rng.integers(0, 103, 103), minlength=103) for _ in range(3)])
+    models = [MLP([4, 5, 2], lr=0.05, seed=k, loss="squared_error") for k in range(3)]
+    _assert_each_model_matches_training_alone(models, X, y, sample_weight=counts)
+    shared = rng.uniform(0.5, 2, size=103)
+    models = [MLP([4, 5, 2], lr=0.05, seed=k, loss="squared_error") for k in range(2)]
+    _assert_each_model_matches_training_alone(models, X, y, sample_weight=np.stack([shared] * 2))
+
+
+def test_full_batch_and_ragged_last_batch():
+    X, y, _ = _data("binary", n=50)
+    for batch in (None, 7, 50, 64):
+        models = [MLP([4, 3, 1], lr=0.2, seed=k) for k in range(2)]
+        _assert_each_model_matches_training_alone(models, X, y, batch_size=batch)
+
+
+def test_a_diverging_model_stops_alone_and_keeps_its_last_finite_state():
+    X, y, _ = _data("regression")
+    X = X * 1e3
+    models = [MLP([4, 6, 2], lr=lr, seed=0, loss="squared_error") for lr in (1e-6, 1e3)]
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=6, batch_size=16, shuffle_seed=0)
+    assert list(stack.diverged_) == [1] and "diverged" in stack.diverged_[1]
+    assert np.all(np.isfinite(stack.params))
+    assert len(stack.history[0]["loss"]) == 6
+    assert len(stack.history[1]["loss"]) < 6
+    alone = models[0]
+    alone.train(X, y, epochs=6, batch_size=16, shuffle_seed=0, verbose=False)
+    np.testing.assert_array_equal(stack.params[0], alone.params)
+
+
+def test_models_are_independent_copies_and_the_originals_are_untouched():
+    X, y, _ = _data("binary")
+    original = MLP([4, 5, 1], seed=0)
+    before = original.params.copy()
+    stack = MLPStack([original, MLP([4, 5, 1], seed=1)])
+    stack.train(X, y, epochs=2, batch_size=16)
+    np.testing.assert_array_equal(original.params, before)
+    copy = stack.models[0]
+    copy.params[:] = 0
+    assert np.any(stack.params[0] != 0)
+    assert copy.W[0].base is not None and np.shares_memory(copy.W[0], copy.params)
+
+
+def test_from_grid_builds_every_combination_and_seed():
+    stack = MLPStack.from_grid(MLP([3, 4, 1], lr=0.1, optimizer="adam"),
+                               {"lr": [0.1, 0.01], "l2": [0.0, 1e-3, 1e-2]}, seeds=[0, 1])
+    assert len(stack) == 12
+    lrs = sorted({m.base_lr for m in stack.models})
+    assert lrs == [0.01, 0.1]
+    assert all(m.optimizer.name == "adam" for m in stack.models)
+    with pytest.raises(ValueError, match="unknown MLP settings"):
+        MLPStack.from_grid(MLP([3, 4, 1]), {"learning_rate": [0.1]})
+
+
+@pytest.mark.parametrize("models,error,match", [
+    ([], TypeError, "non-empty"),
+    ([MLP([2, 3, 1]), "x"], TypeError, r"models\[1\]"),
+    ([MLP([2, 3, 1]), MLP([2, 4, 1])], ValueError, "layer_sizes"),
+    ([MLP([2, 3, 1]), MLP([2, 3, 1], dtype=np.float32)], ValueError, "dtype"),
+    ([MLP([2, 3, 1]), MLP([2, 3, 1], batch_norm=True)], ValueError, "batch_norm"),
+])
+def test_incompatible_models_are_refused(models, error, match):
+    with pytest.raises(error, match=match):
+        MLPStack(models)
+
+
+def test_bad_input_raises_and_leaves_the_stack_unchanged():
+    X, y, _ = _data("binary")
+    stack = MLPStack([MLP([4, 3, 1], seed=k) for k in range(2)])
+    before = stack.params.copy()
+    for kwargs in ({"sample_weight": np.ones((3, 103))},
+                   {"sample_weight": -np.ones((2, 103))},
+                   {"sample_weight": np.zeros((2, 103))},
+                   {"epochs": 0}, {"batch_size": 0}):
+        with pytest.raises(ValueError):
+            stack.train(X, y, **kwargs)
+    with pytest.raises(ValueError):
+        stack.train(X[:, :3], y)
+    with pytest.raises(ValueError):
+        stack.train(np.where(X > 1, np.nan, X), y)
+    np.testing.assert_array_equal(stack.params, before)
+
+
+def test_one_weight_vector_serves_every_model_without_a_copy_per_model():
+    X, y, _ = _data("binary")
+    w = np.random.default_rng(2).uniform(0.1, 3, size=103)
+    models = [MLP([4, 5, 1], lr=0.1, seed=k) for k in range(3)]
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=3, batch_size=16, shuffle_seed=1, sample_weight=w)
+    for k, model in enumerate(models):
+        model.train(X, y, epochs=3, batch_size=16, shuffle_seed=1, sample_weight=w,
+                    verbose=False)
+        np.testing.assert_array_equal(stack.params[k], model.params)
