@@ -23,9 +23,9 @@ def epoch_seconds(width, batch, use_blas, dtype, n=8192, repeats=5):
         model = MLP([width, width, width, 1], lr=0.01, seed=0, dtype=dtype)
         threshold = 1 if use_blas else 1 << 40
         # Every layer on one path: the model's engine description, with the threshold forced.
-        model._network = lambda max_batch, m=model: _train.Network(
+        model._network = lambda max_batch, sparse_input=False, m=model: _train.Network(
             m.sizes, m._act_ids, m._act_params, m._loss_id, 0.0, 0.0, 0.0, max_batch,
-            blas_min_work=threshold)
+            blas_min_work=threshold, sparse_input=sparse_input)
         start = time.perf_counter()
         model.train(X, y, epochs=1, batch_size=batch, verbose=False)
         times.append(time.perf_counter() - start)

@@ -14,9 +14,10 @@ import contextlib
 import threading
 
 import numpy as np
+import scipy.sparse
 
 from . import _threads
-from ._kernels import _train
+from ._kernels import _sparse, _train
 
 __all__ = ["TrainingDiverged", "EpochRunner", "MAX_ORDER_ENTRIES"]
 
@@ -54,7 +55,9 @@ class EpochRunner:
     ----------
     model : fastmlp.MLP
         Its ``params``, ``_opt_state``, ``bn_state`` and ``_step`` are trained in place.
-    X : ndarray (n_rows, n_features), C-contiguous, the model's dtype
+    X : ndarray (n_rows, n_features), C-contiguous, the model's dtype, or scipy.sparse CSR
+        A sparse X (values of the model's dtype, as ``MLP._check_X`` returns it) is used
+        without copying: the kernels read its rows' non-zeros (see ``_kernels/_sparse.pyx``).
     Y : ndarray (n_rows, n_outputs), C-contiguous, the model's dtype
     sample_weight : ndarray (n_rows,) or None
         Already normalized by the caller.
@@ -66,10 +69,12 @@ class EpochRunner:
 
     def __init__(self, model, X, Y, sample_weight, batch_size, dropout_seed):
         self.model = model
+        if scipy.sparse.issparse(X):
+            X = _sparse.CSR(X)
         self.X, self.Y, self.w = X, Y, sample_weight
         self.batch_size = batch_size
         self.seed = dropout_seed
-        self.net = model._network(batch_size)
+        self.net = model._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
         self.workspace = np.empty(self.net.workspace_size, dtype=model.dtype)
         self.epochs_done = 0
         self.interrupted = False
@@ -136,11 +141,14 @@ class StackRunner(EpochRunner):
         self.n_threads = n_threads
         self.stack = stack
         self.model = models[0]
+        if scipy.sparse.issparse(X):
+            X = _sparse.CSR(X)
         self.X, self.Y, self.w = X, Y, sample_weight
         self.weight_scale, self.weighted = weight_scale, weighted
         self.batch_size = batch_size
         self.seeds = seeds
-        self.nets = [m._network(batch_size) for m in models]
+        self.nets = [m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
+                     for m in models]
         width = max(net.workspace_size for net in self.nets)
         self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
         self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)

@@ -11,7 +11,12 @@ categorical_crossentropy  softmax     multi-class
 squared_error             identity    regression
 absolute_error            identity    regression
 huber                     identity    regression
+poisson                   exp         regression of counts or rates (log link)
 ========================  ==========  ===========================================
+
+"poisson" is scikit-learn's ``MLPRegressor(loss="poisson")``: the network's output is the log
+of the mean, predictions are ``exp`` of it, and the per-sample loss is half the Poisson
+deviance ``y log(y / mu) - y + mu`` (with ``0 log 0 = 0``); its targets must be non-negative.
 """
 from ._kernels._loss import LOSS_IDS
 
@@ -32,6 +37,12 @@ def resolve_loss(loss, n_outputs):
     ValueError
         For an unknown name (the message lists the valid ones), or categorical cross-entropy
         on a single output.
+
+    Examples
+    --------
+    >>> from fastmlp.losses import resolve_loss
+    >>> resolve_loss("poisson", 1)[::2]
+    ('poisson', 'regression')
     """
     if loss == "auto":
         loss = "binary_crossentropy" if n_outputs == 1 else "categorical_crossentropy"

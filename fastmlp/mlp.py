@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
+import scipy.sparse
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _engine
 from . import _threads
 from . import optimizers as _optimizers
 from . import schedules as _schedules
-from ._kernels import _train
+from ._kernels import _sparse, _train
 from .activations import resolve_activations
 from .callbacks import Callback, EarlyStopping, as_callback
 from .initializers import INITIALIZERS, initial_parameters
@@ -80,6 +81,16 @@ def _per_hidden(name, value, n_hidden, check):
     return [check(name, v) for v in values]
 
 
+def _kernel_input(X):
+    """X as the kernels take it: the checked array, or a sparse matrix's arrays."""
+    return _sparse.CSR(X) if scipy.sparse.issparse(X) else X
+
+
+def _take_rows(X, rows):
+    """The rows ``rows`` (indices or a mask) of a checked X, in the same form."""
+    return X[rows] if scipy.sparse.issparse(X) else np.ascontiguousarray(X[rows])
+
+
 def _check_dtype(dtype):
     try:
         dt = np.dtype(dtype)
@@ -122,8 +133,10 @@ class MLP:
     loss : str, default "auto"
         "binary_crossentropy" (sigmoid outputs: binary, or multi-label when there are several
         outputs), "categorical_crossentropy" (softmax, multi-class), "squared_error",
-        "absolute_error" or "huber" (identity outputs: regression). "auto" picks binary
-        cross-entropy for one output and categorical cross-entropy for several.
+        "absolute_error" or "huber" (identity outputs: regression), "poisson" (regression of
+        non-negative targets with a log link, as scikit-learn's: the outputs are ``exp`` of the
+        last layer, the loss half the Poisson deviance). "auto" picks binary cross-entropy for
+        one output and categorical cross-entropy for several.
     l1 : float, default 0.0
         L1 penalty: adds ``l1 * sum(|W|)`` to the objective.
     optimizer : str or fastmlp.optimizers optimizer, default "sgd"
@@ -324,7 +337,10 @@ class MLP:
             _check_real("lr_decay", self.lr_decay, low=0, high=1, low_open=True)
 
     def _check_X(self, X):
-        """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is)."""
+        """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
+        or for a ``scipy.sparse`` X, as ``_check_sparse_X``."""
+        if scipy.sparse.issparse(X):
+            return self._check_sparse_X(X)
         if not hasattr(X, "dtype"):
             X = np.asarray(X)
         if X.dtype.kind not in "biuf":
@@ -350,6 +366,44 @@ class MLP:
                              + "); remove or impute those values")
         return X
 
+    def _check_sparse_X(self, X):
+        """A ``scipy.sparse`` X (any format, matrix or array) as a CSR matrix in canonical
+        form (sorted indices, no duplicates) with values of the model's dtype and indices and
+        indptr of one integer type; never densified. X itself is returned when it already is
+        one; otherwise one copy is made: the conversion to CSR or to the dtype, or, for a CSR
+        X with unsorted or duplicate indices, a copy on which the duplicates are summed
+        (``sum_duplicates``), so the caller's matrix is never changed."""
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must hold real numbers; got dtype {X.dtype}. Convert it with "
+                            f"X.astype(float).")
+        if X.shape[0] == 0:
+            raise ValueError("X is empty: it has 0 samples")
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X has {X.shape[1]} features but the model's layer_sizes[0] is "
+                             f"{self.sizes[0]}")
+        copied = False
+        if X.format != "csr":
+            X, copied = X.tocsr(), True
+        if X.dtype != self.dtype:
+            with np.errstate(over="ignore"):     # values beyond float32's range: reported below
+                X, copied = X.astype(self.dtype), True
+        if X.indices.dtype != X.indptr.dtype:
+            X = X if copied else X.copy()
+            X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+            copied = True
+        if not X.has_canonical_format:
+            X = X if copied else X.copy()
+            X.sum_duplicates()
+        if not _train.all_finite(X.data.reshape(1, -1)):
+            first = int(np.flatnonzero(~np.isfinite(X.data))[0])
+            row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+            raise ValueError(f"X contains NaN or infinity (first at row {row}"
+                             + (", after conversion to float32" if self.dtype == np.float32 else "")
+                             + "); remove or impute those values")
+        return X
+
     def _encode_targets(self, y, n, classes=None):
         """Return the target matrix (n, n_outputs) in the model's dtype, the class index of each
         row for multi-class models (None otherwise: see ``_class_rows``) and, for
@@ -369,6 +423,10 @@ class MLP:
                                  f"{n_out} outputs")
             if not np.all(np.isfinite(Y)):
                 raise ValueError("y contains NaN or infinity; remove or impute those values")
+            if self.loss_name == "poisson" and np.any(Y < 0):
+                raise ValueError(f"loss='poisson' needs non-negative targets (counts or rates); "
+                                 f"y has {int(np.sum(Y < 0))} negative values, the smallest "
+                                 f"{Y.min():g}. Use another loss, or shift or clip y.")
             return np.ascontiguousarray(Y, dtype=self.dtype), None, None
         if self._task in ("binary", "multilabel"):
             if y.dtype.kind not in "biuf":
@@ -471,15 +529,16 @@ class MLP:
 
     # -- the engine ---------------------------------------------------------------------------
 
-    def _network(self, max_batch):
-        """The engine's description of this model for batches of up to ``max_batch`` rows,
-        built once per configuration (hyperparameters may be changed between calls)."""
+    def _network(self, max_batch, sparse_input=False):
+        """The engine's description of this model for batches of up to ``max_batch`` rows
+        (of a sparse X when ``sparse_input``), built once per configuration (hyperparameters
+        may be changed between calls)."""
         opt = self.optimizer
         loss_param = (self.label_smoothing if self._task == "multiclass" else
                       self.huber_delta if self.loss_name == "huber" else 0.0)
         key = (max_batch, loss_param, self.l1, self.l2, tuple(self.batch_norm),
                tuple(self.dropout), opt.kernel_id, tuple(opt.hyper), opt.weight_decay,
-               self.clip_norm, self.clip_value)
+               self.clip_norm, self.clip_value, sparse_input)
         cache = self.__dict__.setdefault("_networks", {})
         if key not in cache:
             if len(cache) >= 8:
@@ -488,7 +547,8 @@ class MLP:
                 self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
                 self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
                 optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
-                clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0)
+                clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0,
+                sparse_input=sparse_input)
         return cache[key]
 
     def _blas_work(self, rows):
@@ -498,7 +558,8 @@ class MLP:
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
         rows = min(X.shape[0], _PREDICT_CHUNK)
-        net = self._network(rows)
+        X = _kernel_input(X)
+        net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         with _threads.blas_threads(self._blas_work(rows)):
@@ -507,7 +568,8 @@ class MLP:
 
     def _objective(self, X, Y, w, out=None):
         rows = min(X.shape[0], _PREDICT_CHUNK)
-        net = self._network(rows)
+        X = _kernel_input(X)
+        net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         with _threads.blas_threads(self._blas_work(rows)):
             return _train.objective(net, self.params, self.bn_state, X, Y, w, workspace, out)
@@ -554,9 +616,9 @@ class MLP:
         mask = np.zeros(n, dtype=bool)
         mask[held] = True
         keep = ~mask
-        return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Y[keep]),
+        return (_take_rows(X, keep), np.ascontiguousarray(Y[keep]),
                 None if w is None else np.ascontiguousarray(w[keep] * (keep.sum() / w[keep].sum())),
-                None if rows is None else rows[keep], X[mask], Y[mask], rows[mask] if rows is not None else None)
+                None if rows is None else rows[keep], _take_rows(X, mask), Y[mask], rows[mask] if rows is not None else None)
 
     def train(self, X: ArrayLike, y: ArrayLike, epochs: int = 30, batch_size: int | None = None,
               verbose: bool = True, shuffle: bool = True, shuffle_seed: int | None = None, *,
@@ -569,7 +631,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
         y : array-like
             Binary: labels 0 and 1, shape (n_samples,). Multi-class: any labels (encoded by
             the model, see ``classes_``), or probability rows. Multi-label: a 0/1 matrix
@@ -605,6 +667,12 @@ class MLP:
 
         Notes
         -----
+        A ``scipy.sparse`` X (CSR, CSC, COO, ..., matrix or array) is never densified: it is
+        converted once to CSR when it is in another format (sorted, duplicates summed, on a
+        copy), and the first layer's products run over the non-zeros of each batch's rows, so
+        memory grows with the non-zeros and time with them rather than with the width of X
+        (see ``fastmlp/_kernels/_sparse.pyx``). Every method that takes X accepts it too.
+
         Ctrl-C during training (from the main thread) stops it cleanly at the end of the
         current epoch: ``train`` returns normally and the model keeps that epoch's weights. A
         second Ctrl-C interrupts as usual.
@@ -809,7 +877,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
@@ -845,7 +913,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
         threshold : float in [0, 1], default 0.5
             Binary and multi-label: predict 1 where the probability is at least this.
 
@@ -915,7 +983,8 @@ class MLP:
         X = self._check_X(X)
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         w = self._sample_weights(sample_weight, None, rows, X.shape[0])
-        net = self._network(X.shape[0])
+        X = _kernel_input(X)
+        net = self._network(X.shape[0], sparse_input=isinstance(X, _sparse.CSR))
         grad = np.empty_like(self.params)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         loss = _train.loss_and_gradient(net, self.params, self.bn_state.copy(), X, Y, w,

@@ -14,13 +14,14 @@ Sections: activations, optimizers and clipping, batch normalization and dropout,
 model ``ReferenceMLP`` that strings them together.
 """
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from .initializers import DEFAULT_INIT, initial_parameters
 
-__all__ = ["ReferenceMLP", "ACTIVATIONS", "sigmoid", "relu", "softmax", "bce_from_logits",
+__all__ = ["ReferenceMLP", "SimpleMLP", "ACTIVATIONS", "sigmoid", "relu", "softmax", "bce_from_logits",
            "loss_and_delta", "output_activation", "optimizer_step", "clip_by_global_norm",
-           "clip_by_value", "batchnorm_forward", "batchnorm_backward", "dropout_scale"]
+           "clip_by_value", "batchnorm_forward", "batchnorm_backward", "dropout_scale", "as_dense"]
 
 
 # Hidden activations. Every f and f_prime takes ``(z, param)``: ``param`` is leaky_relu's negative
@@ -412,6 +413,10 @@ def loss_and_delta(name, z, y, param=0.0):
         small = np.abs(r) <= param
         losses = np.where(small, 0.5 * r * r, param * (np.abs(r) - 0.5 * param))
         return losses.sum(axis=1), np.where(small, r, param * np.sign(r))
+    if name == "poisson":
+        # Half the Poisson deviance of mu = exp(z): y log(y / mu) - y + mu, 0 log 0 = 0.
+        mu = np.exp(z)
+        return (mu - y * z + (scipy.special.xlogy(y, y) - y)).sum(axis=1), mu - y
     raise ValueError(f"unknown loss {name!r}")
 
 
@@ -420,7 +425,14 @@ def output_activation(name, z):
         return sigmoid(z)
     if name == "categorical_crossentropy":
         return softmax(z)
+    if name == "poisson":
+        return np.exp(z)
     return z
+
+
+def as_dense(X):
+    """X, densified when it is a ``scipy.sparse`` matrix: the oracle computes on dense arrays."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
 
 
 class ReferenceMLP:
@@ -436,6 +448,8 @@ class ReferenceMLP:
     each batch's gradient by backpropagation, adds the penalties' gradients, clips, applies
     decoupled weight decay to the weights and then the optimizer's rule to the flat vector
     ``[W0, b0, (gamma0, beta0), W1, b1, ...]``.
+
+    X may be a ``scipy.sparse`` matrix anywhere: it is densified (``as_dense``).
     """
 
     def __init__(self, layer_sizes, lr=0.1, seed=None, l2=0.0, hidden_activation="relu",
@@ -510,7 +524,7 @@ class ReferenceMLP:
 
         mode: "predict" (running batch-norm statistics, no dropout), "gradient" (batch
         statistics, running ones updated) or "train" (as "gradient", with dropout)."""
-        activations, zs, derivatives, caches = [X], [], [], []
+        activations, zs, derivatives, caches = [as_dense(X)], [], [], []
         for k, (W, b) in enumerate(zip(self.W, self.b)):
             z = activations[-1] @ W + b
             if k == len(self.W) - 1:
@@ -546,6 +560,7 @@ class ReferenceMLP:
 
     def loss(self, X, Y, w=None):
         """The objective J: (weighted) mean loss plus ``0.5 l2 |W|^2 + l1 |W|_1``."""
+        X = as_dense(X)
         Y = np.asarray(Y).reshape(len(X), -1)
         losses, _ = loss_and_delta(self.loss_name, self._forward_full(X)[0][-1], Y, self.loss_param)
         w = np.ones(len(X)) if w is None else w
@@ -563,6 +578,7 @@ class ReferenceMLP:
 
     def flat_gradient(self, X, Y, w=None, mode="gradient"):
         """Backpropagation: the objective's gradient as one flat vector (``flat()``'s layout)."""
+        X = as_dense(X)
         Y = np.asarray(Y, dtype=self.dtype).reshape(len(X), -1)
         n = len(X)
         activations, _, derivatives, caches = self._forward_full(X, mode)
@@ -598,7 +614,7 @@ class ReferenceMLP:
         when given, else ``lr * lr_decay ** (e - 1)`` (or ``lr``). ``y`` is the target matrix
         (n, K) (a vector for one output); ``sample_weight`` should have mean 1.
         """
-        X = np.asarray(X, dtype=self.dtype)
+        X = np.asarray(as_dense(X), dtype=self.dtype)
         Y = np.asarray(y, dtype=self.dtype).reshape(len(X), -1)
         n = X.shape[0]
         B = n if batch_size is None else min(int(batch_size), n)
@@ -633,3 +649,102 @@ class ReferenceMLP:
                 optimizer_step(rule, opt.hyper, theta, g, self.opt_state, self.lr, self.step)
                 self._unflatten(theta)
         return self
+
+
+class SimpleMLP:
+    """The lecture's ``SimpleMLP`` algorithm written in NumPy the way a user writes it for speed:
+    the "plain NumPy" baseline of the demo and the benchmarks.
+
+    ``ReferenceMLP`` is the test oracle: general (every activation, optimizer, penalty),
+    written for checking by eye, and it flattens and unflattens the parameters at every step,
+    which a NumPy user training one plain network would not do. This class does only what the
+    lecture does: ReLU or sigmoid hidden layers, a sigmoid or softmax output with
+    cross-entropy, plain SGD with a rate per epoch, arrays in the model's dtype, updates in
+    place. From the same initial weights and batch order it computes the same maths as
+    ``MLP`` and ``ReferenceMLP`` (within rounding).
+
+    Parameters
+    ----------
+    W, b : lists of arrays
+        Initial weights ``(fan_in, fan_out)`` and biases; copied into ``dtype``.
+    hidden_activation : {"relu", "sigmoid"}
+    softmax : bool
+        Softmax output with categorical cross-entropy (one-hot targets), else one sigmoid
+        output with binary cross-entropy.
+    dtype : numpy dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLP
+    >>> from fastmlp.reference import SimpleMLP
+    >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]); y = np.array([[0.], [1.], [1.], [0.]])
+    >>> model = MLP([2, 8, 1], lr=0.5, seed=0)
+    >>> twin = SimpleMLP(model.W, model.b)
+    >>> orders = [np.arange(4)] * 100
+    >>> _ = twin.train(X, y, orders, [0.5] * 100, batch_size=4)
+    >>> model.train(X, y[:, 0], epochs=100, shuffle=False, verbose=False)
+    >>> bool(np.allclose(twin.W[0], model.W[0]))
+    True
+    """
+
+    def __init__(self, W, b, hidden_activation="relu", softmax=False, dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        self.W = [np.array(w, dtype=self.dtype) for w in W]
+        self.b = [np.array(v, dtype=self.dtype) for v in b]
+        self.relu = hidden_activation == "relu"
+        if not self.relu and hidden_activation != "sigmoid":
+            raise ValueError(f"hidden_activation must be 'relu' or 'sigmoid'; got "
+                             f"{hidden_activation!r}")
+        self.softmax = softmax
+
+    def _hidden(self, z):
+        if self.relu:
+            return np.maximum(z, 0, out=z)
+        return 1 / (1 + np.exp(-z))
+
+    def forward(self, X):
+        """Output probabilities, and every layer's activation (the input first)."""
+        activations = [X]
+        a = X
+        for k in range(len(self.W)):
+            z = a @ self.W[k]
+            z += self.b[k]
+            if k < len(self.W) - 1:
+                a = self._hidden(z)
+            elif self.softmax:
+                z -= z.max(axis=1, keepdims=True)
+                np.exp(z, out=z)
+                z /= z.sum(axis=1, keepdims=True)
+                a = z
+            else:
+                a = 1 / (1 + np.exp(-z))
+            activations.append(a)
+        return a, activations
+
+    def train(self, X, Y, orders, rates, batch_size):
+        """One epoch per entry of ``orders``: batches of ``batch_size`` rows in that order, at
+        the epoch's rate. ``Y`` is (n, n_outputs): one-hot rows for softmax, 0/1 otherwise."""
+        X = np.asarray(X, dtype=self.dtype)
+        Y = np.asarray(Y, dtype=self.dtype)
+        n = len(X)
+        for order, lr in zip(orders, rates):
+            for start in range(0, n, batch_size):
+                index = order[start:start + batch_size]
+                xb, yb = X[index], Y[index]
+                out, acts = self.forward(xb)
+                delta = (out - yb) / len(index)          # d(mean loss)/dz of the output layer
+                for k in range(len(self.W) - 1, -1, -1):
+                    grad_W = acts[k].T @ delta
+                    grad_b = delta.sum(axis=0)
+                    if k > 0:
+                        delta = delta @ self.W[k].T
+                        a = acts[k]
+                        delta *= (a > 0) if self.relu else a * (1 - a)
+                    self.W[k] -= lr * grad_W
+                    self.b[k] -= lr * grad_b
+        return self
+
+    def predict(self, X):
+        out, _ = self.forward(np.asarray(X, dtype=self.dtype))
+        return out.argmax(axis=1) if self.softmax else (out[:, 0] >= 0.5).astype(int)

@@ -115,3 +115,27 @@ def test_bce_from_logits_matches_the_naive_formula_where_that_is_accurate():
 def test_relu():
     z = np.array([-1000.0, -1.0, 0.0, 2.5, 1000.0])
     np.testing.assert_array_equal(relu(z), [0.0, 0.0, 0.0, 2.5, 1000.0])
+
+
+@pytest.mark.parametrize("softmax,activation", [(False, "relu"), (True, "relu"),
+                                                (False, "sigmoid"), (True, "sigmoid")])
+def test_simple_mlp_baseline_computes_what_mlp_does(softmax, activation):
+    """The benchmark baseline (the lecture's SimpleMLP written for speed) trains the same
+    weights as MLP from the same start, batches and rates."""
+    from fastmlp import MLP
+    from fastmlp.reference import SimpleMLP
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(45, 3))
+    y = (X[:, 0] > 0).astype(int) + (softmax & (X[:, 1] > 0.5)).astype(int)
+    n_out = 3 if softmax else 1
+    model = MLP([3, 5, 4, n_out], lr=0.2, seed=1, hidden_activation=activation,
+                lr_decay=0.9, **({"loss": "categorical_crossentropy"} if softmax else {}))
+    twin = SimpleMLP(model.W, model.b, activation, softmax)
+    model.train(X, y, epochs=6, batch_size=8, shuffle_seed=2, verbose=False)
+    shuffles = np.random.default_rng(2)
+    orders = [shuffles.permutation(45) for _ in range(6)]
+    Y = np.eye(3)[y] if softmax else y[:, None]
+    twin.train(X, Y, orders, [0.2 * 0.9 ** e for e in range(6)], batch_size=8)
+    for a, b in zip(twin.W + twin.b, model.W + model.b):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    assert np.array_equal(twin.predict(X), model.predict(X))

@@ -54,6 +54,8 @@ LOSSES = {
     "squared-2-outputs": ("squared_error", 2, {}),
     "absolute": ("absolute_error", 1, {}),
     "huber": ("huber", 1, {"huber_delta": 0.7}),
+    "poisson": ("poisson", 1, {}),
+    "poisson-2-outputs": ("poisson", 2, {}),
 }
 
 
@@ -65,6 +67,10 @@ def targets(loss, n_out, rng):
         return Y.ravel() if n_out == 1 else Y
     if loss == "categorical_crossentropy":
         return rng.permutation(np.arange(n) % n_out)
+    if loss == "poisson":                               # counts, zeros among them
+        Y = rng.poisson(1.5, size=(n, n_out)).astype(float)
+        Y[0] = 0
+        return Y.ravel() if n_out == 1 else Y
     Y = rng.normal(scale=1.5, size=(n, n_out))
     return Y.ravel() if n_out == 1 else Y
 

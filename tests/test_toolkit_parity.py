@@ -37,6 +37,7 @@ _rng = np.random.default_rng(0)
 X = _rng.normal(size=(N, 4))
 _labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.3)          # three classes, all present
 _regression = np.c_[1.5 * X[:, 0] - X[:, 1] + 0.3 * _rng.normal(size=N), np.sin(2 * X[:, 2])]
+_counts = _rng.poisson(np.exp(np.c_[0.6 * X[:, 0], 0.3 * X[:, 1] - 0.2])).astype(float)
 
 # task -> (layer sizes, MLP keyword arguments, y as MLP.train takes it)
 TASKS = {
@@ -52,6 +53,8 @@ TASKS = {
     # delta 0.5: residuals on both sides of it while training.
     "huber": ([4, 5, 3, 1], {"loss": "huber", "huber_delta": 0.5}, _regression[:, 0]),
     "multi-output": ([4, 5, 3, 2], {"loss": "squared_error"}, _regression),
+    "poisson": ([4, 5, 3, 1], {"loss": "poisson"}, _counts[:, 0]),
+    "poisson-2-outputs": ([4, 5, 3, 2], {"loss": "poisson"}, _counts),
 }
 
 

@@ -9,3 +9,6 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
                          bint use_blas, floating alpha, floating beta_w, floating beta_b,
                          floating* gW_out, floating* gb_out,
                          floating* delta_prev_out) noexcept nogil
+
+cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, floating alpha,
+                        floating beta_b, floating* gb_out) noexcept nogil

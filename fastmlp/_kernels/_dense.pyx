@@ -96,6 +96,15 @@ cdef inline void axpy_rows(floating* out, const floating* W, Py_ssize_t stride,
         p += 1
 
 
+cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, floating alpha,
+                        floating beta_b, floating* gb_out) noexcept nogil:
+    """gb_out := alpha * (row sums of delta) + beta_b * gb_out; delta (n_out, m). A beta_b of
+    0 ignores what gb_out held."""
+    cdef Py_ssize_t j
+    for j in range(n_out):
+        gb_out[j] = alpha * row_sum(delta + j * m, m) + (beta_b * gb_out[j] if beta_b != 0 else 0)
+
+
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
                         bint use_blas, floating* Z_out, floating* D_out) noexcept nogil:
@@ -157,8 +166,7 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
                 d = D + p * m
                 for r in range(m):
                     out[r] *= d[r]
-    for j in range(n_out):
-        gb_out[j] = alpha * row_sum(delta + j * m, m) + (beta_b * gb_out[j] if beta_b != 0 else 0)
+    bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
     if use_blas:
         gemm(False, True, <int> n_in, <int> n_out, <int> m, alpha, A, <int> m,
              delta, <int> m, beta_w, gW_out, <int> n_out)

@@ -6,6 +6,7 @@ cdef enum:
     LOSS_MSE = 2        # identity + squared error
     LOSS_MAE = 3        # identity + absolute error
     LOSS_HUBER = 4      # identity + Huber (param: the transition point delta)
+    LOSS_POISSON = 5    # exp (log link) + half Poisson deviance
 
 cdef double loss_delta(int loss, double param, const floating* Z, const floating* Y,
                        const floating* w, Py_ssize_t m, Py_ssize_t n_out, floating scale,

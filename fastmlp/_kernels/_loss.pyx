@@ -11,13 +11,16 @@ categorical_crossentropy   softmax     logsumexp(z) - sum_k t_k z_k             
 squared_error              identity    0.5 * sum_k (z - y)^2                            z - y
 absolute_error             identity    sum_k |z - y|                                    sign(z - y)
 huber                      identity    sum_k 0.5 r^2 if |r| <= d else d (|r| - d / 2)   clamp(r, -d, d)
+poisson                    exp         sum_k exp(z) - y z + y log(y) - y                exp(z) - y
 =========================  ==========  ===============================================  =================
 
 Z, Y and the deltas are feature-major, (n_out, m): output k of the m samples is one contiguous
 row (see ``_dense``); the Python twins take row-major (m, n_out) arrays.
 
 For the categorical loss Y is one-hot and t = (1 - eps) y + eps / K is the label-smoothed
-target (eps = ``param``); for Huber r = z - y and d = ``param``.
+target (eps = ``param``); for Huber r = z - y and d = ``param``. The Poisson loss is half the
+Poisson deviance of the mean exp(z) (log link), ``y log(y / mu) - y + mu`` with ``0 log 0 = 0``,
+as scikit-learn's MLPRegressor(loss="poisson") reports it; its targets must be >= 0.
 """
 import numpy as np
 
@@ -27,7 +30,8 @@ from libc.math cimport fabs, log, log1p
 from fastmlp._kernels._activations cimport _exp, sigmoid
 
 LOSS_IDS = {"binary_crossentropy": LOSS_BCE, "categorical_crossentropy": LOSS_CE,
-            "squared_error": LOSS_MSE, "absolute_error": LOSS_MAE, "huber": LOSS_HUBER}
+            "squared_error": LOSS_MSE, "absolute_error": LOSS_MAE, "huber": LOSS_HUBER,
+            "poisson": LOSS_POISSON}
 
 
 cdef inline floating column_max(const floating* Z, Py_ssize_t r, Py_ssize_t m,
@@ -93,6 +97,11 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
                 part = fabs(res)
                 if delta_out != NULL:
                     delta_out[i] = s if res > 0 else (-s if res < 0 else 0)
+            elif loss == LOSS_POISSON:
+                e = _exp(z)
+                part = e - y * <double> z + (y * log(y) - y if y > 0 else 0)
+                if delta_out != NULL:
+                    delta_out[i] = (e - y) * s
             else:   # LOSS_HUBER
                 res = z - y
                 if fabs(res) <= d:
@@ -114,6 +123,9 @@ cdef void output_activation(int loss, floating* Z, Py_ssize_t m, Py_ssize_t n_ou
     if loss == LOSS_BCE:
         for r in range(m * n_out):
             Z[r] = sigmoid(Z[r])
+    elif loss == LOSS_POISSON:
+        for r in range(m * n_out):
+            Z[r] = _exp(Z[r])
     elif loss == LOSS_CE:
         for r in range(m):
             zmax = column_max(Z, r, m, n_out)

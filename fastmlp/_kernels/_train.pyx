@@ -14,6 +14,11 @@ the batch (see ``_dense``). Then it runs:
     penalties  + l2 W + l1 sign(W); clipping by global norm/value   (_optim)
     update     decoupled weight decay, then the optimizer's rule    (_optim)
 
+X is a dense C-contiguous array or, for sparse input, a ``_sparse.CSR``: then the batch's rows
+are never gathered, and the first layer's product and weight gradient run over the rows'
+non-zeros (``_sparse``); a ``Network`` built with ``sparse_input=True`` leaves the dense batch
+input out of the workspace.
+
 Nothing is allocated inside. Trouble (a non-finite loss or parameter) restores the parameters and
 all training state of the start of the failing epoch and is reported through the return status.
 """
@@ -30,6 +35,7 @@ from fastmlp._kernels._batchnorm cimport bn_backward, bn_forward_eval, bn_forwar
 from fastmlp._kernels._dense cimport dense_backward, dense_forward
 from fastmlp._kernels._dropout cimport dropout_apply
 from fastmlp._kernels._loss cimport loss_delta, output_activation
+from fastmlp._kernels._sparse cimport CSR, SparseRows, sparse_backward, sparse_forward
 from fastmlp._kernels._optim cimport (OPT_SGD, add_penalty_gradient, clip_values, decay_weights,
                                       optimizer_step, penalty_value, scale_vector, squared_norm)
 
@@ -160,11 +166,15 @@ cdef class Network:
         Batch-norm variance offset, and the weight of the old value in the running averages.
     blas_min_work : int
         Layers with ``n_in * n_out`` at least this use BLAS, smaller ones the loops.
+    sparse_input : bool
+        The input X will be a ``_sparse.CSR``: the workspace holds no dense batch input (its
+        size then does not grow with ``sizes[0]``), and dense X is refused.
     """
     cdef Net net
     cdef readonly object sizes, w_off, b_off, g_off, be_off, rm_off, rv_off
     cdef readonly object act, act_param, bn, dropout, blas, a_off, d_off, zhat_off, istd_off
     cdef readonly Py_ssize_t n_params, n_state, bn_state_size, workspace_size, max_batch
+    cdef readonly bint sparse_input
     cdef Py_ssize_t[::1] _sizes, _w_off, _b_off, _g_off, _be_off, _rm_off, _rv_off
     cdef Py_ssize_t[::1] _a_off, _d_off, _zhat_off, _istd_off
     cdef int[::1] _act
@@ -175,7 +185,7 @@ cdef class Network:
                  double l1, double l2, Py_ssize_t max_batch, batch_norm=None, dropout=None,
                  int optimizer=OPT_SGD, hyper=(), double weight_decay=0.0, double clip_norm=0.0,
                  double clip_value=0.0, double bn_eps=1e-5, double bn_momentum=0.9,
-                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK):
+                 Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK, bint sparse_input=False):
         cdef Py_ssize_t L = len(sizes) - 1, k, pos = 0, widest
         if L < 1 or max_batch < 1 or min(sizes) < 1:
             raise ValueError("Network needs >= 2 positive sizes and max_batch >= 1")
@@ -196,6 +206,7 @@ cdef class Network:
         self.blas = np.array([self.sizes[k] * self.sizes[k + 1] >= blas_min_work
                               for k in range(L)], dtype=np.uint8)
         self.max_batch = max_batch
+        self.sparse_input = sparse_input
 
         # theta: W[0], b[0], (gamma[0], beta[0]), W[1], b[1], ...
         self.w_off, self.b_off = np.empty(L, dtype=np.intp), np.empty(L, dtype=np.intp)
@@ -222,7 +233,8 @@ cdef class Network:
         self.a_off = np.empty(L + 1, dtype=np.intp)
         for k in range(L + 1):
             self.a_off[k] = pos
-            pos += max_batch * self.sizes[k]
+            if k > 0 or not sparse_input:
+                pos += max_batch * self.sizes[k]
         self.d_off = np.zeros(L + 1, dtype=np.intp)
         for k in range(1, L):
             self.d_off[k] = pos
@@ -292,12 +304,12 @@ cdef enum Mode:
 
 
 cdef void forward(const Net* net, const floating* theta, floating* bn_state, const floating* A0,
-                  floating* ws, Py_ssize_t m, Mode mode, uint64_t seed,
+                  const SparseRows* sp, floating* ws, Py_ssize_t m, Mode mode, uint64_t seed,
                   uint64_t step) noexcept nogil:
     """A[k+1] := dropout(f_k(bn_k(W[k].T @ A[k] + b[k]))) for every layer, feature-major; A[0]
-    is A0 (sizes[0], m); the last layer's output is its logits. Outside PREDICT, D[k] := f'(.)
-    for backward."""
-    cdef int k
+    is A0 (sizes[0], m), or the sparse rows sp when sp is not NULL; the last layer's output is
+    its logits. Outside PREDICT, D[k] := f'(.) for backward."""
+    cdef int k, act
     cdef Py_ssize_t width
     cdef const floating* A_in = A0
     cdef floating* Z
@@ -306,12 +318,18 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
         width = net.sizes[k + 1]
         Z = ws + net.a_off[k + 1]
         D = ws + net.d_off[k + 1] if mode != PREDICT and k + 1 < net.n_layers else NULL
-        if not net.bn[k]:
-            dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
-                          width, net.act[k], <floating> net.act_param[k], net.blas[k], Z, D)
+        # With batch normalization the activation comes after it, below.
+        act = ACT_IDENTITY if net.bn[k] else net.act[k]
+        if k == 0 and sp != NULL:
+            # The delta buffers are free during the forward pass: one is the row buffer.
+            sparse_forward(sp, m, theta + net.w_off[k], theta + net.b_off[k], width, act,
+                           <floating> net.act_param[k], Z, NULL if net.bn[k] else D,
+                           ws + net.delta_off1)
         else:
             dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
-                          width, ACT_IDENTITY, 0, net.blas[k], Z, <floating*> NULL)
+                          width, act, <floating> net.act_param[k], net.blas[k], Z,
+                          NULL if net.bn[k] else D)
+        if net.bn[k]:
             if mode == PREDICT:
                 bn_forward_eval(Z, m, width, theta + net.g_off[k], theta + net.be_off[k],
                                 bn_state + net.rm_off[k], bn_state + net.rv_off[k], net.bn_eps)
@@ -326,13 +344,14 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
         A_in = Z
 
 
-cdef void backward(const Net* net, floating* theta, const floating* A0, floating* ws,
-                   Py_ssize_t m, floating* grad, double fused_lr) noexcept nogil:
+cdef void backward(const Net* net, floating* theta, const floating* A0, const SparseRows* sp,
+                   floating* ws, Py_ssize_t m, floating* grad, double fused_lr) noexcept nogil:
     """grad := dJ/dtheta for the batch whose forward pass is in ws and whose output delta is in
     the first delta buffer: every layer's gradients, batch-norm's, then the penalties'.
 
     With fused_lr > 0 (plain SGD; see ``fused_sgd``), apply theta -= fused_lr * dJ/dtheta
-    layer by layer instead, inside the products, and leave grad alone."""
+    layer by layer instead, inside the products, and leave grad alone. The first layer's input
+    is A0, or the sparse rows sp when sp is not NULL."""
     cdef int k
     cdef floating* delta = ws + net.delta_off0
     cdef floating* delta_prev = ws + net.delta_off1
@@ -345,9 +364,14 @@ cdef void backward(const Net* net, floating* theta, const floating* A0, floating
     for k in range(net.n_layers - 1, -1, -1):
         gW = (theta if fused_lr > 0 else grad) + net.w_off[k]
         gb = (theta if fused_lr > 0 else grad) + net.b_off[k]
-        dense_backward(A0 if k == 0 else ws + net.a_off[k], theta + net.w_off[k], delta,
-                       ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
-                       alpha, beta_w, beta_b, gW, gb, delta_prev if k > 0 else NULL)
+        if k == 0 and sp != NULL:
+            # The first layer passes no delta down: delta_prev is free for the row buffer.
+            sparse_backward(sp, m, delta, net.sizes[0], net.sizes[1], alpha, beta_w, beta_b,
+                            gW, gb, delta_prev)
+        else:
+            dense_backward(A0 if k == 0 else ws + net.a_off[k], theta + net.w_off[k], delta,
+                           ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
+                           alpha, beta_w, beta_b, gW, gb, delta_prev if k > 0 else NULL)
         if net.bn[k]:
             # Batch normalization subtracts the batch mean, so J does not depend on this bias:
             # its exact gradient is 0 (the sum above is rounding noise, which adaptive
@@ -465,7 +489,7 @@ cdef void save_state(const Net* net, floating* backup, const floating* theta,
 
 cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state,
                             floating* bn_state, int64_t* step, const floating* X,
-                            const floating* Y, const floating* sample_weight, Py_ssize_t n,
+                            const SparseRows* sp, const floating* Y, const floating* sample_weight, Py_ssize_t n,
                             const Py_ssize_t* orders, const double* rates, Py_ssize_t n_epochs,
                             Py_ssize_t batch_size, uint64_t seed, floating* ws, double* loss_out,
                             Py_ssize_t* epochs_done) noexcept nogil:
@@ -480,6 +504,11 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     cdef double batch_loss, total
     cdef int64_t step_at_start
     cdef bint fused = fused_sgd(net)
+    cdef SparseRows batch
+    cdef const SparseRows* batch_ptr = NULL
+    if sp != NULL:
+        batch = sp[0]
+        batch_ptr = &batch
     for e in range(n_epochs):
         epochs_done[0] = e
         save_state(net, backup, theta, opt_state, bn_state, False)
@@ -489,11 +518,14 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
         start = 0
         while start < n:
             m = batch_size if start + batch_size <= n else n - start
-            gather_rows(X, order + start, 0, m, n_in, A0)
+            if sp != NULL:
+                batch.rows = order + start
+            else:
+                gather_rows(X, order + start, 0, m, n_in, A0)
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             if Wb != NULL:
                 gather_rows(sample_weight, order + start, 0, m, 1, Wb)
-            forward(net, theta, bn_state, A0, ws, m, TRAIN, seed, <uint64_t> step[0])
+            forward(net, theta, bn_state, A0, batch_ptr, ws, m, TRAIN, seed, <uint64_t> step[0])
             batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb,
                                     Wb, m, n_out, <floating> (1.0 / m), ws + net.delta_off0)
             if not isfinite(batch_loss):
@@ -503,9 +535,9 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
             total += batch_loss
             step[0] += 1
             if fused:
-                backward(net, theta, A0, ws, m, grad, rates[e])
+                backward(net, theta, A0, batch_ptr, ws, m, grad, rates[e])
             else:
-                backward(net, theta, A0, ws, m, grad, 0)
+                backward(net, theta, A0, batch_ptr, ws, m, grad, 0)
                 update(net, theta, grad, opt_state, rates[e], step[0])
             start += m
         if not all_finite_ptr(theta, net.n_params):
@@ -533,9 +565,23 @@ cdef inline floating* _data(floating[::1] a) noexcept:
     return &a[0] if a is not None and a.shape[0] > 0 else NULL
 
 
+cdef bint _bind_input(Network network, X, bint single, SparseRows* sp) except -1:
+    """True, with sp := X's arrays, when X is a ``_sparse.CSR`` (of the model's dtype); False
+    when X is dense (which a network laid out for sparse input refuses)."""
+    if isinstance(X, CSR):
+        if (<CSR> X).dtype != (np.float32 if single else np.float64):
+            raise TypeError(f"X holds {(<CSR> X).dtype} values; the model is "
+                            f"{'float32' if single else 'float64'}")
+        sp[0] = (<CSR> X).rows
+        return True
+    if network.sparse_input:
+        raise ValueError("this Network is laid out for sparse input (sparse_input=True); "
+                         "X must be a fastmlp._kernels._sparse.CSR")
+    return False
+
+
 def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
-                 floating[::1] bn_state, int64_t[::1] step, const floating[:, ::1] X,
-                 const floating[:, ::1] Y, const floating[::1] sample_weight,
+                 floating[::1] bn_state, int64_t[::1] step, X, const floating[:, ::1] Y, const floating[::1] sample_weight,
                  const Py_ssize_t[:, ::1] orders, const double[::1] rates,
                  Py_ssize_t batch_size, uint64_t seed, floating[::1] workspace,
                  double[::1] loss_out):
@@ -553,7 +599,8 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
         Batch-norm running means and variances.
     step : (1,) int64 array, IN/OUT
         Updates done so far (Adam's bias correction, dropout masks' counter).
-    X : (n, sizes[0]) array, IN
+    X : (n, sizes[0]) C-contiguous array or ``_sparse.CSR``, IN
+        The model's dtype. A CSR X needs no ``sparse_input`` network, but one spares memory.
     Y : (n, sizes[-1]) array of targets, IN
     sample_weight : (n,) array or None, IN
         Per-sample loss weights (the caller normalizes them to mean 1).
@@ -581,6 +628,9 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     cdef Py_ssize_t n_rows = X.shape[0]
     cdef int status
     cdef bint in_range = True
+    cdef SparseRows sp
+    cdef bint sparse = _bind_input(network, X, floating is float, &sp)
+    cdef const floating[:, ::1] Xd = None if sparse else X
     _check_arrays(network, theta, opt_state, bn_state, X, Y, sample_weight, workspace)
     if rates.shape[0] < n_epochs or loss_out.shape[0] < n_epochs:
         raise ValueError("rates and loss_out need one entry per epoch of orders")
@@ -598,23 +648,27 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
         status = train_epochs_nogil(&network.net, &theta[0], opt_ptr, bn_ptr, &step[0],
-                                    &X[0, 0], &Y[0, 0], sw_ptr, n, &orders[0, 0], &rates[0],
+                                    NULL if sparse else &Xd[0, 0], &sp if sparse else NULL,
+                                    &Y[0, 0], sw_ptr, n, &orders[0, 0], &rates[0],
                                     n_epochs, batch_size, seed, &workspace[0], &loss_out[0], &done)
     return status, done
 
 
 def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] bn_state,
-                      const floating[:, ::1] X, const floating[:, ::1] Y,
+                      X, const floating[:, ::1] Y,
                       const floating[::1] sample_weight, floating[::1] workspace,
                       floating[::1] grad_out):
     """The objective J on (X, Y) taken as one batch, and its gradient into ``grad_out``.
 
     The same forward, loss and backward code as training, without dropout; batch-norm layers
     use the batch's statistics and update the running ones in ``bn_state`` (pass a copy to keep
-    them). ``network.max_batch`` must be at least ``len(X)``.
+    them). ``network.max_batch`` must be at least ``len(X)``. X is dense or a ``_sparse.CSR``.
     """
     cdef Py_ssize_t m = X.shape[0]
     cdef double total
+    cdef SparseRows sp
+    cdef bint sparse = _bind_input(network, X, floating is float, &sp)
+    cdef const floating[:, ::1] Xd = None if sparse else X
     _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
     if not 1 <= m <= network.max_batch or grad_out.shape[0] != network.n_params:
         raise ValueError("X must have 1..max_batch rows and grad_out n_params entries")
@@ -623,23 +677,29 @@ def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] 
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
     with nogil:
-        gather_rows(&X[0, 0], NULL, 0, m, net.sizes[0], ws + net.a_off[0])
+        if not sparse:
+            gather_rows(&Xd[0, 0], NULL, 0, m, net.sizes[0], ws + net.a_off[0])
         gather_rows(&Y[0, 0], NULL, 0, m, net.sizes[net.n_layers], ws + net.y_off)
-        forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, GRADIENT, 0, 0)
+        forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+                GRADIENT, 0, 0)
         total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                            ws + net.y_off, sw_ptr, m, net.sizes[net.n_layers],
                            <floating> (1.0 / m), ws + net.delta_off0)
-        backward(net, <floating*> &theta[0], ws + net.a_off[0], ws, m, &grad_out[0], 0)
+        backward(net, <floating*> &theta[0], ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+                 &grad_out[0], 0)
         total = total / m + penalty(net, &theta[0])
     return total
 
 
 def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
-            const floating[:, ::1] X, floating[::1] workspace, floating[:, ::1] out,
-            bint logits=False):
-    """``out :=`` the network's outputs on X (probabilities, or logits when ``logits``),
-    computed ``network.max_batch`` rows at a time with the GIL released."""
+            X, floating[::1] workspace, floating[:, ::1] out, bint logits=False):
+    """``out :=`` the network's outputs on X (dense or a ``_sparse.CSR``): probabilities, or
+    logits when ``logits``, computed ``network.max_batch`` rows at a time with the GIL
+    released."""
     cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    cdef SparseRows sp
+    cdef bint sparse = _bind_input(network, X, floating is float, &sp)
+    cdef const floating[:, ::1] Xd = None if sparse else X
     _check_arrays(network, theta, None, bn_state, X, None, None, workspace)
     if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError(f"out must have shape ({n}, {n_out})")
@@ -650,8 +710,12 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            gather_rows(&X[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
-            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, PREDICT, 0, 0)
+            if sparse:
+                sp.first = start
+            else:
+                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+                    PREDICT, 0, 0)
             if not logits:
                 output_activation(net.loss, last, m, n_out)
             scatter_rows(last, m, n_out, &out[start, 0])
@@ -659,13 +723,17 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
 
 
 def objective(Network network, const floating[::1] theta, floating[::1] bn_state,
-              const floating[:, ::1] X, const floating[:, ::1] Y,
+              X, const floating[:, ::1] Y,
               const floating[::1] sample_weight, floating[::1] workspace,
               floating[:, ::1] out=None):
     """The objective J = sum_i w_i l_i / n + penalty on (X, Y), in prediction mode, in chunks
-    of ``max_batch`` rows; when ``out`` is given, the outputs (as ``predict``) go there."""
+    of ``max_batch`` rows; when ``out`` is given, the outputs (as ``predict``) go there. X is
+    dense or a ``_sparse.CSR``."""
     cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
     cdef double total = 0
+    cdef SparseRows sp
+    cdef bint sparse = _bind_input(network, X, floating is float, &sp)
+    cdef const floating[:, ::1] Xd = None if sparse else X
     _check_arrays(network, theta, None, bn_state, X, Y, sample_weight, workspace)
     if n == 0:
         raise ValueError("the objective of no samples is undefined")
@@ -679,9 +747,13 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
-            gather_rows(&X[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+            if sparse:
+                sp.first = start
+            else:
+                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
             gather_rows(&Y[0, 0], NULL, start, m, n_out, ws + net.y_off)
-            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], ws, m, PREDICT, 0, 0)
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+                    PREDICT, 0, 0)
             total += loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                 ws + net.y_off, sw_ptr + start if sw_ptr != NULL else NULL,
                                 m, n_out, <floating> 1, <floating*> NULL)
@@ -724,8 +796,8 @@ def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weig
 
 cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** thetas,
                            floating** opt_states, floating** bn_states, int64_t* steps,
-                           const floating* X, const floating* Y, const double* sample_weight,
-                           Py_ssize_t weight_rows, const double* weight_scale,
+                           const floating* X, const SparseRows* sp, const floating* Y,
+                           const double* sample_weight, Py_ssize_t weight_rows, const double* weight_scale,
                            const unsigned char* weighted, Py_ssize_t n_rows,
                            const Py_ssize_t* orders, Py_ssize_t n,
                            const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
@@ -734,6 +806,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            int64_t* step_at_start, double* totals) noexcept nogil:
     """Train every model whose status is OK on the same batches: each batch is gathered once,
     then each model takes exactly the step ``train_epochs_nogil`` would take for it alone.
+    With sp not NULL, X is sparse: the batch is its rows ``order`` (nothing is gathered) and
+    ``shared`` holds only the targets.
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
@@ -742,12 +816,17 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
     cdef const Net* net = nets[0]
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef floating* A0 = shared
-    cdef floating* Yb = shared + batch_size * n_in
+    cdef floating* Yb = shared + (batch_size * n_in if sp == NULL else 0)
+    cdef SparseRows batch
+    cdef const SparseRows* batch_ptr = NULL
     cdef floating* ws
     cdef floating* Wb
     cdef const Py_ssize_t* order
     cdef double batch_loss, rate
     cdef bint any_active
+    if sp != NULL:
+        batch = sp[0]
+        batch_ptr = &batch
     for e in range(n_epochs):
         any_active = False
         for k in range(n_models):
@@ -763,7 +842,10 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
         start = 0
         while start < n:
             m = batch_size if start + batch_size <= n else n - start
-            gather_rows(X, order + start, 0, m, n_in, A0)
+            if sp != NULL:
+                batch.rows = order + start
+            else:
+                gather_rows(X, order + start, 0, m, n_in, A0)
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             for k in range(n_models):
                 if status[k] != OK:
@@ -777,7 +859,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                     for i in range(m):
                         Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
                                                           + order[start + i]] * weight_scale[k])
-                forward(net, thetas[k], bn_states[k], A0, ws, m, TRAIN, seeds[k],
+                forward(net, thetas[k], bn_states[k], A0, batch_ptr, ws, m, TRAIN, seeds[k],
                         <uint64_t> steps[k])
                 batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                         Yb, Wb, m, n_out, <floating> (1.0 / m),
@@ -791,9 +873,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 totals[k] += batch_loss
                 steps[k] += 1
                 if fused_sgd(net):
-                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, rate)
+                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, rate)
                 else:
-                    backward(net, thetas[k], A0, ws, m, ws + net.grad_off, 0)
+                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, 0)
                     update(net, thetas[k], ws + net.grad_off, opt_states[k], rate, steps[k])
             start += m
         for k in range(n_models):
@@ -815,7 +897,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
 
 def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] opt_states,
                        floating[:, ::1] bn_states, int64_t[::1] steps,
-                       const floating[:, ::1] X, const floating[:, ::1] Y,
+                       X, const floating[:, ::1] Y,
                        const double[:, ::1] sample_weight, const double[::1] weight_scale,
                        const unsigned char[::1] weighted, const Py_ssize_t[:, ::1] orders,
                        const double[:, ::1] rates, Py_ssize_t batch_size,
@@ -838,6 +920,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         optimizer state).
     steps : (K,) int64, IN/OUT
     X, Y : (n_rows, ...) arrays, IN
+        X may be a ``_sparse.CSR`` instead, of the models' dtype.
     sample_weight : (K, n_rows) or (1, n_rows) float64, or None, IN
         Row k (or the one row), times ``weight_scale[k]``, weighs model k's samples where
         ``weighted[k]``.
@@ -865,9 +948,15 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     cdef Network first, network
     cdef int result = OK
     cdef bint in_range = True
+    cdef SparseRows sp
+    cdef bint sparse
+    cdef const floating[:, ::1] Xd = None
     if K == 0:
         raise ValueError("a stack needs at least one model")
     first = networks[0]
+    sparse = _bind_input(first, X, floating is float, &sp)
+    if not sparse:
+        Xd = X
     for arr_rows, name in ((thetas.shape[0], "thetas"), (opt_states.shape[0], "opt_states"),
                            (bn_states.shape[0], "bn_states"), (steps.shape[0], "steps"),
                            (seeds.shape[0], "seeds"), (workspaces.shape[0], "workspaces"),
@@ -910,7 +999,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     seeds_p = <uint64_t*> malloc(K * sizeof(uint64_t))
     step_at_start = <int64_t*> malloc(K * sizeof(int64_t))
     totals = <double*> malloc(K * sizeof(double))
-    shared = <floating*> malloc(batch_size * (n_in + n_out) * sizeof(floating))
+    shared = <floating*> malloc(batch_size * ((0 if sparse else n_in) + n_out) * sizeof(floating))
     try:
         if (nets == NULL or theta_p == NULL or opt_p == NULL or bn_p == NULL or ws_p == NULL
                 or seeds_p == NULL or step_at_start == NULL or totals == NULL or shared == NULL):
@@ -926,7 +1015,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
             done[k] = 0
         with nogil:
             result = train_stack_nogil(
-                nets, K, theta_p, opt_p, bn_p, &steps[0], &X[0, 0], &Y[0, 0],
+                nets, K, theta_p, opt_p, bn_p, &steps[0], NULL if sparse else &Xd[0, 0],
+                &sp if sparse else NULL, &Y[0, 0],
                 NULL if sample_weight is None else &sample_weight[0, 0],
                 1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
                 &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
