@@ -33,8 +33,10 @@ fastmlp computes it differently:
 * Reported loss. The penalty in ``loss_`` is taken at the epoch's end rather than summed over
   the batches. For several regression outputs ``loss_`` is, as in scikit-learn, half the squared
   error averaged over the outputs (the gradient is that of the sum over outputs, in both).
-* Input. X must be dense (sparse input raises a TypeError that says to call ``.toarray()``);
-  ``MLPRegressor(loss="poisson")`` is not available (``"absolute_error"`` and ``"huber"`` are).
+* Input. X may be a ``scipy.sparse`` matrix or array (CSR, CSC, ...): the first layer reads
+  its non-zeros, it is never densified. ``MLPRegressor`` takes scikit-learn's
+  ``loss="poisson"`` (log link, exponential output) and fastmlp's ``"absolute_error"`` and
+  ``"huber"``.
 """
 import copy
 import numbers
@@ -45,6 +47,7 @@ import numpy as np
 
 try:
     import scipy.optimize
+    import scipy.sparse
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
@@ -66,13 +69,14 @@ except ImportError:                                # pragma: no cover - scikit-l
 from . import _threads
 from . import optimizers as _optimizers
 from ._engine import EpochRunner, TrainingDiverged
-from ._kernels import _train
+from ._kernels import _sparse, _train
 from .mlp import _PREDICT_CHUNK, MLP
 from .schedules import get_schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
+_REGRESSION_LOSSES = ("squared_error", "poisson", "absolute_error", "huber")
 _SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
 
 
@@ -350,6 +354,10 @@ class _BaseMLP(BaseEstimator):
                 self.model_, self._mlp_init_kwargs = self._rebuilt_model(sizes, loss, X.dtype)
         self.n_outputs_ = Y.shape[1]
         self._bind_params()
+        if scipy.sparse.issparse(X):
+            # A canonical CSR matrix of the network's dtype (not copied when it is one): the
+            # kernels read its rows' non-zeros, X is never densified.
+            X = self.model_._check_X(X)
         if stochastic and not hasattr(self, "loss_curve_"):
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -376,7 +384,9 @@ class _BaseMLP(BaseEstimator):
         return (float(objective) - penalty) / self.n_outputs_ + penalty
 
     def _loss_per_output(self):
-        return self._task == "regression" and self.n_outputs_ > 1
+        """Whether scikit-learn averages this loss over the outputs (the half squared error;
+        the Poisson deviance it sums, as fastmlp)."""
+        return self._task == "regression" and self.n_outputs_ > 1 and self.loss != "poisson"
 
     def _engine_weights(self, sw, train_idx, n_rows, dtype):
         """The engine's per-row weights: the training rows' weights scaled to mean 1 (other
@@ -582,9 +592,11 @@ class _BaseMLP(BaseEstimator):
 
         # The data were checked once; each evaluation is one kernel call on the full batch.
         w = self._engine_weights(sw, None, X.shape[0], model.dtype)
-        net = model._network(X.shape[0])
+        sparse = scipy.sparse.issparse(X)
+        net = model._network(X.shape[0], sparse_input=sparse)
         workspace = np.empty(net.workspace_size, dtype=model.dtype)
         grad = np.empty_like(model.params)
+        X = _sparse.CSR(X) if sparse else X
 
         def objective(theta):
             model.params[:] = theta
@@ -630,9 +642,10 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("Input X contains NaN or infinity; remove or impute those "
                                  "values.")
             return self._predict_raw(model, X)
-        X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C")
+        X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C",
+                           accept_sparse=["csr", "csc"])
         out_dtype = X.dtype if model.dtype == np.float32 else model.dtype
-        if X.dtype != model.dtype:
+        if X.dtype != model.dtype or scipy.sparse.issparse(X):
             X = model._check_X(X)
         return self._predict_raw(model, X).astype(out_dtype, copy=False)
 
@@ -641,17 +654,21 @@ class _BaseMLP(BaseEstimator):
         between calls (prediction reads only the architecture, which a fitted network never
         changes): a one-row prediction costs little more than the kernel."""
         rows = min(X.shape[0], _PREDICT_CHUNK)
+        sparse = scipy.sparse.issparse(X)
+        n = X.shape[0]
+        if sparse:
+            X = _sparse.CSR(X)
         cache = self.__dict__.get("_predict_networks")    # set with the views of model_
         if cache is None or cache[0] is not model:
-            net = model._network(rows)
+            net = model._network(rows, sparse_input=sparse)
         else:
-            net = cache[1].get(rows)
+            net = cache[1].get((rows, sparse))
             if net is None:
                 if len(cache[1]) >= 8:
                     cache[1].clear()
-                net = cache[1][rows] = model._network(rows)
+                net = cache[1][rows, sparse] = model._network(rows, sparse_input=sparse)
         workspace = np.empty(net.workspace_size, dtype=model.dtype)
-        out = np.empty((X.shape[0], model.sizes[-1]), dtype=model.dtype)
+        out = np.empty((n, model.sizes[-1]), dtype=model.dtype)
         work = model._blas_work(rows)
         if work < _threads.OPENBLAS_THREADING_MIN:
             _train.predict(net, model.params, model.bn_state, X, workspace, out)
@@ -924,7 +941,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset, dtype):
         """Return X, the 0/1 target matrix and y (labels), checked; define or check classes_."""
         X, y = _validate_data(self, X, y, multi_output=True, dtype=dtype, order="C",
-                              reset=reset)
+                              accept_sparse=["csr", "csc"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -1045,6 +1062,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
     def _more_tags(self):                           # scikit-learn < 1.6
@@ -1058,9 +1076,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     replacement for ``sklearn.neural_network.MLPRegressor``; see the module docstring for what
     differs.
 """ + _PARAMETERS_HEADER + """\
-    loss : {"squared_error", "absolute_error", "huber"}, default "squared_error"
-        "squared_error" is half the squared error, as in scikit-learn; the other two are
-        fastmlp's.
+    loss : {"squared_error", "poisson", "absolute_error", "huber"}, default "squared_error"
+        "squared_error" is half the squared error and "poisson" the half Poisson deviance with
+        an exponential output (log link), as in scikit-learn; the other two are fastmlp's.
 """ + _PARAMETERS_DOC + """    huber_delta : float, default 1.0
         fastmlp: where the Huber loss turns from quadratic to linear.
 """ + _ATTRIBUTES_DOC + """
@@ -1122,20 +1140,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return {"huber_delta": self.huber_delta}
 
     def _loss_name(self, n_outputs):
-        if self.loss not in ("squared_error", "absolute_error", "huber"):
-            raise ValueError(f"loss must be 'squared_error', 'absolute_error' or 'huber'; got "
-                             f"{self.loss!r}" + (" (fastmlp has no Poisson loss)"
-                                                 if self.loss == "poisson" else ""))
+        if self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, _REGRESSION_LOSSES))}; "
+                             f"got {self.loss!r}")
         return self.loss
 
     def _out_activation(self, n_outputs):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
-                              order="C", reset=reset)
+                              order="C", accept_sparse=["csr", "csc"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression: its targets are counts or rates, >= 0.")
         Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=X.dtype)
         return X, Y, y
 
@@ -1189,6 +1209,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
     def _more_tags(self):                           # scikit-learn < 1.6

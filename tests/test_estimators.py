@@ -67,9 +67,11 @@ ESTIMATORS = [
 
 def expected_failed_checks(estimator):
     if estimator.dropout:
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "dropout masks and batch-norm statistics depend on which rows share a batch, "
-                "so a weight of 2 cannot equal a repeated row"}
+        reason = ("dropout masks and batch-norm statistics depend on which rows share a batch, "
+                  "so a weight of 2 cannot equal a repeated row")
+        # The sparse twin runs since the estimators take sparse X; same reason.
+        return {"check_sample_weight_equivalence_on_dense_data": reason,
+                "check_sample_weight_equivalence_on_sparse_data": reason}
     return {}
 
 
@@ -334,12 +336,44 @@ def test_invalid_parameters(params, error, match):
 
 def test_unsupported_inputs():
     X, y = iris()
-    with pytest.raises(TypeError, match="toarray"):
-        MLPClassifier().fit(scipy.sparse.csr_matrix(X), y)
-    with pytest.raises(ValueError, match="poisson"):
+    with pytest.raises(ValueError, match="not allowed for Poisson regression"):
         MLPRegressor(loss="poisson").fit(X, X[:, 0])
     with pytest.raises(ValueError, match="Unknown label type"):
         MLPClassifier().fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="loss must be one of"):
+        MLPRegressor(loss="hinge").fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("make", [scipy.sparse.csr_matrix, scipy.sparse.csc_array,
+                                  scipy.sparse.coo_matrix])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_X_trains_as_its_dense_array(make, solver):
+    X, y = iris()
+    X = np.where(np.abs(X) < 0.7, 0.0, X)                  # about half zeros
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=20, random_state=0,
+              early_stopping=solver == "adam")
+    dense, sparse = MLPClassifier(**kw).fit(X, y), MLPClassifier(**kw).fit(make(X), y)
+    assert max_difference(dense.coefs_ + dense.intercepts_,
+                          sparse.coefs_ + sparse.intercepts_) < 1e-10
+    np.testing.assert_allclose(sparse.predict_proba(make(X)), dense.predict_proba(X),
+                               atol=1e-12)
+    part = MLPClassifier(**dict(kw, solver="sgd", early_stopping=False))
+    part.partial_fit(make(X).astype(np.float32), y, classes=[0, 1, 2])
+    assert part.coefs_[0].dtype == np.float32
+
+
+def test_poisson_regressor_matches_sklearn():
+    X, _ = iris()
+    rate = np.exp(0.5 * X[:, 0] - 0.3 * X[:, 2])
+    y = np.random.default_rng(0).poisson(rate)
+    kw = dict(loss="poisson", hidden_layer_sizes=(5,), solver="sgd", batch_size=50,
+              max_iter=20, learning_rate_init=0.01, random_state=0)
+    ours, theirs = MLPRegressor(**kw).fit(X, y), SkMLPRegressor(**kw).fit(X, y)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
 
 
 def test_import_fastmlp_does_not_import_sklearn(tmp_path):

@@ -19,13 +19,19 @@ def blas_counts():
 
 
 @pytest.fixture
-def default_policy():
+def original_counts():
+    """BLAS's own thread counts; fastmlp's setting and those counts are restored after."""
     previous = fastmlp.get_num_threads()
-    fastmlp.set_num_threads("auto")
     before = blas_counts()
     yield before
     fastmlp.set_num_threads(previous)
     assert blas_counts() == before, "the original limits were not restored"
+
+
+@pytest.fixture
+def default_policy(original_counts):
+    fastmlp.set_num_threads("auto")
+    return original_counts
 
 
 @pytest.fixture
@@ -61,7 +67,7 @@ def train_recording(model, X, y, seen, barrier=None, epochs=2):
 
 
 def test_a_worker_threads_fit_runs_under_the_limit_while_another_thread_trains(
-        default_policy, main_thread_controls_openblas):
+        original_counts, main_thread_controls_openblas):
     X, y = wide_data()
     fastmlp.set_num_threads(1)
     seen = []
@@ -73,7 +79,7 @@ def test_a_worker_threads_fit_runs_under_the_limit_while_another_thread_trains(
         t.start()
     for t in threads:
         t.join()
-    assert seen == [[1] * len(default_policy)] * 2
+    assert seen == [[1] * len(original_counts)] * 2
 
 
 def test_concurrent_fits_share_the_cores_and_a_lone_fit_uses_them(
