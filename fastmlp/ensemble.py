@@ -24,7 +24,7 @@ try:
     from joblib import effective_n_jobs
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
     from sklearn.utils import check_random_state
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import _num_samples, check_is_fitted
 except ImportError as error:                       # pragma: no cover - depends on the install
     raise ImportError("fastmlp.ensemble needs scikit-learn >= 1.3: "
                       "pip install 'fastmlp[sklearn]'") from error
@@ -102,7 +102,7 @@ class _BaseEnsemble(BaseEstimator):
             raise TypeError(f"{type(self).__name__} takes a fastmlp "
                             f"{self._member_type.__name__} as estimator; got "
                             f"{type(base).__name__}")
-        n_samples = len(X) if hasattr(X, "__len__") else np.asarray(X).shape[0]
+        n_samples = _num_samples(X)
         seeds, counts = self._member_draws(n_samples)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
@@ -127,6 +127,11 @@ class _BaseEnsemble(BaseEstimator):
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True              # the members read sparse X as it is
+        return tags
 
     def _mean(self, method, X):
         check_is_fitted(self, "estimators_")

@@ -27,6 +27,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse
 
 try:
     from joblib import effective_n_jobs
@@ -109,6 +110,12 @@ class _Fit:
         est.out_activation_ = est._out_activation(Y.shape[1])
         est.n_outputs_ = Y.shape[1]
         est._bind_params()
+        if scipy.sparse.issparse(Xc):
+            # As the estimator: a canonical CSR matrix of the network's dtype, made once.
+            sparse_key = (key, "csr")
+            if sparse_key not in cache:
+                cache[sparse_key] = est.model_._check_X(Xc)
+            Xc = cache[sparse_key]
         early = est.early_stopping
         est.loss_curve_ = []
         est._no_improvement_count = 0

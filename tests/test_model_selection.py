@@ -185,3 +185,16 @@ _EXPECTED_FAILURES = {}
     expected_failed_checks=lambda est: _EXPECTED_FAILURES)
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+def test_sparse_X_and_float32():
+    """A sparse X is checked once and read by index (never densified), in float32 too."""
+    import scipy.sparse
+    X, y = _scaled(load_iris)
+    X[np.abs(X) < 0.5] = 0.0
+    Xs = scipy.sparse.csr_matrix(X)
+    est = MLPClassifier((6,), max_iter=20, random_state=0)
+    grid = {"alpha": [1e-4, 1e-1], "dtype": [np.float64, np.float32]}
+    ours = MLPSearchCV(est, grid, cv=3).fit(Xs, y)
+    _assert_same_results(ours, GridSearchCV(est, grid, cv=3).fit(Xs, y))
+    assert ours.n_stacks_ == 6                       # 3 folds x 2 dtypes
