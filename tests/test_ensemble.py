@@ -97,9 +97,10 @@ SMALL = dict(hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01)
                           MLPEnsembleRegressor(MLPRegressor(**SMALL), n_members=2,
                                                bootstrap=True)],
                          expected_failed_checks=lambda est: {
-                             "check_sample_weight_equivalence_on_dense_data":
+                             f"check_sample_weight_equivalence_on_{kind}_data":
                              "bootstrap samples draw rows by position: a repeated row changes "
-                             "the number of rows, and so every member's sample"}
+                             "the number of rows, and so every member's sample"
+                             for kind in ("dense", "sparse")}
                          if est.bootstrap else {})
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
