@@ -198,3 +198,11 @@ def test_sparse_X_and_float32():
     ours = MLPSearchCV(est, grid, cv=3).fit(Xs, y)
     _assert_same_results(ours, GridSearchCV(est, grid, cv=3).fit(Xs, y))
     assert ours.n_stacks_ == 6                       # 3 folds x 2 dtypes
+
+
+@pytest.mark.parametrize("module", ["fastmlp.model_selection", "fastmlp.ensemble"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert result.attempted > 0 and result.failed == 0
