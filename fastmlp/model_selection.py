@@ -68,12 +68,14 @@ class _Fit:
     _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
 
     @staticmethod
-    def start(est, X, y, train, cache, sample_weight=None):
+    def start(est, X, y, train, cache, sample_weight=None, models=None):
         """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
         None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
         kept over a search) holds X and y checked and converted once per dtype.
         ``sample_weight`` (n_samples,), over all of X: the weights ``est.fit`` would be given
-        with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale)."""
+        with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale).
+        ``models`` (a dict kept over one candidate's folds): its initial network, drawn once
+        when ``random_state`` is an int (the draws are then the same for every fold)."""
         if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
                 or est.warm_start:
             return None
@@ -103,7 +105,16 @@ class _Fit:
         for name in ("coefs_", "intercepts_", "loss_curve_", "best_loss_", "validation_scores_",
                      "best_validation_score_"):
             est.__dict__.pop(name, None)
-        est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+        drawn = (tuple(sizes), loss, Xc.dtype.str)
+        if models is None or not isinstance(est.random_state, numbers.Integral):
+            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+        elif drawn in models:
+            model, kwargs, state = models[drawn]
+            est.model_, est._mlp_init_kwargs = copy.deepcopy(model), kwargs
+            rs.set_state(state)                    # where drawing the network leaves it
+        else:
+            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+            models[drawn] = (copy.deepcopy(est.model_), est._mlp_init_kwargs, rs.get_state())
         est.n_iter_ = 0
         est.t_ = 0
         est.n_layers_ = len(sizes)
@@ -355,7 +366,10 @@ class MLPSearchCV(BaseSearchCV):
     Parameters
     ----------
     estimator : fastmlp.MLPClassifier or fastmlp.MLPRegressor
-        Other estimators are accepted and fitted one by one, as ``GridSearchCV`` would.
+        Other estimators are accepted and fitted one by one, as ``GridSearchCV`` would. With
+        ``random_state=None`` every fit of one search draws from the same seed, chosen once per
+        ``fit`` (``GridSearchCV``'s fits would each draw their own): the candidates then start
+        from the same weights and the fits of a fold train together.
     param_grid : dict or list of dicts, optional
         As ``GridSearchCV``'s.
     param_distributions : dict or list of dicts, optional
@@ -470,9 +484,15 @@ class MLPSearchCV(BaseSearchCV):
         fit_time = np.zeros(n_fits)
         groups_by_key = defaultdict(list)
         converted = {}
+        # random_state=None: one seed for the whole search, so that the fits share their
+        # shuffles and train together (GridSearchCV's fits would each draw their own).
+        seed = int(np.random.randint(np.iinfo(np.int32).max))
         for c, cand in enumerate(candidates):
             start = time.perf_counter()
             candidate = clone(base).set_params(**clone(cand, safe=False))
+            if isinstance(candidate, _estimators._BaseMLP) and candidate.random_state is None:
+                candidate.random_state = seed
+            models = {}
             shared = (time.perf_counter() - start) / len(splits)
             for s, (train, test) in enumerate(splits):
                 i = c * len(splits) + s
@@ -480,7 +500,8 @@ class MLPSearchCV(BaseSearchCV):
                 est = copy.deepcopy(candidate)      # as clone (deep copies of the parameters)
                 estimators[i] = est
                 try:
-                    fit = None if params else _Fit.start(est, X, y, train, converted)
+                    fit = None if params else _Fit.start(est, X, y, train, converted,
+                                                         models=models)
                 except Exception as error:          # as GridSearchCV: a failed fit scores
                     if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
                                                               False):

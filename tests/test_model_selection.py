@@ -206,3 +206,18 @@ def test_docstring_examples(module):
     import importlib
     result = doctest.testmod(importlib.import_module(module), verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_unseeded_estimator_still_stacks():
+    """random_state=None: one seed per search, so each fold's candidates share a stack; two
+    searches draw different seeds."""
+    X, y = _scaled(load_iris)
+    est = MLPClassifier((6,), max_iter=20)
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 1e-2]}
+    first = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    second = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    assert first.n_stacks_ == second.n_stacks_ == 3
+    assert first.best_estimator_.random_state is None
+    assert not np.array_equal(first.cv_results_["split0_test_score"],
+                              second.cv_results_["split0_test_score"]) or \
+        first.cv_results_["split0_test_score"].std() == 0
