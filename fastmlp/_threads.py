@@ -1,11 +1,15 @@
 """How many threads BLAS may use inside fastmlp's kernels: one decision, in one place.
 
-The default policy ("auto") serves both ways of using the machine. A fit alone uses every core
-for its large products; fits running at the same time in several Python threads (a
-``GridSearchCV`` on joblib's threading backend, training releases the GIL) share the cores
-instead of oversubscribing them: while ``k`` fits with large products run, BLAS gets
-``max(1, cores // k)`` threads, recomputed whenever one starts or ends. Products too small for
-several threads to pay (below ``MULTITHREAD_MIN``) run on one. ``set_num_threads(n)`` fixes the
+The default policy ("auto") serves both ways of using the machine. A fit alone uses the idle
+cores for its large products; fits running at the same time in several Python threads (a
+``GridSearchCV`` on joblib's threading backend, training releases the GIL) share them instead of
+oversubscribing them: while ``k`` fits with large products run, BLAS gets
+``max(1, idle // k)`` threads, recomputed whenever one starts or ends. ``idle`` is the cores
+this process may use less the load of other work (the one-minute load average beyond fastmlp's
+own fits): OpenBLAS's threads wait for each other by spinning, so on cores that other
+processes keep busy a second thread makes products several times slower (measured here: a
+60-60-60-1 full-batch fit 6x slower on two threads than on one on two loaded cores). Products
+too small for several threads to pay (below ``MULTITHREAD_MIN``) run on one. ``set_num_threads(n)`` fixes the
 number instead; ``set_num_threads(None)`` leaves BLAS's own setting alone.
 
 The limit is process-wide (OpenBLAS's pthreads pool serves every thread) and must work from
@@ -46,7 +50,7 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int >= 1, "auto" or None
-        "auto" (the default): a fit alone uses every core for its large products, concurrent
+        "auto" (the default): a fit alone uses the idle cores for its large products, concurrent
         fits share the cores. An int: that many threads for every fit. None: leave BLAS's own
         setting alone.
 
@@ -132,13 +136,27 @@ def _find_pools():
     return _pools
 
 
+def _loadavg():
+    """The one-minute load average (0 where the system does not report one)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):          # pragma: no cover - Windows
+        return 0.0
+
+
+def idle_cores():
+    """The cores this process may use that other work does not keep busy (at least 1)."""
+    others = max(0.0, _loadavg() - _active)
+    return max(1, cores() - int(others + 0.5))
+
+
 def _wanted(original):
     """The thread count for a pool whose own setting is ``original`` (under ``_lock``)."""
     if _setting != "auto":
         return _setting
     if not _wants_many:
         return 1
-    return max(1, min(original or 1, cores()) // _active)
+    return max(1, min(original or 1, idle_cores()) // _active)
 
 
 def _apply(per_thread=False):

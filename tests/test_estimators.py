@@ -555,3 +555,26 @@ def test_ctrl_c_stops_a_fit_as_sklearn_does():
         timer.cancel()
     assert 0 < clf.n_iter_ < 100_000 and len(clf.loss_curve_) == clf.n_iter_
     assert clf.score(X, y) > 0.6
+
+
+def test_ctrl_c_inside_a_sequential_grid_search_stops_that_fit_only():
+    """As with scikit-learn's MLP: the interrupted fit warns and keeps its weights, and the
+    search goes on with the next candidate."""
+    import os
+    import signal
+    import threading
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 20))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    search = GridSearchCV(
+        MLPClassifier(hidden_layer_sizes=(32,), n_iter_no_change=np.inf, random_state=0),
+        {"max_iter": [100_000, 3]}, cv=[(np.arange(2000), np.arange(2000, 3000))],
+        refit=False, n_jobs=1)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user."):
+            search.fit(X, y)
+    finally:
+        timer.cancel()
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))

@@ -23,13 +23,18 @@ def original_counts():
     """BLAS's own thread counts; fastmlp's setting and those counts are restored after."""
     previous = fastmlp.get_num_threads()
     before = blas_counts()
+    if not before:
+        pytest.skip(f"threadpoolctl {threadpoolctl.__version__} finds no BLAS library in this "
+                    f"process (older versions do not know the scipy_openblas wheels' names)")
     yield before
     fastmlp.set_num_threads(previous)
     assert blas_counts() == before, "the original limits were not restored"
 
 
 @pytest.fixture
-def default_policy(original_counts):
+def default_policy(original_counts, monkeypatch):
+    """fastmlp's default policy on a machine whose other work leaves every core idle."""
+    monkeypatch.setattr(_threads, "_loadavg", lambda: 0.0)
     fastmlp.set_num_threads("auto")
     return original_counts
 
@@ -133,6 +138,19 @@ def test_small_products_run_on_one_thread_and_set_num_threads_overrides(default_
     untouched = []
     train_recording(MLP(WIDE, seed=0), X, y, untouched)
     assert untouched == [default_policy]
+
+
+def test_cores_that_other_work_keeps_busy_are_left_alone(default_policy, monkeypatch):
+    X, y = wide_data()
+    cores = min(_threads.cores(), *default_policy)
+    seen = []
+    monkeypatch.setattr(_threads, "_loadavg", lambda: float(cores + 1))
+    train_recording(MLP(WIDE, seed=0), X, y, seen)
+    assert seen == [[1] * len(default_policy)]
+    # fastmlp's own fits are not "other work".
+    monkeypatch.setattr(_threads, "_loadavg", lambda: 1.0)
+    train_recording(MLP(WIDE, seed=0), X, y, seen)
+    assert seen[1] == [cores] * len(default_policy)
 
 
 def test_an_outer_limit_caps_the_policy(default_policy):
