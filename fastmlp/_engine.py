@@ -137,8 +137,11 @@ class StackRunner(EpochRunner):
     leaves it alone (the kernel trains only models whose status is OK).
     """
 
-    # Status of a model that the caller stopped (the kernel's own statuses are 0 to 3).
+    # Status of a model that the caller stopped (not one of the kernel's statuses).
     STOPPED = 16
+    # The kernel's statuses of a model that diverged: every one but OK and INTERRUPTED.
+    NONFINITE = [int(s) for s in _train.Status
+                 if s not in (_train.Status.OK, _train.Status.INTERRUPTED)]
 
     def __init__(self, stack, X, Y, sample_weight, weight_scale, weighted, batch_size, seeds,
                  n_threads=1):
@@ -218,9 +221,7 @@ class StackRunner(EpochRunner):
                 raise errors[0]
         for g in range(len(results)):
             losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
-        nonfinite = (self.status == _train.Status.NONFINITE_LOSS) | \
-            (self.status == _train.Status.NONFINITE_PARAMS)
-        for k in np.flatnonzero(nonfinite):
+        for k in np.flatnonzero(np.isin(self.status, self.NONFINITE)):
             if k not in self.diverged:
                 what = "loss" if self.status[k] == _train.Status.NONFINITE_LOSS else "weights"
                 epoch = int(self.epochs_done[k] + done[k] + 1)
