@@ -287,6 +287,7 @@ def _train_group(fits, n_jobs):
     simple = [k for k, f in enumerate(fits) if f.simple]
     books = _Bookkeeping(fits)
     errors = [None] * K
+    seen = set()
     sample_idx = np.arange(n_train)
     rs = first.rs
     runner = StackRunner(stack, first.X, first.Y, weights, scale, weighted, first.batch, seeds,
@@ -323,12 +324,18 @@ def _train_group(fits, n_jobs):
                         runner.stop(k)
                         break
                 if k in runner.diverged:
+                    seen.add(k)
                     try:
                         fits[k].diverged(runner, k)
                     except ValueError as error:
                         errors[k] = error
                 elif fits[k].est.n_iter_ >= fits[k].est.max_iter:
                     runner.stop(k)
+    for k in set(runner.diverged) - seen:
+        # Found when the runner closed (outputs on the training rows no longer finite): the
+        # estimator's fit raises it, as the engine does.
+        errors[k] = TrainingDiverged(runner.diverged[k], int(runner.epochs_done[k]), "outputs",
+                                     float(rates[0, k]))
     if runner.interrupted:
         warnings.warn("Training interrupted by user.")
     if books.reached_max:
