@@ -150,7 +150,9 @@ class _Fit:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset (or set "
                                  "early_stopping=False).")
-            fit.val = (Xc[rows[val]], yc[rows[val]], None)
+            # The validation rows, taken from X once per stack (``_train_group``): the fits
+            # of one group share them.
+            fit.val = (rows[val], yc, None)
             rows = rows[inner]
         fit.rows = rows
         n_train = rows.shape[0]
@@ -272,6 +274,11 @@ def _train_group(fits, n_jobs):
     (divergence)."""
     K = len(fits)
     first = fits[0]
+    if first.val[0] is not None:
+        rows, y_all, _ = first.val
+        val = (first.X[rows], y_all[rows], None)
+        for f in fits:
+            f.val = val
     stack = MLPStack([f.est.model_ for f in fits], _copy=False)
     for f in fits:
         f.est._bind_params()                       # views of the stack's rows
