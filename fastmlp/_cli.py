@@ -21,6 +21,7 @@ with one line ``error: <message>`` on stderr and exit status 2, never a tracebac
 """
 import argparse
 import csv
+import io as io_module
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import numpy as np
 
 from . import _tabular
 from ._validation import check_real
+from .io import _write_atomically
 
 __all__ = ["main"]
 
@@ -436,10 +438,16 @@ def predict(args):
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     else:
-        with open(args.out, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
+        def write(f):
+            text = io_module.TextIOWrapper(f, encoding="utf-8", newline="")
+            writer = csv.writer(text, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(rows)
+            text.flush()
+            text.detach()           # leave the binary file open for the atomic writer
+
+        # As model files: a regular file (or none) replaced in one step once complete.
+        _write_atomically(args.out, write, lambda f: None)
         print(f"wrote {table.n_rows} predictions of {target!r} to {args.out} (columns "
               f"{_quoted(header)})")
         for note in notes:

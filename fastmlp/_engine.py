@@ -19,23 +19,46 @@ import scipy.sparse
 from . import _threads
 from ._kernels import _sparse, _train
 
-__all__ = ["TrainingDiverged", "EpochRunner", "MAX_ORDER_ENTRIES"]
+__all__ = ["TrainingDiverged", "EpochRunner", "StackRunner", "MAX_ORDER_ENTRIES",
+           "interrupt_count", "check_state_finite"]
 
 # Largest number of sample indices handed to one kernel call: bounds the order buffer whatever
 # the number of epochs.
 MAX_ORDER_ENTRIES = 1 << 13
 
 
+# What diverged, by the kernel's status.
+_DIVERGED = {_train.Status.NONFINITE_LOSS: "loss",
+             _train.Status.NONFINITE_PARAMS: "weights",
+             _train.Status.NONFINITE_OPT_STATE: "optimizer state",
+             _train.Status.NONFINITE_BN_STATE: "batch-norm running statistics"}
+
+
+def interrupt_count():
+    """How many Ctrl-C presses fastmlp has caught so far.
+
+    A face that runs several fits as one task (a search over hyperparameters) notes it when the
+    task starts and passes it as ``EpochRunner(..., interrupt_mark=...)``, so that one Ctrl-C
+    stops the fits of the task that start later too.
+    """
+    return _train.interrupt_count()
+
+
 class TrainingDiverged(ValueError):
-    """Training produced a NaN or infinite loss or parameter.
+    """Training produced a NaN or infinite value.
+
+    The check runs at the end of every epoch over everything training writes (the loss, the
+    parameters, the optimizer's state, the batch-norm running statistics) and at the end of the
+    fit over the network's outputs on the training rows. After it the model holds the state of
+    the end of epoch ``epoch - 1`` (its start, for ``epoch == 1``): parameters, optimizer state,
+    running statistics and step count, every one of them finite.
 
     Attributes
     ----------
     epoch : int
-        The epoch (from 1, counted over the runner's life) in which it happened; the model
-        keeps the state of the end of epoch ``epoch - 1``.
+        The epoch (from 1, counted over the runner's life) in which it happened.
     what : str
-        "loss" or "weights".
+        "loss", "weights", "optimizer state", "batch-norm running statistics" or "outputs".
     rate : float
         The learning rate of that epoch.
     """
@@ -48,8 +71,15 @@ class TrainingDiverged(ValueError):
 class EpochRunner:
     """Runs blocks of epochs of one model on one training set.
 
-    Use it as a context manager: entering takes the BLAS thread limit and, in the main thread,
-    the Ctrl-C handler; leaving gives both back however the block of code ends.
+    Use it as a context manager: entering takes the model's lock (``model._lock``, when it has
+    one), the BLAS thread limit and a share of the Ctrl-C handler, from any thread; leaving
+    gives them back however the block of code ends. When the block ends normally after at least
+    one epoch (and no ``TrainingDiverged``), leaving also checks that the network's outputs on
+    the training rows are finite (see ``TrainingDiverged``).
+
+    Ctrl-C stops the runner at the end of the epoch in which it was pressed, if the press came
+    after ``interrupt_mark`` (by default: after the runner was entered), whatever thread runs it
+    and however many fits run at once or inside one another.
 
     Parameters
     ----------
@@ -65,32 +95,77 @@ class EpochRunner:
         Rows per gradient step, at most the number of rows an epoch visits.
     dropout_seed : int
         Seed of the dropout masks (0 when there is no dropout).
+    interrupt_mark : int or None
+        ``interrupt_count()`` when the task this fit belongs to began; None: when the runner
+        is entered.
+
+    Raises
+    ------
+    ValueError
+        If the model's parameters, optimizer state or running statistics already hold a NaN
+        or an infinity (written into them in place): training from them would be meaningless.
     """
 
-    def __init__(self, model, X, Y, sample_weight, batch_size, dropout_seed):
+    def __init__(self, model, X, Y, sample_weight, batch_size, dropout_seed,
+                 interrupt_mark=None):
         self.model = model
         if scipy.sparse.issparse(X):
             X = _sparse.CSR(X)
         self.X, self.Y, self.w = X, Y, sample_weight
         self.batch_size = batch_size
         self.seed = dropout_seed
+        check_state_finite(model)
         self.net = model._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
         self.workspace = np.empty(self.net.workspace_size, dtype=model.dtype)
         self.epochs_done = 0
         self.interrupted = False
+        self.diverged = False
+        self.interrupt_mark = interrupt_mark
+        self._steps_per_epoch = 0
+        self._x_bound = None        # max |X|, for outputs_provably_finite
         self._cleanup = None
 
     def __enter__(self):
         self._cleanup = contextlib.ExitStack()
-        self._cleanup.enter_context(
-            _threads.blas_threads(self.model._blas_work(self.batch_size)))
-        if threading.current_thread() is threading.main_thread() and _train.catch_interrupts():
-            self._cleanup.callback(_train.release_interrupts)
+        with self._cleanup as cleanup:
+            lock = getattr(self.model, "_lock", None)
+            if lock is not None:
+                cleanup.enter_context(lock)
+            cleanup.enter_context(_threads.blas_threads(self.model._blas_work(self.batch_size)))
+            if _train.catch_interrupts():
+                cleanup.callback(_train.release_interrupts)
+            if self.interrupt_mark is None:
+                self.interrupt_mark = _train.interrupt_count()
+            self._cleanup = cleanup.pop_all()
         return self
 
     def __exit__(self, *exc_info):
         cleanup, self._cleanup = self._cleanup, None
-        return cleanup.__exit__(*exc_info)
+        with cleanup:
+            if exc_info[0] is None:
+                self._check_outputs()
+        return False
+
+    def _check_outputs(self):
+        """TrainingDiverged, with the state of the start of the last epoch restored, when the
+        network's outputs on the training rows are not all finite: the last updates can make
+        them overflow while every parameter stays finite."""
+        m = self.model
+        if not self.epochs_done or self.diverged:
+            return
+        if self._x_bound is None:
+            self._x_bound = _max_abs(self.X)
+        if outputs_provably_finite(m, self._x_bound) or _train.outputs_finite(
+                self.net, m.params, m.bn_state, self.X, self.workspace):
+            return
+        _train.restore_epoch_start(self.net, m.params, m._opt_state, m.bn_state, self.workspace)
+        m._step[0] -= self._steps_per_epoch
+        epoch = self.epochs_done
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch}: the network's outputs on the training data "
+            f"became NaN or infinite although every weight is finite. The model keeps the state "
+            f"of the end of epoch {epoch - 1}. Lower the learning rate, clip gradients or "
+            f"standardize X.", epoch, "outputs", float(self._last_rate))
 
     def epochs_per_call(self, n_visit):
         """The most epochs one kernel call may take so that its orders fit the buffer bound."""
@@ -106,16 +181,24 @@ class EpochRunner:
         Raises
         ------
         TrainingDiverged
-            When the loss or the weights became non-finite; the model is back at the state of
-            the end of the last finite epoch.
+            When the loss, the weights, the optimizer state or the running statistics became
+            non-finite; the model is back at the state of the end of the last finite epoch.
         """
         m = self.model
+        if _train.interrupt_count() != self.interrupt_mark:   # pressed between two calls
+            self.interrupted = True
+            return 0
         status, done = _train.train_epochs(
             self.net, m.params, m._opt_state, m.bn_state, m._step, self.X, self.Y, self.w,
-            orders, rates, self.batch_size, self.seed, self.workspace, losses_out)
+            orders, rates, self.batch_size, self.seed, self.workspace, losses_out,
+            self.interrupt_mark)
         self.epochs_done += done
-        if status in (_train.Status.NONFINITE_LOSS, _train.Status.NONFINITE_PARAMS):
-            what = "loss" if status == _train.Status.NONFINITE_LOSS else "weights"
+        if done:
+            self._steps_per_epoch = -(-orders.shape[1] // self.batch_size)
+            self._last_rate = rates[done - 1]
+        if status in _DIVERGED:
+            self.diverged = True
+            what = _DIVERGED[status]
             epoch = self.epochs_done + 1
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch}: the {what} became NaN or infinite. The "
@@ -163,7 +246,29 @@ class StackRunner(EpochRunner):
         self.epochs_done = np.zeros(len(models), dtype=np.intp)
         self.diverged = {}
         self.interrupted = False
+        self.interrupt_mark = None
+        self._steps_per_epoch = 0
         self._cleanup = None
+
+    def _check_outputs(self):
+        """As ``EpochRunner``'s, model by model: a model whose outputs on the training rows are
+        not all finite goes back to the start of its last epoch and joins ``diverged`` (and
+        the stack's ``diverged_``); the others are left alone."""
+        s = self.stack
+        x_bound = _max_abs(self.X)
+        for k, net in enumerate(self.nets):
+            if k in self.diverged or not self.epochs_done[k]:
+                continue
+            if outputs_provably_finite(s._models[k], x_bound) or _train.outputs_finite(
+                    net, s.params[k], s.bn_state[k], self.X, self.workspaces[k]):
+                continue
+            _train.restore_epoch_start(net, s.params[k], s.opt_state[k, :net.n_state],
+                                       s.bn_state[k], self.workspaces[k])
+            s.steps[k] -= self._steps_per_epoch
+            epoch = int(self.epochs_done[k])
+            self.diverged[k] = s.diverged_[k] = (
+                f"model {k} diverged in epoch {epoch}: its outputs on the training data became "
+                f"NaN or infinite; it keeps the state of the end of epoch {epoch - 1}")
 
     def active(self):
         """Whether any model is still training."""
@@ -184,6 +289,9 @@ class StackRunner(EpochRunner):
         s = self.stack
         K = len(self.nets)
         done = np.zeros(K, dtype=np.intp)
+        if _train.interrupt_count() != self.interrupt_mark:   # pressed between two calls
+            self.interrupted = True
+            return done
         bounds = np.linspace(0, K, min(self.n_threads, K) + 1).astype(int)
         results = [None] * (len(bounds) - 1)
         errors = []
@@ -201,7 +309,8 @@ class StackRunner(EpochRunner):
                 self.nets[a:b], s.params[a:b], s.opt_state[a:b], s.bn_state[a:b],
                 s.steps[a:b], self.X, self.Y, w, self.weight_scale[a:b], self.weighted[a:b],
                 orders, rates[:, a:b].copy(), self.batch_size, self.seeds[a:b],
-                self.workspaces[a:b], losses_view[g], self.status[a:b], done[a:b])
+                self.workspaces[a:b], losses_view[g], self.status[a:b], done[a:b],
+                self.interrupt_mark)
 
         losses_view = [np.empty((len(orders), bounds[g + 1] - bounds[g]))
                        for g in range(len(bounds) - 1)]
@@ -223,12 +332,73 @@ class StackRunner(EpochRunner):
             losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
         for k in np.flatnonzero(np.isin(self.status, self.NONFINITE)):
             if k not in self.diverged:
-                what = "loss" if self.status[k] == _train.Status.NONFINITE_LOSS else "weights"
+                what = _DIVERGED[int(self.status[k])]
                 epoch = int(self.epochs_done[k] + done[k] + 1)
                 self.diverged[int(k)] = (
                     f"model {k} diverged in epoch {epoch}: the {what} became NaN or infinite; "
                     f"it keeps the state of the end of epoch {epoch - 1}")
         self.epochs_done += done
+        self._steps_per_epoch = -(-orders.shape[1] // self.batch_size)
         if any(r == _train.Status.INTERRUPTED for r in results):
             self.interrupted = True
         return done
+
+
+def check_state_finite(model):
+    """ValueError unless every entry of the model's parameters, optimizer state and batch-norm
+    running statistics is finite."""
+    for name, buffer in (("params", model.params), ("optimizer state", model._opt_state),
+                         ("bn_state", model.bn_state)):
+        if buffer.size and not _train.all_finite(buffer.reshape(1, -1)):
+            raise ValueError(f"the model's {name} holds NaN or infinity (written into it in "
+                             f"place?); training from it is meaningless. Write finite values "
+                             f"into it or build a new model")
+
+
+# |f(z)| <= slope * |z| + offset for every hidden activation (parameter p where it has one),
+# so that a bound on a layer's inputs bounds its outputs.
+_GROWTH = {"identity": lambda p: (1.0, 0.0), "relu": lambda p: (1.0, 0.0),
+           "leaky_relu": lambda p: (max(1.0, abs(p)), 0.0), "elu": lambda p: (1.0, abs(p)),
+           "gelu": lambda p: (1.0, 0.0), "gelu_tanh": lambda p: (1.0, 0.0),
+           "silu": lambda p: (1.0, 0.0), "swish": lambda p: (1.0, 0.0),
+           "mish": lambda p: (1.0, 0.0),
+           "softplus": lambda p: (1.0, 0.7),
+           "sigmoid": lambda p: (0.0, 1.0), "tanh": lambda p: (0.0, 1.0)}
+
+
+def _max_abs(X):
+    """max |X| (of the stored values of a sparse X), without a temporary copy of X."""
+    data = X.data if isinstance(X, _sparse.CSR) else X
+    if not np.size(data):
+        return 0.0
+    return max(float(np.max(data)), -float(np.min(data)))
+
+
+def outputs_provably_finite(model, x_bound, bn_eps=1e-5):
+    """Whether the network's logits are finite for every input with entries in
+    [-x_bound, x_bound], by interval arithmetic on the weights (``O(n_params)``, no pass over
+    the data): ``|z_j| <= sum_i |W_ij| bound + |b_j|`` per layer, through each activation's
+    growth and batch normalization's prediction-mode scaling.
+
+    True is a proof; False only means the bound is too loose to tell (then the engine runs
+    the network over the training rows). With finite weights the bound stays far below the
+    dtype's range for every sensibly trained network, so the pass is rarely needed."""
+    from ._kernels._dense import ACTIVATION_IDS
+    names = {v: k for k, v in ACTIVATION_IDS.items()}
+    limit = 1e-6 * float(np.finfo(model.dtype).max)
+    bound = float(x_bound)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(model.W)):
+            W, b = model.W[k], model.b[k]
+            z = np.abs(W).sum(axis=0, dtype=np.float64) * bound + np.abs(b)
+            if k == len(model.W) - 1:
+                return bool(np.all(z < limit))
+            if model.batch_norm[k]:
+                mean, var = model.running_mean[k], model.running_var[k]
+                z = ((z + np.abs(mean)) / np.sqrt(var.astype(np.float64) + bn_eps)
+                     * np.abs(model.gamma[k]) + np.abs(model.beta[k]))
+            slope, offset = _GROWTH[names[model._act_ids[k]]](model._act_params[k])
+            bound = float(np.max(z)) * slope + offset
+            if not bound < limit:
+                return False
+    return False

@@ -17,7 +17,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["is_estimator", "serialize", "rebuild"]
+__all__ = ["is_estimator", "serialize", "rebuild", "MEMBERS", "member_check"]
+
+#: The archive members an estimator adds to its network's file.
+MEMBERS = ("estimator_classes", "estimator_feature_names")
 
 _CLASSES = ("MLPClassifier", "MLPRegressor")
 # Fitted attributes stored as JSON values (numbers, lists of numbers, strings, None).
@@ -88,6 +91,24 @@ def _decode_param(value):
     if isinstance(value, list):
         return [_decode_param(v) for v in value]
     return value
+
+
+def member_check(name, config):
+    """A check of member ``name``'s ``.npy`` header (``fastmlp.io._Archive.read``): a 1-D
+    array of labels (one per class, a few more than the outputs at most) or of feature names
+    (one per input), never objects."""
+    n_in, n_out = config["layer_sizes"][0], config["layer_sizes"][-1]
+
+    def check(dtype, shape):
+        if name == "estimator_classes":
+            ok = dtype.kind in "biufUS" and len(shape) == 1 and 1 <= shape[0] <= max(2, n_out)
+        else:
+            ok = dtype.kind == "U" and shape == (n_in,)
+        if not ok or dtype.itemsize * (shape[0] if shape else 1) > 1 << 24:
+            raise ValueError(f"the stored estimator is inconsistent: {name} of dtype {dtype} "
+                             f"and shape {shape} does not fit a network of {n_in} inputs and "
+                             f"{n_out} outputs")
+    return check
 
 
 def serialize(estimator):

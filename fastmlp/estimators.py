@@ -80,7 +80,7 @@ from . import _threads
 from . import optimizers as _optimizers
 from ._engine import EpochRunner, TrainingDiverged
 from ._kernels import _sparse, _train
-from .mlp import _PREDICT_CHUNK, MLP
+from .mlp import MLP
 from .schedules import get_schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -507,6 +507,11 @@ class _BaseMLP(BaseEstimator):
                         break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        except TrainingDiverged as diverged:
+            # Raised on leaving the runner: the last epoch made the outputs overflow (it is
+            # undone). With early stopping the best epoch's weights come back below.
+            if not early_stopping:
+                self._diverged(diverged, n_train, max_epochs)
         finally:
             if early_stopping:
                 model.params[:], model.bn_state[:] = self._best_state
@@ -663,8 +668,8 @@ class _BaseMLP(BaseEstimator):
         """``model._predict_raw(X)`` with the engine's description of the network kept
         between calls (prediction reads only the architecture, which a fitted network never
         changes): a one-row prediction costs little more than the kernel."""
-        rows = min(X.shape[0], _PREDICT_CHUNK)
         sparse = scipy.sparse.issparse(X)
+        rows = model._predict_rows(X.shape[0], sparse)
         n = X.shape[0]
         if sparse:
             X = _sparse.CSR(X)
@@ -680,11 +685,12 @@ class _BaseMLP(BaseEstimator):
         workspace = np.empty(net.workspace_size, dtype=model.dtype)
         out = np.empty((n, model.sizes[-1]), dtype=model.dtype)
         work = model._blas_work(rows)
-        if work < _threads.OPENBLAS_THREADING_MIN:
-            _train.predict(net, model.params, model.bn_state, X, workspace, out)
-        else:
-            with _threads.blas_threads(work):
+        with model._lock:                   # not while another thread trains the network
+            if work < _threads.OPENBLAS_THREADING_MIN:
                 _train.predict(net, model.params, model.bn_state, X, workspace, out)
+            else:
+                with _threads.blas_threads(work):
+                    _train.predict(net, model.params, model.bn_state, X, workspace, out)
         return out
 
     def save(self, path):

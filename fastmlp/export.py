@@ -19,15 +19,13 @@ Goldberg's and Kahan's identities for the first two, W. J. Cody's rational appro
 This module is not a general converter: it knows fastmlp's networks only. ``onnx`` is imported
 when ``to_onnx`` is called, so ``import fastmlp`` does not need it.
 """
-import contextlib
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 from ._kernels._dense import ACTIVATION_IDS
-from .io import _new_file_mode
+from . import io as _io
 from .losses import resolve_loss
 from .mlp import MLP
 
@@ -378,22 +376,13 @@ def _check_opset(onnx, opset):
 
 
 def _write_atomically(path, data):
-    """Write bytes to path through a synced temporary file in the same folder, renamed over it;
-    the file gets the permissions ``fastmlp.save`` gives its files."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write bytes to path the way ``fastmlp.save`` writes model files: a regular file (or
+    none) replaced in one step, only once the new bytes read back complete."""
+    def verify(f):
+        if f.read() != data:
+            raise OSError(f"cannot write {os.fspath(path)!r}: the file read back differs from "
+                          f"what was written")
+    _io._write_atomically(os.fspath(path), lambda f: f.write(data), verify)
 
 
 def to_onnx(model_or_estimator, path=None, *, opset=None, label=True):

@@ -6,6 +6,7 @@ draws the batch orders, and calls the engine once per epoch when Python has work
 (progress lines, validation, callbacks, an adaptive schedule) and once for all epochs otherwise.
 """
 import contextlib
+import functools
 import numbers
 import os
 import sys
@@ -38,17 +39,47 @@ __all__ = ["MLP"]
 # A hidden activation: its name, or (name, parameter), e.g. ("leaky_relu", 0.2).
 ActivationSpec = Union[str, tuple[str, float]]
 
-# Rows per kernel call when predicting: bounds the workspace, not the input size.
+# Rows per kernel call when predicting: bounds the workspace, not the input size. Wide layers
+# get fewer rows, so that the per-row buffers stay within _PREDICT_BUDGET entries.
 _PREDICT_CHUNK = 4096
+_PREDICT_BUDGET = 1 << 24
+
+
+class _FrozenList(list):
+    """A list that cannot change: the structural settings of a model (``sizes``, ``dropout``,
+    ``batch_norm``, a per-layer ``hidden_activation``). It still equals and prints as the list
+    the user gave."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a model's structure is fixed at construction; build a new MLP with "
+                        "the settings you want")
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
+    sort = reverse = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self):
+        return type(self), (list(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 class _ParamList(list):
-    """The list behind ``MLP.W``, ``MLP.b`` (and ``gamma``, ``beta``): views into the flat
-    parameter buffer.
+    """The list behind ``MLP.W``, ``MLP.b`` (and ``gamma``, ``beta``, ``running_mean``,
+    ``running_var``): views into the model's flat buffers.
 
     Reading ``model.W[k]`` gives the view; assigning ``model.W[k] = array`` copies the values
-    into the model (the shape must match), so the model never loses track of its parameters.
+    into the model (the shape must match, and every value must be finite in the model's dtype),
+    so the model never loses track of its parameters.
     """
+
+    def __init__(self, views, lock=None, minimum=None):
+        super().__init__(views)
+        self._lock = lock if lock is not None else threading.RLock()
+        self._minimum = minimum
 
     def __setitem__(self, index, value):
         if not isinstance(index, numbers.Integral):
@@ -59,10 +90,21 @@ class _ParamList(list):
         value = np.asarray(value)
         if value.shape != target.shape:
             raise ValueError(f"layer {index} has shape {target.shape}; got {value.shape}")
-        if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"the new values of layer {index} must be real numbers; got dtype "
+                             f"{value.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = value.astype(target.dtype)
+        if not np.all(np.isfinite(converted)):
+            beyond = np.all(np.isfinite(value)) if value.dtype.kind == "f" else True
             raise ValueError(f"the new values of layer {index} must be finite real numbers "
-                             f"(no NaN or infinity)")
-        np.copyto(target, value, casting="unsafe")
+                             f"(no NaN or infinity)" +
+                             (f"; some exceed the range of the model's dtype {target.dtype}"
+                              if beyond else ""))
+        if self._minimum is not None and np.any(converted < self._minimum):
+            raise ValueError(f"the new values of layer {index} must be >= {self._minimum:g}")
+        with self._lock:
+            np.copyto(target, converted)
 
     def __delitem__(self, index):
         raise TypeError("the layers of a model cannot be removed")
@@ -70,7 +112,26 @@ class _ParamList(list):
     def _refuse(self, *args, **kwargs):
         raise TypeError("the number of layers is fixed by layer_sizes")
 
-    append = extend = insert = pop = remove = clear = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __iadd__ = __imul__ = _refuse
+
+
+def _locked(method):
+    """Run ``method`` holding the model's lock (see ``MLP``, "One model, many threads")."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+# Attributes fixed at construction: they decide the layout of the flat buffers, or the kernels
+# read them only when the model is built (so a new value would be ignored by training yet
+# written by save).
+_STRUCTURAL = frozenset({
+    "sizes", "dtype", "params", "bn_state", "_opt_state", "_step", "W", "b", "gamma", "beta",
+    "running_mean", "running_var", "hidden_activation", "loss_name", "batch_norm", "dropout",
+    "optimizer", "init", "_act_ids", "_act_params", "_loss_id", "_task", "_lock"})
 
 
 def _per_hidden(name, value, n_hidden, check):
@@ -79,6 +140,27 @@ def _per_hidden(name, value, n_hidden, check):
     if len(values) != n_hidden:
         raise ValueError(f"{name} needs one value per hidden layer ({n_hidden}); got {len(values)}")
     return [check(name, v) for v in values]
+
+
+def _scaled_to_max_one(w):
+    """Non-negative finite weights divided by their largest (float64), so that sums cannot
+    overflow; all zeros stay zeros."""
+    w = np.asarray(w, dtype=np.float64)
+    top = w.max()
+    return w / top if top > 0 else w
+
+
+def _mean_one(w):
+    """Non-negative float64 weights, not all zero, scaled to mean 1: ``w * (n / w.sum())``, or
+    the same through ``w / max(w)`` when the sum or the factor overflows (weights near
+    float64's largest or smallest numbers, which would otherwise all become 0 or inf)."""
+    n = len(w)
+    with np.errstate(over="ignore"):
+        scale = n / w.sum()
+    if not (np.isfinite(scale) and scale > 0):
+        w = _scaled_to_max_one(w)
+        scale = n / w.sum()
+    return w * scale
 
 
 def _kernel_input(X):
@@ -203,7 +285,39 @@ class MLP:
     Raises
     ------
     ValueError, TypeError
-        On an invalid parameter; the message says which and what is allowed.
+        On an invalid parameter; the message says which and what is allowed, or when
+        ``layer_sizes`` need more memory than the machine can give.
+
+    Notes
+    -----
+    **Structure is read-only.** ``sizes``, ``dtype``, ``params``, ``bn_state``, ``W``, ``b``,
+    ``gamma``, ``beta``, ``running_mean``, ``running_var``, ``hidden_activation``,
+    ``loss_name``, ``batch_norm``, ``dropout``, ``optimizer`` and ``init`` fix the layout of the
+    buffers and what the kernels compute: assigning one raises ``AttributeError`` (build a new
+    model instead). The values in the buffers may change: ``model.W[k] = array`` (checked:
+    right shape, finite in the model's dtype) or in-place writes such as
+    ``model.params[...] = theta``. The hyperparameters (``lr``, ``l1``, ``l2``, ``lr_decay``,
+    ``schedule``, ``huber_delta``, ``label_smoothing``, ``clip_norm``, ``clip_value``,
+    ``early_stopping``, ``validation_fraction``, ``patience``, ``min_delta`` and the optimizer's
+    own, e.g. ``model.optimizer.beta1``) may be assigned between calls; each is checked again
+    where it is used, with the same message as in the constructor.
+
+    **One model, many threads: calls are serialized by a lock.** ``train``, ``fit``,
+    ``forward``, ``predict``, ``predict_proba``, ``score``, ``loss``, ``loss_and_gradient``,
+    ``save`` (and pickling, copying, ``W[k] = ...``) hold the model's reentrant lock, so using
+    one model from several threads at once is safe: each call sees the model between two fits,
+    never half-trained, and a file saved meanwhile always loads. Calls on one model therefore
+    run one after the other (a ``predict`` waits for a running ``train`` to finish); to predict
+    in parallel, use copies (``copy.deepcopy(model)``). Callbacks run inside ``train`` and may
+    call the model's own methods; they must not wait for another thread that uses the same
+    model. In-place writes into the arrays bypass the lock.
+
+    **Divergence.** When training produces a NaN or an infinity (in the loss, the parameters,
+    the optimizer's state, the running statistics, or the network's outputs on the training
+    data after the last epoch), ``train`` raises ``ValueError`` (a
+    ``fastmlp._engine.TrainingDiverged``) and the model keeps the state of the end of the last
+    epoch whose every value was finite (its state before the call if that was the first):
+    parameters, optimizer state, running statistics, all finite.
 
     Examples
     --------
@@ -238,30 +352,31 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output width; got {sizes}")
         n_hidden = len(sizes) - 2
+        self._lock = threading.RLock()
         self.dtype = _check_dtype(dtype)
-        self.sizes = sizes
-        self.hidden_activation = hidden_activation
+        self.sizes = _FrozenList(sizes)
+        self.hidden_activation = (_FrozenList(hidden_activation)
+                                  if isinstance(hidden_activation, list) else hidden_activation)
         self._act_ids, self._act_params, inits = resolve_activations(hidden_activation, n_hidden)
         self.loss_name, self._loss_id, self._task = resolve_loss(loss, sizes[-1])
         self.lr = self.base_lr = lr
         self.l2, self.l1 = l2, l1
         self.lr_decay = lr_decay
-        self._check_hyperparameters()
+        self._check_rates()
         self.lr = self.base_lr = float(lr)
         self.l2, self.l1 = float(l2), float(l1)
         self.lr_decay = None if lr_decay is None else float(lr_decay)
         if schedule is not None and lr_decay is not None:
             raise ValueError("give either lr_decay or schedule, not both "
                              "(lr_decay=d is schedule=ExponentialDecay(d))")
-        # "cosine" alone anneals over each train call's epochs; other names resolve now.
-        self.schedule = schedule if schedule == "cosine" else _schedules.get_schedule(schedule)
+        self.schedule = schedule
         self._lr_set = self.lr
         self.optimizer = _optimizers.get_optimizer(optimizer)
         self.clip_norm = None if clip_norm is None else _check_real("clip_norm", clip_norm, 0, low_open=True)
         self.clip_value = None if clip_value is None else _check_real("clip_value", clip_value, 0, low_open=True)
-        self.dropout = _per_hidden("dropout", dropout, n_hidden,
-                                   lambda n, v: _check_real(n, v, 0, 1, high_open=True))
-        self.batch_norm = _per_hidden("batch_norm", batch_norm, n_hidden, _check_flag)
+        self.dropout = _FrozenList(_per_hidden(
+            "dropout", dropout, n_hidden, lambda n, v: _check_real(n, v, 0, 1, high_open=True)))
+        self.batch_norm = _FrozenList(_per_hidden("batch_norm", batch_norm, n_hidden, _check_flag))
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(map(repr, INITIALIZERS))}")
         self.init = init
@@ -274,11 +389,17 @@ class MLP:
         self.min_delta = _check_real("min_delta", min_delta, 0)
 
         self._rng = np.random.default_rng(seed)
-        W, b = initial_parameters(self._rng, sizes, init if init is not None else inits)
-        layout = self._network(max_batch=1)
-        self.params = np.zeros(layout.n_params, dtype=self.dtype)
-        self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
-        self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
+        layout = self._network(max_batch=1)      # checks the layout before anything is allocated
+        try:
+            self.params = np.zeros(layout.n_params, dtype=self.dtype)
+            self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
+            self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
+            W, b = initial_parameters(self._rng, sizes, init if init is not None else inits)
+        except MemoryError:
+            raise ValueError(f"layer_sizes {sizes} need {layout.n_params:,} parameters "
+                             f"({layout.n_params * self.dtype.itemsize / 2**30:,.1f} GiB, "
+                             f"twice that with the optimizer's state), more memory than this "
+                             f"machine can allocate; use smaller layers") from None
         self._step = np.zeros(1, dtype=np.int64)
         self._bind_views()
         for k in range(len(W)):
@@ -291,34 +412,80 @@ class MLP:
         self.history = {"loss": [], "lr": []}
         self.best_epoch = None
 
+    @property
+    def schedule(self):
+        """The learning-rate schedule (see the class docstring). Assigning it resolves the new
+        value as the constructor does; "cosine" alone anneals over each ``train`` call's
+        epochs."""
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, value):
+        self._schedule = (value if isinstance(value, str) and value == "cosine"
+                          else _schedules.get_schedule(value))
+
     def _bind_views(self):
         """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
         layout = self._network(max_batch=1)
         sizes, widths = self.sizes, self.sizes[1:-1]
-        self.W = _ParamList(self.params[o:o + n_in * n_out].reshape(n_in, n_out)
-                            for o, n_in, n_out in zip(layout.w_off, sizes[:-1], sizes[1:]))
-        self.b = _ParamList(self.params[o:o + n] for o, n in zip(layout.b_off, sizes[1:]))
-        self.gamma = _ParamList(self.params[o:o + n] if o >= 0 else None
-                                for o, n in zip(layout.g_off, widths))
-        self.beta = _ParamList(self.params[o:o + n] if o >= 0 else None
-                               for o, n in zip(layout.be_off, widths))
-        self.running_mean = [self.bn_state[o:o + n] if o >= 0 else None
-                             for o, n in zip(layout.rm_off, widths)]
-        self.running_var = [self.bn_state[o:o + n] if o >= 0 else None
-                            for o, n in zip(layout.rv_off, widths)]
+
+        def views(buffer, offsets, shapes, minimum=None):
+            return _ParamList((buffer[o:o + int(np.prod(shape))].reshape(shape) if o >= 0
+                               else None for o, shape in zip(offsets, shapes)),
+                              self._lock, minimum)
+
+        d = self.__dict__        # these attributes are read-only (see __setattr__)
+        d["W"] = views(self.params, layout.w_off, zip(sizes[:-1], sizes[1:]))
+        d["b"] = views(self.params, layout.b_off, zip(sizes[1:]))
+        d["gamma"] = views(self.params, layout.g_off, zip(widths))
+        d["beta"] = views(self.params, layout.be_off, zip(widths))
+        d["running_mean"] = views(self.bn_state, layout.rm_off, zip(widths))
+        d["running_var"] = views(self.bn_state, layout.rv_off, zip(widths), minimum=0)
+
+    def __setattr__(self, name, value):
+        if name in _STRUCTURAL and name in self.__dict__:
+            raise AttributeError(
+                f"cannot set {name!r}: it fixes the model's structure (the layout of its buffers "
+                f"and what the kernels compute), so it is read-only after construction: build a "
+                f"new MLP(...) with the setting you want" +
+                ("; write into the arrays in place (model.params[...] = ..., "
+                 "model.W[k] = ...) to change their values" if name in
+                 ("params", "bn_state", "W", "b", "gamma", "beta", "running_mean",
+                  "running_var") else
+                 "; change its hyperparameters in place (e.g. model.optimizer.beta1 = 0.8)"
+                 if name == "optimizer" else ""))
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name in _STRUCTURAL:
+            raise AttributeError(f"cannot delete {name!r}: it is part of the model's structure")
+        object.__delattr__(self, name)
 
     def __getstate__(self):
-        # The views and the engine's cached layouts are rebuilt on unpickling, so that W and b
-        # stay views of params in the copy.
-        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks")
-        return {k: v for k, v in self.__dict__.items() if k not in views}
+        # The views, the lock and the engine's cached layouts are rebuilt on unpickling, so that
+        # W and b stay views of params in the copy. The buffers are copied under the lock, so
+        # a copy made while another thread trains is the state between two epochs, not a mix.
+        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock")
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items() if k not in views}
+            for name in ("params", "bn_state", "_opt_state", "_step"):
+                state[name] = state[name].copy()
+        return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        state = dict(state)
+        if "schedule" in state:             # pickled before schedule became a property
+            state["_schedule"] = state.pop("schedule")
+        for name in ("sizes", "dropout", "batch_norm"):
+            state[name] = _FrozenList(state[name])
+        if isinstance(state.get("hidden_activation"), list):
+            state["hidden_activation"] = _FrozenList(state["hidden_activation"])
         for name in ("params", "bn_state", "_opt_state", "_step"):
             # Unpickled buffers may be read-only (e.g. joblib's memory maps): own writable ones.
-            if not getattr(self, name).flags.writeable:
-                setattr(self, name, np.array(getattr(self, name)))
+            if not state[name].flags.writeable:
+                state[name] = np.array(state[name])
+        self.__dict__.update(state)
+        self.__dict__["_lock"] = threading.RLock()
         self._bind_views()
 
     def __repr__(self):
@@ -328,13 +495,34 @@ class MLP:
 
     # -- checks at the boundary -------------------------------------------------------------
 
-    def _check_hyperparameters(self):
+    def _check_rates(self):
         _check_real("lr", self.lr, low=0, low_open=True)
         _check_real("base_lr", self.base_lr, low=0, low_open=True)
         _check_real("l2", self.l2, low=0)
         _check_real("l1", self.l1, low=0)
         if self.lr_decay is not None:
             _check_real("lr_decay", self.lr_decay, low=0, high=1, low_open=True)
+
+    def _check_hyperparameters(self):
+        """Check every setting that may be assigned between calls, where training uses it."""
+        self._check_rates()
+        _check_flag("early_stopping", self.early_stopping)
+        _check_real("validation_fraction", self.validation_fraction, 0, 1, low_open=True,
+                    high_open=True)
+        _check_int("patience", self.patience, 1)
+        _check_real("min_delta", self.min_delta, 0)
+        self._check_network_settings()
+
+    def _check_network_settings(self):
+        """Check the settings the kernels read (see ``_network``)."""
+        _check_real("l2", self.l2, low=0)
+        _check_real("l1", self.l1, low=0)
+        _check_real("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+        _check_real("huber_delta", self.huber_delta, 0, low_open=True)
+        for name in ("clip_norm", "clip_value"):
+            if getattr(self, name) is not None:
+                _check_real(name, getattr(self, name), 0, low_open=True)
+        self.optimizer.hyper        # checks the optimizer's hyperparameters
 
     def _check_X(self, X):
         """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
@@ -519,13 +707,22 @@ class MLP:
                     raise ValueError("class weights must be finite and non-negative")
             else:
                 raise TypeError("class_weight must be a dict {class: weight} or 'balanced'")
+            if not np.any(per_class > 0):
+                raise ValueError("the class and sample weights give every sample weight 0")
             cw = per_class[rows]
-            w = cw if w is None else w * cw
+            if w is not None:
+                with np.errstate(over="ignore", under="ignore"):
+                    product = w * cw
+                if not (np.all(np.isfinite(product)) and np.any(product > 0)):
+                    # Products beyond float64's range: the same weights up to a factor.
+                    product = _scaled_to_max_one(w) * _scaled_to_max_one(cw)
+                cw = product
+            w = cw
             if not np.any(w > 0):
                 raise ValueError("the class and sample weights give every sample weight 0")
         if w is None or np.all(w == w[0]):
             return None
-        return np.ascontiguousarray(w * (n / w.sum()), dtype=self.dtype)
+        return np.ascontiguousarray(_mean_one(w), dtype=self.dtype)
 
     # -- the engine ---------------------------------------------------------------------------
 
@@ -541,6 +738,7 @@ class MLP:
                self.clip_norm, self.clip_value, sparse_input)
         cache = self.__dict__.setdefault("_networks", {})
         if key not in cache:
+            self._check_network_settings()      # a setting assigned since the last build
             if len(cache) >= 8:
                 cache.clear()
             cache[key] = _train.Network(
@@ -555,9 +753,15 @@ class MLP:
         """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""
         return rows * max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
+    def _predict_rows(self, n, sparse=False):
+        """Rows per prediction pass: ``_PREDICT_CHUNK``, fewer for very wide layers."""
+        # The batch input (not for sparse X), then activations, derivatives, deltas, targets.
+        per_row = (0 if sparse else self.sizes[0]) + 4 * sum(self.sizes[1:])
+        return max(1, min(n, _PREDICT_CHUNK, _PREDICT_BUDGET // per_row))
+
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        rows = min(X.shape[0], _PREDICT_CHUNK)
+        rows = self._predict_rows(X.shape[0], scipy.sparse.issparse(X))
         X = _kernel_input(X)
         net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
@@ -567,7 +771,7 @@ class MLP:
         return out
 
     def _objective(self, X, Y, w, out=None):
-        rows = min(X.shape[0], _PREDICT_CHUNK)
+        rows = self._predict_rows(X.shape[0], scipy.sparse.issparse(X))
         X = _kernel_input(X)
         net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
@@ -585,9 +789,11 @@ class MLP:
         loss = self._objective(X, Y, None, out)
         return loss, self._metric(X, Y, rows, out)
 
+    @_locked
     def _snapshot(self):
         return self.params.copy(), self.bn_state.copy()
 
+    @_locked
     def _restore(self, state):
         self.params[:], self.bn_state[:] = state
 
@@ -596,9 +802,10 @@ class MLP:
         model's outputs on X when already computed."""
         out = self._predict_raw(X) if out is None else out
         if self._task == "regression":
-            ss_res = ((Y - out) ** 2).sum(axis=0)
-            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-            return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1)))
+            with np.errstate(over="ignore", invalid="ignore"):    # targets near the dtype's edge
+                ss_res = ((Y - out) ** 2).sum(axis=0)
+                ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+                return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1)))
         if self._task == "multiclass":
             return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
         return float(np.mean(np.all((out >= 0.5) == (Y >= 0.5), axis=1)))
@@ -616,10 +823,18 @@ class MLP:
         mask = np.zeros(n, dtype=bool)
         mask[held] = True
         keep = ~mask
-        return (_take_rows(X, keep), np.ascontiguousarray(Y[keep]),
-                None if w is None else np.ascontiguousarray(w[keep] * (keep.sum() / w[keep].sum())),
-                None if rows is None else rows[keep], _take_rows(X, mask), Y[mask], rows[mask] if rows is not None else None)
+        if w is not None and not np.any(w[keep] > 0):
+            raise ValueError("every sample left for training after the validation split has "
+                             "weight 0; pass validation_data or give those samples weight")
+        # Back to mean 1 over the kept rows, in the model's dtype (a NumPy scalar factor would
+        # promote float32 weights to float64).
+        w_train = None if w is None else np.ascontiguousarray(
+            w[keep] * (keep.sum() / w[keep].sum()), dtype=w.dtype)
+        return (_take_rows(X, keep), np.ascontiguousarray(Y[keep]), w_train,
+                None if rows is None else rows[keep], _take_rows(X, mask), Y[mask],
+                rows[mask] if rows is not None else None)
 
+    @_locked
     def train(self, X: ArrayLike, y: ArrayLike, epochs: int = 30, batch_size: int | None = None,
               verbose: bool = True, shuffle: bool = True, shuffle_seed: int | None = None, *,
               sample_weight: ArrayLike | None = None,
@@ -673,16 +888,19 @@ class MLP:
         memory grows with the non-zeros and time with them rather than with the width of X
         (see ``fastmlp/_kernels/_sparse.pyx``). Every method that takes X accepts it too.
 
-        Ctrl-C during training (from the main thread) stops it cleanly at the end of the
-        current epoch: ``train`` returns normally and the model keeps that epoch's weights. A
-        second Ctrl-C interrupts as usual.
+        Ctrl-C during training stops it cleanly at the end of the current epoch: ``train``
+        returns normally and the model keeps that epoch's weights. This holds in any thread
+        and for fits inside fits (a callback that trains another model): one Ctrl-C stops
+        every fit running at that moment, and none that starts later. A second Ctrl-C
+        interrupts as usual.
 
         Raises
         ------
         ValueError, TypeError
             On invalid data or parameters (the model is left unchanged), or when training
-            diverges (the loss or a weight becomes non-finite; the model keeps the state of the
-            end of the last finite epoch).
+            diverges (a NaN or an infinity in the loss, the parameters, the optimizer state, the
+            running statistics or, at the end, the outputs; the model keeps the state of the
+            end of the last finite epoch, see the class's Notes).
         """
         X = self._check_X(X)
         n = X.shape[0]
@@ -694,6 +912,7 @@ class MLP:
         if shuffle_seed is not None:
             _check_int("shuffle_seed", shuffle_seed, 0)
         self._check_hyperparameters()
+        _engine.check_state_finite(self)
         if class_weight is not None or self.early_stopping:
             rows = self._class_rows(Y, rows)
         w = self._sample_weights(sample_weight, class_weight, rows, n, classes)
@@ -707,6 +926,12 @@ class MLP:
         callbacks = [as_callback(c) for c in (callbacks or [])]
         batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
         schedule = self._resolve_schedule(epochs)
+        if not schedule.adaptive:
+            # The first and the last rate, before anything changes: a decay that underflows to
+            # 0 within the epochs asked for is refused now, not after training part of them.
+            base_lr = self.lr if self.lr != self._lr_set else self.base_lr
+            schedule.rate(1, base_lr)
+            schedule.rate(epochs, base_lr)
         if self.early_stopping:
             if validation is None:
                 state = self._rng.bit_generator.state
@@ -872,6 +1097,7 @@ class MLP:
                    shuffle=shuffle, shuffle_seed=shuffle_seed, **kwargs)
         return self
 
+    @_locked
     def forward(self, X: ArrayLike) -> np.ndarray:
         """The network's outputs: probabilities for classification, values for regression.
 
@@ -908,6 +1134,7 @@ class MLP:
                              "(loss {!r}): use predict".format(self.loss_name))
         return self.forward(X)
 
+    @_locked
     def predict(self, X: ArrayLike, threshold: float = 0.5) -> np.ndarray:
         """Predictions: labels for classification, values for regression.
 
@@ -934,6 +1161,7 @@ class MLP:
             return self.classes_[out.argmax(axis=1)]
         return (out >= threshold).astype(int)
 
+    @_locked
     def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy (classification; exact match of all labels for multi-label) or the
         coefficient of determination R^2 averaged over outputs (regression)."""
@@ -941,6 +1169,7 @@ class MLP:
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         return self._metric(X, Y, rows)
 
+    @_locked
     def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """The objective J on (X, y): the (weighted) mean loss plus the penalties.
 
@@ -955,6 +1184,7 @@ class MLP:
         Y, rows, _ = self._encode_targets(y, X.shape[0])
         return self._objective(X, Y, self._sample_weights(sample_weight, None, rows, X.shape[0]))
 
+    @_locked
     def save(self, path: str | os.PathLike) -> None:
         """Save the model to ``path``: an ``.npz`` of arrays plus JSON metadata, no pickle,
         written atomically; ``fastmlp.load(path)`` reads it back exactly (see ``fastmlp.io``).
@@ -968,6 +1198,7 @@ class MLP:
         from .io import save      # io imports this module
         save(self, path)
 
+    @_locked
     def loss_and_gradient(self, X: ArrayLike, y: ArrayLike,
                           sample_weight: ArrayLike | None = None) -> tuple[float, np.ndarray]:
         """The objective J on (X, y) taken as one batch, and its gradient by backpropagation.

@@ -24,7 +24,8 @@ The rate of epoch ``e``, with ``b = base_lr``:
     ``t = min(e - w - 1, T)``, which reaches ``min_lr`` at epoch ``total_epochs`` (one epoch
     later if ``total_epochs == w + 1``) and stays there. When ``min_lr == 0`` that end point
     would be a rate of 0, so ``t`` stops at ``T - 1/2`` instead: half a step before the curve
-    touches zero.
+    touches zero. (Computed as ``min_lr + (b - min_lr) * cos(pi * t / (2 T)) ** 2``, the same
+    curve without the cancellation that would round the last rates of a long schedule to 0.)
 ``ReduceOnPlateau(factor, patience, min_delta, min_lr, cooldown)``, name ``"plateau"``
     Adaptive. ``b``, multiplied by ``factor`` (but never below ``min_lr``) each time the
     observed loss has gone ``patience`` epochs without falling below ``best - min_delta``;
@@ -111,7 +112,12 @@ class Schedule(abc.ABC):
         """
         epoch = _check_int("epoch", epoch, 1)
         base_lr = _check_real("base_lr", base_lr, low=0, low_open=True)
-        value = self._rate(epoch, base_lr)
+        try:
+            value = self._rate(epoch, base_lr)
+        except (OverflowError, ZeroDivisionError) as error:     # e.g. epoch ** power_t
+            raise ValueError(f"{self!r} cannot compute the rate of epoch {epoch} ({error}); "
+                             f"every rate must be a finite number > 0: choose parameters that "
+                             f"keep it so for all the epochs trained") from None
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{self!r} gave {value!r} as the rate of epoch {epoch}; "
                             f"a rate must be a real number")
@@ -157,7 +163,7 @@ class Schedule(abc.ABC):
         try:
             values = np.array([self._rate(e, base_lr) for e in range(start, start + epochs)],
                               dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             values = None
         if values is None or not np.all(np.isfinite(values) & (values > 0)):
             # Some rate is bad: let rate() find the first and say which epoch.
@@ -292,6 +298,10 @@ class Cosine(Schedule):
     half a step before it touches zero (``base_lr / 2`` when ``T == 1``). The rates after
     warmup then still decrease strictly down to that floor.
 
+    The curve is computed as ``min_lr + (base_lr - min_lr) * cos(pi * t / (2 T)) ** 2``, equal
+    to the formula above but free of its cancellation near ``t = T``, which would round the
+    last rates of a long schedule (``total_epochs`` in the millions) to 0.
+
     Parameters
     ----------
     total_epochs : int
@@ -326,7 +336,9 @@ class Cosine(Schedule):
             return base_lr * epoch / w
         T = max(1, self.total_epochs - w - 1)
         t = min(epoch - w - 1, T if self.min_lr > 0 else T - 0.5)
-        return self.min_lr + 0.5 * (base_lr - self.min_lr) * (1 + math.cos(math.pi * t / T))
+        # 0.5 * (1 + cos(x)) written as cos(x / 2) ** 2, which does not cancel to 0 near the
+        # end of a long schedule (x close to pi).
+        return self.min_lr + (base_lr - self.min_lr) * math.cos(0.5 * math.pi * t / T) ** 2
 
 
 class ReduceOnPlateau(Schedule):

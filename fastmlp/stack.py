@@ -265,7 +265,11 @@ class MLPStack:
                                  f"zero")
             if not np.all(row == row[0]):
                 weighted[k] = 1
-                scale[k] = n / row.sum()
+                with np.errstate(over="ignore"):
+                    scale[k] = n / row.sum()
+                if not (np.isfinite(scale[k]) and scale[k] > 0):     # the sum overflows
+                    top = row.max()
+                    scale[k] = (n / top) / (row / top).sum()
         return w, scale, weighted
 
     def _run_epochs(self, runner, epochs, shuffle, rng, schedules):

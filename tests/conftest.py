@@ -10,8 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles (tests/test_properties.py). "ci", the default: a fixed seed and a budget
+# that keeps the file to some seconds. "long": ten times the examples, for a search before a
+# release; select it with FASTMLP_HYPOTHESIS_PROFILE=long.
+settings.register_profile("ci", max_examples=150, derandomize=True, database=None,
+                          deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=1500)
+settings.load_profile(os.environ.get("FASTMLP_HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_sessionstart(session):

@@ -5,6 +5,7 @@ line on stderr with exit status 2 and no traceback. The CSV reading and preproce
 import csv
 import json
 import os
+import stat
 import re
 import subprocess
 import sys
@@ -565,6 +566,23 @@ def test_predict_proba_and_id(colours, tmp_path, capsys):
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-12)
     assert [r[1] for r in rows] == np.array(["blue", "green", "red"])[proba.argmax(1)].tolist()
     assert np.mean(np.array([r[1] for r in rows]) == truth) > 0.95
+
+
+def test_predict_out_is_written_atomically_and_never_replaces_a_special_file(colours, tmp_path,
+                                                                            capsys):
+    path, _ = colours
+    run(["train", path, "--target", "colour", "--hidden", "8", "--epochs", "5", "--out",
+         tmp_path / "m.npz"], capsys)
+    out = tmp_path / "pred.csv"
+    out.write_text("old predictions\n")
+    status, _, _ = run(["predict", tmp_path / "m.npz", path, "--out", out], capsys)
+    assert status == 0 and out.read_text().startswith("colour\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "pred.csv"]
+    os.mkfifo(tmp_path / "pipe")
+    status, _, err = run(["predict", tmp_path / "m.npz", path, "--out", tmp_path / "pipe"],
+                         capsys)
+    assert status == 2 and "pipe" in err and len(err.strip().splitlines()) == 1
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
 
 
 # -- errors -----------------------------------------------------------------------------------

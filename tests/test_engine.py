@@ -57,3 +57,47 @@ def test_divergence_raises_with_the_epoch_and_restores_the_last_finite_state(sma
             runner.run(orders, np.array([0.1, 1e300, 1e300]), np.empty(3))
     assert info.value.epoch >= 1 and info.value.what in ("loss", "weights")
     assert np.all(np.isfinite(model.params))
+
+
+def test_a_press_since_the_task_began_stops_a_runner_before_its_first_epoch(small_data):
+    # A search over many fits passes the count of Ctrl-C presses seen when it began: a press
+    # during an earlier fit of the search stops the later ones too, without a new press.
+    from fastmlp._engine import interrupt_count
+    X, y = small_data
+    model = MLP([3, 4, 1], seed=0)
+    before = model.params.copy()
+    orders = np.arange(len(X), dtype=np.intp)[None, :]
+    with EpochRunner(model, *_encoded(model, X, y), None, 8, 0,
+                     interrupt_mark=interrupt_count() - 1) as runner:
+        assert runner.run(orders, np.array([0.1]), np.empty(1)) == 0
+        assert runner.interrupted
+    np.testing.assert_array_equal(model.params, before)
+    with EpochRunner(model, *_encoded(model, X, y), None, 8, 0) as runner:   # a new task
+        assert runner.run(orders, np.array([0.1]), np.empty(1)) == 1
+        assert not runner.interrupted
+
+
+def test_runners_in_threads_share_one_handler_and_give_it_back(small_data):
+    from fastmlp._kernels import _train
+    X, y = small_data
+    before = _train.interrupt_handler_state()
+    models = [MLP([3, 4, 1], seed=s) for s in range(3)]
+    runners = [EpochRunner(m, *_encoded(m, X, y), None, 8, 0) for m in models]
+    for r in runners:
+        r.__enter__()
+    assert _train.interrupt_handler_state() == (before[0] + 3, True)
+    for r in runners:
+        r.__exit__(None, None, None)
+    assert _train.interrupt_handler_state() == before
+
+
+def test_the_output_bound_proves_finiteness_of_ordinary_models_and_not_of_overflowing_ones():
+    from fastmlp._engine import outputs_provably_finite
+    for act in ["relu", "tanh", ("elu", 2.0), "softplus", "mish", ("leaky_relu", 3.0)]:
+        model = MLP([3, 8, 8, 2], seed=0, hidden_activation=act, batch_norm=[True, False],
+                    loss="squared_error")
+        assert outputs_provably_finite(model, 10.0)
+    model = MLP([3, 8, 1], seed=0, dtype=np.float32)
+    model.W[0][:] = 3e37
+    assert not outputs_provably_finite(model, 10.0)
+

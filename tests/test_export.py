@@ -10,6 +10,7 @@ comes from a logit of -46 whose rounding (in fastmlp as in any runtime) is 1e-5 
 """
 import doctest
 import os
+import stat
 import subprocess
 import sys
 
@@ -286,6 +287,11 @@ def test_path_writes_the_model_atomically(tmp_path):
     with pytest.raises(FileNotFoundError):
         to_onnx(model, tmp_path / "missing" / "model.onnx")
     assert sorted(os.listdir(tmp_path)) == ["model.onnx", "second.onnx"]
+    # the same target rules as model files: a FIFO is not replaced by a regular file
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="pipe"):
+        to_onnx(model, tmp_path / "pipe")
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
 
 
 # -- errors --------------------------------------------------------------------------------------

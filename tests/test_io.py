@@ -3,6 +3,9 @@ writes, and clear errors for files that are truncated, corrupted, edited, foreig
 import json
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import numpy as np
@@ -422,3 +425,305 @@ def test_pickled_member_is_refused_without_running_it(saved):
     pickle.loads(pickle.dumps(_Payload()))           # the payload does run when unpickled
     assert _Payload.ran
     _Payload.ran = False
+
+
+# --------------------------------------------------------------------------------------------
+# Crafted files with the checksum recomputed: every stored value is checked as MLP and train
+# check it, and every failure is a one-line ValueError naming the file
+# --------------------------------------------------------------------------------------------
+
+def _set(*keys_and_value):
+    """A metadata edit: set the nested entry ``keys`` to ``value``."""
+    *keys, value = keys_and_value
+
+    def edit(metadata):
+        target = metadata
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return edit
+
+
+# name: (metadata edit, changed members, the message expected)
+CRAFTED = {
+    "huge_layer_sizes": (_set("config", "layer_sizes", [10**6, 10**6, 3]), {},
+                         r"make a model of 1000004000003 parameters.*MAX_MODEL_BYTES"),
+    "layer_sizes_overflowing_64_bits": (_set("config", "layer_sizes", [2**62, 2**62, 3]), {},
+                                        r"more than the 17179869184 this fastmlp loads"),
+    "layer_sizes_beyond_the_stored_arrays": (
+        _set("config", "layer_sizes", [4, 2**20, 3]), {},
+        r"params has dtype float64 and shape \(67,\); the stored configuration needs float64 "
+        r"and \(8388611,\)"),
+    "unsorted_classes": (None, {"classes": np.array(["emu", "cat", "dog"])},
+                         "classes must be distinct and sorted"),
+    "duplicate_classes": (None, {"classes": np.array(["cat", "cat", "dog"])},
+                          "classes must be distinct and sorted"),
+    "nan_class": (None, {"classes": np.array([0.0, 1.0, np.nan])},
+                  "classes must be distinct and sorted"),
+    "structured_classes": (None, {"classes": np.zeros(3, dtype=[("a", "<i4")])},
+                           "member 'classes' holds dtype"),
+    "classes_of_a_binary_model": (_set("config", "loss", "binary_crossentropy"), {},
+                                  "classes of shape .3,. do not fit"),
+    "infinite_optimizer_state": (None, {"opt_state": np.full(67, np.inf)},
+                                 "opt_state holds NaN or infinity"),
+    "nan_parameter": (None, {"params": np.full(67, np.nan)}, "params holds NaN or infinity"),
+    "negative_step": (None, {"step": np.array([-1])}, "step must be >= 0"),
+    "lr_decay_with_a_schedule": (
+        lambda m: (_set("config", "lr_decay", 0.5)(m),
+                   _set("config", "schedule", {"name": "step", "params": {"step_size": 2}})(m)),
+        {}, "give either lr_decay or schedule"),
+    "cosine_min_lr_above_lr": (
+        _set("config", "schedule", "params", "min_lr", 5.0), {},
+        r"min_lr \(5.0\) exceeds the base learning rate"),
+    "negative_lr": (_set("lr", -1.0), {}, "lr must be a finite number"),
+    "lr_decay_above_one": (_set("config", "lr_decay", 1.5), {}, "lr_decay must be"),
+    "negative_huber_delta": (_set("config", "huber_delta", -1.0), {}, "huber_delta must be"),
+    "dropout_of_one": (_set("config", "dropout", [1.0]), {}, "dropout must be"),
+    "unknown_optimizer": (_set("config", "optimizer", {"name": "lbfgs", "params": {}}), {},
+                          "unknown optimizer 'lbfgs'"),
+    "optimizer_params_not_an_object": (
+        _set("config", "optimizer", {"name": "adam", "params": [1]}), {},
+        "optimizer must be stored as"),
+    "schedule_missing": (_set("config", "schedule", None), {}, "schedule must be stored as"),
+    "config_not_an_object": (_set("config", [1, 2]), {}, "config must be an object"),
+    "setting_missing": (lambda m: m["config"].pop("patience"), {},
+                        "the configuration lacks patience"),
+    "history_of_lists_of_lists": (_set("history", {"loss": [[1.0]]}), {},
+                                  "history must be an object of lists of numbers"),
+    "rng_array_of_objects": (
+        _set("rng_state", {"bit_generator": "PCG64", "state": {"__array__": [1], "dtype": "|O"}}),
+        {}, "rng_state holds an array of dtype object"),
+    "rng_state_missing": (_set("rng_state", None), {}, "inconsistent"),
+    "extra_not_an_object": (_set("extra", [1]), {}, "'extra' must be a JSON object"),
+    "params_of_two_dimensions": (None, {"params": np.zeros((67, 1))},
+                                 r"params has dtype float64 and shape \(67, 1\)"),
+    "params_of_float32": (None, {"params": np.zeros(67, dtype=np.float32)},
+                          "params has dtype float32"),
+    "step_of_two_entries": (None, {"step": np.zeros(2, dtype=np.int64)},
+                            r"step has dtype int64 and shape \(2,\)"),
+    "opt_state_of_another_optimizer": (
+        _set("config", "optimizer", {"name": "adam", "params": {}}), {},
+        r"opt_state has dtype float64 and shape \(67,\); the stored configuration needs "
+        r"float64 and \(134,\)"),
+    "unknown_member": (None, {"weights": np.zeros(3)}, "member 'weights.npy' that the format"),
+    "object_member": (None, {"params": np.array([None] * 67, dtype=object)},
+                      "corrupted or was modified"),
+}
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_crafted_file_is_refused_with_one_line_naming_it(case, saved):
+    path, _, members = saved
+    edit, changed, message = CRAFTED[case]
+    metadata = _metadata(members)
+    if edit is not None:
+        edit(metadata)
+    with open(path, "wb") as f:              # object arrays need allow_pickle (np.savez's own)
+        members = dict(members, **changed)
+        members["metadata"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+        members.pop("sha256")
+        if not any(a.dtype.hasobject for a in members.values()):
+            members["sha256"] = np.array(_digest(members))
+        np.savez(f, **members)
+    with pytest.raises(ValueError, match=message) as excinfo:
+        fastmlp.load(path)
+    text = str(excinfo.value)
+    assert "\n" not in text and text.startswith(f"cannot load {str(path)!r}: "), text
+
+
+@pytest.fixture
+def saved_batch_norm(tmp_path):
+    """A saved model with batch normalization: (path, model, the archive's members)."""
+    model, X, y = _trained("batch_norm_dropout_adam")
+    path = tmp_path / "model.npz"
+    fastmlp.io.save(model, path)
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    return path, model, members
+
+
+@pytest.mark.parametrize("value, message", [
+    (-1e-3, "running variance of hidden layer 0 has negative entries"),
+    (np.inf, "bn_state holds NaN or infinity"),
+    (np.nan, "bn_state holds NaN or infinity")])
+def test_running_variance_must_be_finite_and_not_negative(value, message, saved_batch_norm):
+    path, model, members = saved_batch_norm
+    bn_state = members["bn_state"].copy()
+    assert model.running_var[0] is not None
+    bn_state[8] = value                  # layer 0 (8 wide): running mean [0, 8), variance [8, 16)
+    _rewrite(path, dict(members, bn_state=bn_state), reseal=True)
+    with pytest.raises(ValueError, match=message):
+        fastmlp.load(path)
+
+
+@pytest.mark.parametrize("depth", [100_000, fastmlp.io.MAX_JSON_DEPTH + 1])
+def test_deeply_nested_json_is_refused(depth, saved):
+    path, _, members = saved
+    text = json.dumps(_metadata(members))[:-1] + ', "extra": {"x": ' + "[" * depth + \
+        "]" * depth + "}}"
+    _rewrite(path, members, text, reseal=True)
+    with pytest.raises(ValueError, match=f"metadata nests {depth + 2} levels deep"):
+        fastmlp.load(path)
+
+
+def test_nesting_within_the_limit_loads(saved):
+    path, model, members = saved
+    nested = 1
+    for _ in range(fastmlp.io.MAX_JSON_DEPTH - 3):
+        nested = [nested]
+    _rewrite(path, members, dict(_metadata(members), extra={"x": nested}), reseal=True)
+    loaded, extra = fastmlp.load(path, with_extra=True)
+    assert extra == {"x": nested}
+    _assert_same_state(loaded, model)
+
+
+def test_save_refuses_extra_that_load_would_refuse(tmp_path):
+    model = MLP([2, 1], seed=0)
+    nested = []
+    for _ in range(fastmlp.io.MAX_JSON_DEPTH):
+        nested = [nested]
+    with pytest.raises(ValueError, match="nests .* levels deep"):
+        fastmlp.io.save(model, tmp_path / "m.npz", extra={"x": nested})
+    with pytest.raises(ValueError, match="more than the"):
+        fastmlp.io.save(model, tmp_path / "m.npz",
+                        extra={"x": "a" * fastmlp.io.MAX_METADATA_BYTES})
+    assert os.listdir(tmp_path) == []
+
+
+_JSON_VALUES = [None, True, False, 0, -1, 1, 2**70, -2**70, 1e308, -1e-308, 0.5, "", "adam",
+                [], [1, 2], [[1]], {}, {"name": "x"}, {"name": "adam", "params": {}}, float("nan")]
+
+
+def _paths(value, prefix=()):
+    """Every path (tuple of keys and indexes) into a JSON value."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, prefix + (index,))
+
+
+def test_random_edits_of_the_metadata_load_or_raise_one_line_value_errors(saved):
+    """200 files, each with one metadata entry replaced by an arbitrary JSON value and the
+    checksum recomputed: each loads (the value was acceptable) or raises a one-line
+    ValueError naming the file; nothing else escapes."""
+    path, _, members = saved
+    rng = np.random.default_rng(20)
+    original = _metadata(members)
+    paths = [p for p in _paths(original) if p]
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(200):
+        metadata = json.loads(json.dumps(original))
+        *keys, last = paths[rng.integers(len(paths))]
+        target = metadata
+        for key in keys:
+            target = target[key]
+        target[last] = _JSON_VALUES[rng.integers(len(_JSON_VALUES))]
+        _rewrite(path, members, metadata, reseal=True)
+        try:
+            fastmlp.load(path)
+            outcomes["loaded"] += 1
+        except ValueError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(f"cannot load {str(path)!r}")
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100 and outcomes["loaded"] > 0, outcomes
+
+
+def test_random_damage_to_the_bytes_raises_one_line_value_errors(saved):
+    path, _, _ = saved
+    good = path.read_bytes()
+    rng = np.random.default_rng(21)
+    for _ in range(150):
+        data = bytearray(good)
+        kind = rng.integers(3)
+        if kind == 0:                                   # flip a few bytes anywhere
+            for at in rng.integers(len(data), size=rng.integers(1, 4)):
+                data[at] ^= 1 << rng.integers(8)
+        elif kind == 1:                                 # cut the file short
+            del data[rng.integers(len(data)):]
+        else:                                           # overwrite a run with noise
+            at = rng.integers(len(data))
+            data[at:at + 16] = rng.integers(256, size=16, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(data))
+        try:
+            fastmlp.load(path)
+        except ValueError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(f"cannot load {str(path)!r}")
+
+
+def test_save_refuses_extra_nested_beyond_what_json_can_write(tmp_path):
+    nested = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(ValueError, match="nests too deeply"):
+        fastmlp.io.save(MLP([2, 1], seed=0), tmp_path / "m.npz", extra={"x": nested})
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("oddity, message", [
+    ("duplicate", "holds member 'params' twice"),
+    ("bzip2", "compression method 12"),
+    ("not_npy", "member 'notes.txt' that the format does not have")])
+def test_zip_oddities_are_refused(oddity, message, saved):
+    path, _, _ = saved
+    with zipfile.ZipFile(path) as archive:
+        original = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in original.items():
+            method = zipfile.ZIP_BZIP2 if oddity == "bzip2" and name == "params.npy" else \
+                zipfile.ZIP_STORED
+            archive.writestr(name, data, compress_type=method)
+        if oddity == "duplicate":
+            with pytest.warns(UserWarning, match="Duplicate name"):
+                archive.writestr("params.npy", original["params.npy"])
+        elif oddity == "not_npy":
+            archive.writestr("notes.txt", b"hello")
+    with pytest.raises(ValueError, match=message):
+        fastmlp.load(path)
+
+
+def test_metadata_made_to_slow_the_nesting_scan_is_refused_quickly(tmp_path):
+    """An unterminated string of escaped quotes once made the scan quadratic (an hour for
+    these 400 KB); it is linear. Run apart, so that a regression fails instead of hanging."""
+    code = textwrap.dedent("""
+        import sys, numpy as np, fastmlp
+        path = sys.argv[1]
+        fastmlp.io.save(fastmlp.MLP([2, 1], seed=0), path)
+        with np.load(path) as archive:
+            members = {name: archive[name] for name in archive.files}
+        text = b'{"format": "' + b'\\\\"' * 200_000
+        np.savez(path, **dict(members, metadata=np.frombuffer(text, dtype=np.uint8)))
+        try:
+            fastmlp.load(path)
+        except ValueError as exc:
+            print(exc)
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")],
+                            env=dict(os.environ, PYTHONPATH=root), capture_output=True,
+                            text=True, timeout=60)
+    assert "the metadata is not valid JSON" in result.stdout, result.stdout + result.stderr
+
+
+def test_history_best_epoch_and_the_old_metric_key(tmp_path):
+    X, y = _data("multiclass")
+    model = MLP([4, 8, 3], seed=0, early_stopping=True, patience=2, lr=0.5)
+    model.train(X, y, epochs=60, verbose=False)
+    assert model.best_epoch is not None and model.history["best_epoch"] == model.best_epoch
+    path = tmp_path / "m.npz"
+    fastmlp.io.save(model, path)
+    loaded = fastmlp.load(path)
+    assert loaded.best_epoch == model.best_epoch and loaded.history == model.history
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    metadata = _metadata(members)
+    key = model._val_metric_key()
+    metadata["history"]["val_metric"] = metadata["history"].pop(key)   # an older file
+    _rewrite(path, members, metadata, reseal=True)
+    assert fastmlp.load(path).history[key] == model.history[key]
+    metadata["history"]["best_epoch"] = 0
+    _rewrite(path, members, metadata, reseal=True)
+    with pytest.raises(ValueError, match="best_epoch must be an epoch >= 1"):
+        fastmlp.load(path)

@@ -87,7 +87,7 @@ def test_cosine_to_zero_stays_positive_and_decreasing(total, warmup):
     annealing = rates[warmup:bottom]  # epochs warmup + 1 .. bottom
     assert annealing[0] == 1.0
     assert np.all(np.diff(annealing) < 0)
-    assert_array_equal(rates[bottom - 1:], 0.5 * (1 + math.cos(math.pi * (T - 0.5) / T)))
+    assert_array_equal(rates[bottom - 1:], math.cos(0.5 * math.pi * (T - 0.5) / T) ** 2)
 
 
 def test_cosine_warmup_is_linear():

@@ -22,8 +22,11 @@ input out of the workspace.
 Nothing is allocated inside. Trouble (a non-finite loss or parameter) restores the parameters and
 all training state of the start of the failing epoch and is reported through the return status.
 """
+import operator
+
 import numpy as np
 
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cython cimport floating
 from libc.math cimport isfinite, sqrt
 from libc.stdint cimport int64_t, uint64_t
@@ -47,47 +50,87 @@ cpdef enum Status:
     NONFINITE_LOSS = 1
     NONFINITE_PARAMS = 2
     INTERRUPTED = 3
+    NONFINITE_OPT_STATE = 4
+    NONFINITE_BN_STATE = 5
 
-# Ctrl-C during training: a C handler (Python's own cannot run while the kernel holds the thread)
-# raises a flag that the epoch loop reads at the end of each epoch, and puts the previous handler
-# back, so a second Ctrl-C reaches Python as usual.
+# Ctrl-C during training. Python's own handler cannot run while a kernel holds the thread (and
+# only ever runs in the main thread), so a C handler counts the presses instead: every fit notes
+# the count when it starts and stops at the end of the epoch in which the count has changed. A
+# press therefore stops the fits running at that moment, in any thread, and no later one. The
+# handler puts the previous one back as it fires, so a second Ctrl-C reaches Python as usual.
+# The handler is shared: the first fit installs it, the last one to finish restores the previous
+# handler (a fit that starts after a press re-arms it). Installing and releasing happen with the
+# GIL held, which serializes them; signal() itself may be called from any thread.
 cdef extern from *:
     """
     #include <signal.h>
-    static volatile sig_atomic_t fastmlp_stop_requested = 0;
+    static volatile sig_atomic_t fastmlp_sigint_count = 0;
     static void (*fastmlp_previous_handler)(int) = SIG_DFL;
+    static long fastmlp_handler_users = 0;
     static void fastmlp_on_sigint(int sig) {
-        fastmlp_stop_requested = 1;
+        fastmlp_sigint_count = (sig_atomic_t) (fastmlp_sigint_count + 1);
         signal(SIGINT, fastmlp_previous_handler);
     }
     static int fastmlp_catch_sigint(void) {
-        void (*previous)(int) = signal(SIGINT, fastmlp_on_sigint);
-        if (previous == SIG_ERR) return -1;
-        fastmlp_previous_handler = previous;
-        fastmlp_stop_requested = 0;
+        void (*current)(int) = signal(SIGINT, fastmlp_on_sigint);
+        if (current == SIG_ERR) return -1;
+        if (current != fastmlp_on_sigint) fastmlp_previous_handler = current;
+        fastmlp_handler_users++;
         return 0;
     }
     static void fastmlp_release_sigint(void) {
-        if (signal(SIGINT, fastmlp_previous_handler) == fastmlp_on_sigint) {}
+        void (*current)(int);
+        if (fastmlp_handler_users <= 0 || --fastmlp_handler_users > 0) return;
+        current = signal(SIGINT, fastmlp_previous_handler);
+        /* Someone else installed a handler meanwhile: leave theirs in place. */
+        if (current != SIG_ERR && current != fastmlp_on_sigint
+                && current != fastmlp_previous_handler)
+            signal(SIGINT, current);
+    }
+    static long fastmlp_sigint_users(void) { return fastmlp_handler_users; }
+    static int fastmlp_sigint_installed(void) {
+    #ifdef _WIN32
+        void (*current)(int) = signal(SIGINT, fastmlp_on_sigint);
+        if (current != fastmlp_on_sigint && current != SIG_ERR) signal(SIGINT, current);
+        return current == fastmlp_on_sigint;
+    #else
+        struct sigaction now;
+        if (sigaction(SIGINT, NULL, &now) != 0) return 0;
+        return now.sa_handler == fastmlp_on_sigint;
+    #endif
     }
     """
-    int fastmlp_stop_requested
+    int fastmlp_sigint_count
     int fastmlp_catch_sigint() noexcept nogil
     void fastmlp_release_sigint() noexcept nogil
+    long fastmlp_sigint_users() noexcept nogil
+    int fastmlp_sigint_installed() noexcept nogil
 
 
 def catch_interrupts():
-    """Until ``release_interrupts()``, Ctrl-C (SIGINT) makes ``train_epochs`` stop at the end of
-    the current epoch (status ``INTERRUPTED``) instead of raising KeyboardInterrupt afterwards.
-    Call from the main thread only. Returns False if the handler could not be installed."""
+    """Take a share of the Ctrl-C handler: install it unless it is already armed.
+
+    Until the matching ``release_interrupts()``, a SIGINT increments ``interrupt_count()``
+    instead of reaching Python, and ``train_epochs`` stops at the end of the epoch in which the
+    count differs from the one it was given. Any thread may call this. Returns False (and takes
+    no share) if the handler could not be installed."""
     return fastmlp_catch_sigint() == 0
 
 
 def release_interrupts():
-    """Put back the SIGINT handler that ``catch_interrupts`` replaced; return whether Ctrl-C
-    was pressed meanwhile."""
+    """Give back a share taken by ``catch_interrupts``; the last one out puts the previous
+    SIGINT handler back (unless another was installed meanwhile)."""
     fastmlp_release_sigint()
-    return bool(fastmlp_stop_requested)
+
+
+def interrupt_count():
+    """How many times Ctrl-C (SIGINT) was caught by fastmlp's handler since import."""
+    return fastmlp_sigint_count
+
+
+def interrupt_handler_state():
+    """(shares taken, whether the handler is installed now): for tests."""
+    return int(fastmlp_sigint_users()), bool(fastmlp_sigint_installed())
 
 # A layer goes to BLAS when n_in * n_out reaches this; below it the hand-written loops win.
 DEFAULT_BLAS_MIN_WORK = 256
@@ -130,6 +173,33 @@ def _per_hidden(name, values, n_hidden, default, dtype):
     if len(values) != n_hidden:
         raise ValueError(f"{name} needs one entry per hidden layer ({n_hidden}); got {len(values)}")
     return np.asarray(values + [default], dtype=dtype)
+
+
+# The largest number of entries of any buffer a Network lays out: its byte size, and every
+# offset and product the kernels compute inside it, then fit in a Py_ssize_t.
+MAX_BUFFER_ENTRIES = PY_SSIZE_T_MAX // 16
+
+
+def _check_sizes(sizes, max_batch):
+    """The widths as a list of Python ints, or ValueError/TypeError before anything is built."""
+    try:
+        widths = [operator.index(s) for s in sizes]
+    except TypeError:
+        raise TypeError(f"layer sizes must be integers; got {sizes!r}") from None
+    if len(widths) < 2 or min(widths) < 1 or operator.index(max_batch) < 1:
+        raise ValueError("Network needs >= 2 positive sizes and max_batch >= 1")
+    _check_layout(widths, max_batch, **{"a layer": max(widths)})
+    return widths
+
+
+def _check_layout(sizes, max_batch, **entries):
+    """ValueError when a buffer of the layout would exceed MAX_BUFFER_ENTRIES."""
+    for name, count in entries.items():
+        if count > MAX_BUFFER_ENTRIES:
+            raise ValueError(
+                f"layer sizes {sizes} with batches of {max_batch} rows need {count:.3g} entries "
+                f"in {name}, more than any machine can address (at most {MAX_BUFFER_ENTRIES:.3g}); "
+                f"use smaller layers or batches")
 
 
 cdef class Network:
@@ -186,11 +256,19 @@ cdef class Network:
                  int optimizer=OPT_SGD, hyper=(), double weight_decay=0.0, double clip_norm=0.0,
                  double clip_value=0.0, double bn_eps=1e-5, double bn_momentum=0.9,
                  Py_ssize_t blas_min_work=DEFAULT_BLAS_MIN_WORK, bint sparse_input=False):
-        cdef Py_ssize_t L = len(sizes) - 1, k, pos = 0, widest
-        if L < 1 or max_batch < 1 or min(sizes) < 1:
-            raise ValueError("Network needs >= 2 positive sizes and max_batch >= 1")
+        cdef Py_ssize_t L, k
+        sizes = _check_sizes(sizes, max_batch)
+        L = len(sizes) - 1
         if optimizer not in OPTIMIZER_STATE_SIZES or len(hyper) > _MAX_HYPER:
             raise ValueError(f"unknown optimizer id {optimizer} or too many hyperparameters")
+        settings = dict(loss_param=loss_param, l1=l1, l2=l2, weight_decay=weight_decay,
+                        clip_norm=clip_norm, clip_value=clip_value, bn_eps=bn_eps)
+        for name, value in settings.items():
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+        if not (np.all(np.isfinite(np.asarray(hyper, dtype=np.float64)))
+                and 0 <= bn_momentum <= 1):
+            raise ValueError("the optimizer's hyperparameters and bn_momentum must be finite")
         from fastmlp._kernels._dense import default_activation_param
         self.sizes = np.asarray(sizes, dtype=np.intp)
         self.act = _per_hidden("activations", activations, L - 1, ACT_IDENTITY, np.intc)
@@ -203,59 +281,67 @@ cdef class Network:
         self.dropout = _per_hidden("dropout", dropout, L - 1, 0.0, np.float64)
         if not np.all((self.dropout >= 0) & (self.dropout < 1)):
             raise ValueError("dropout rates must be in [0, 1)")
-        self.blas = np.array([self.sizes[k] * self.sizes[k + 1] >= blas_min_work
+        self.blas = np.array([sizes[k] * sizes[k + 1] >= blas_min_work
                               for k in range(L)], dtype=np.uint8)
         self.max_batch = max_batch
         self.sparse_input = sparse_input
 
+        # The layout is computed with Python's integers and checked before anything is stored
+        # (see _check_layout), so no offset the kernels use can wrap around.
         # theta: W[0], b[0], (gamma[0], beta[0]), W[1], b[1], ...
-        self.w_off, self.b_off = np.empty(L, dtype=np.intp), np.empty(L, dtype=np.intp)
-        self.g_off, self.be_off = np.full(L, -1, dtype=np.intp), np.full(L, -1, dtype=np.intp)
-        self.rm_off, self.rv_off = np.full(L, -1, dtype=np.intp), np.full(L, -1, dtype=np.intp)
-        bn_pos = 0
+        w_off, b_off, g_off, be_off = [], [], [-1] * L, [-1] * L
+        rm_off, rv_off = [-1] * L, [-1] * L
+        pos = bn_pos = 0
         for k in range(L):
-            self.w_off[k] = pos
-            pos += self.sizes[k] * self.sizes[k + 1]
-            self.b_off[k] = pos
-            pos += self.sizes[k + 1]
+            w_off.append(pos)
+            pos += sizes[k] * sizes[k + 1]
+            b_off.append(pos)
+            pos += sizes[k + 1]
             if self.bn[k]:
-                self.g_off[k], self.be_off[k] = pos, pos + self.sizes[k + 1]
-                pos += 2 * self.sizes[k + 1]
-                self.rm_off[k], self.rv_off[k] = bn_pos, bn_pos + self.sizes[k + 1]
-                bn_pos += 2 * self.sizes[k + 1]
-        self.n_params = pos
-        self.n_state = OPTIMIZER_STATE_SIZES[optimizer] * self.n_params
-        self.bn_state_size = bn_pos
+                g_off[k], be_off[k] = pos, pos + sizes[k + 1]
+                pos += 2 * sizes[k + 1]
+                rm_off[k], rv_off[k] = bn_pos, bn_pos + sizes[k + 1]
+                bn_pos += 2 * sizes[k + 1]
+        n_params = pos
+        n_state = OPTIMIZER_STATE_SIZES[optimizer] * n_params
 
         # Workspace: A[0..L], D[1..L-1], batch-norm caches, two delta buffers, the batch's
         # targets and sample weights, the gradient, and a backup of all training state.
         pos = 0
-        self.a_off = np.empty(L + 1, dtype=np.intp)
+        a_off, d_off, zhat_off, istd_off = [], [0] * (L + 1), [0] * L, [0] * L
         for k in range(L + 1):
-            self.a_off[k] = pos
+            a_off.append(pos)
             if k > 0 or not sparse_input:
-                pos += max_batch * self.sizes[k]
-        self.d_off = np.zeros(L + 1, dtype=np.intp)
+                pos += max_batch * sizes[k]
         for k in range(1, L):
-            self.d_off[k] = pos
-            pos += max_batch * self.sizes[k]
-        self.zhat_off, self.istd_off = np.zeros(L, dtype=np.intp), np.zeros(L, dtype=np.intp)
+            d_off[k] = pos
+            pos += max_batch * sizes[k]
         for k in range(L):
             if self.bn[k]:
-                self.zhat_off[k] = pos
-                self.istd_off[k] = pos + max_batch * self.sizes[k + 1]
-                pos += (max_batch + 1) * self.sizes[k + 1]
-        widest = max_batch * int(self.sizes[1:].max())
-        self.net.delta_off0 = pos
-        self.net.delta_off1 = pos + widest
+                zhat_off[k] = pos
+                istd_off[k] = pos + max_batch * sizes[k + 1]
+                pos += (max_batch + 1) * sizes[k + 1]
+        widest = max_batch * max(sizes[1:])
+        delta_off0, delta_off1 = pos, pos + widest
         pos += 2 * widest
-        self.net.y_off = pos
-        pos += max_batch * self.sizes[L]
-        self.net.sw_off = pos
+        y_off = pos
+        pos += max_batch * sizes[L]
+        sw_off = pos
         pos += max_batch
-        self.net.grad_off = pos
-        self.net.backup_off = pos + self.n_params
-        self.workspace_size = pos + 2 * self.n_params + self.n_state + self.bn_state_size
+        grad_off, backup_off = pos, pos + n_params
+        workspace_size = pos + 2 * n_params + n_state + bn_pos
+        _check_layout(sizes, max_batch, n_params=n_params, n_state=n_state,
+                      bn_state_size=bn_pos, workspace_size=workspace_size)
+
+        self.w_off, self.b_off, self.g_off, self.be_off, self.rm_off, self.rv_off, \
+            self.a_off, self.d_off, self.zhat_off, self.istd_off = (
+                np.asarray(offsets, dtype=np.intp) for offsets in
+                (w_off, b_off, g_off, be_off, rm_off, rv_off, a_off, d_off, zhat_off, istd_off))
+        self.n_params, self.n_state, self.bn_state_size = n_params, n_state, bn_pos
+        self.workspace_size = workspace_size
+        self.net.delta_off0, self.net.delta_off1 = delta_off0, delta_off1
+        self.net.y_off, self.net.sw_off = y_off, sw_off
+        self.net.grad_off, self.net.backup_off = grad_off, backup_off
 
         self._sizes, self._w_off, self._b_off = self.sizes, self.w_off, self.b_off
         self._g_off, self._be_off, self._rm_off, self._rv_off = self.g_off, self.be_off, self.rm_off, self.rv_off
@@ -492,7 +578,7 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
                             const SparseRows* sp, const floating* Y, const floating* sample_weight, Py_ssize_t n,
                             const Py_ssize_t* orders, const double* rates, Py_ssize_t n_epochs,
                             Py_ssize_t batch_size, uint64_t seed, floating* ws, double* loss_out,
-                            Py_ssize_t* epochs_done) noexcept nogil:
+                            int interrupt_mark, Py_ssize_t* epochs_done) noexcept nogil:
     cdef Py_ssize_t e, start, m
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef const Py_ssize_t* order
@@ -503,6 +589,7 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     cdef floating* backup = ws + net.backup_off
     cdef double batch_loss, total
     cdef int64_t step_at_start
+    cdef int status
     cdef bint fused = fused_sgd(net)
     cdef SparseRows batch
     cdef const SparseRows* batch_ptr = NULL
@@ -540,12 +627,18 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
                 backward(net, theta, A0, batch_ptr, ws, m, grad, 0)
                 update(net, theta, grad, opt_state, rates[e], step[0])
             start += m
-        if not all_finite_ptr(theta, net.n_params):
+        # Everything the epoch wrote must be finite: the parameters, the optimizer's state (a
+        # moment can overflow while the step it scales stays finite) and the running
+        # statistics (which batch normalization's output does not show).
+        status = (NONFINITE_PARAMS if not all_finite_ptr(theta, net.n_params) else
+                  NONFINITE_OPT_STATE if not all_finite_ptr(opt_state, net.n_state) else
+                  NONFINITE_BN_STATE if not all_finite_ptr(bn_state, net.bn_state_size) else OK)
+        if status != OK:
             save_state(net, backup, theta, opt_state, bn_state, True)
             step[0] = step_at_start
-            return NONFINITE_PARAMS
+            return status
         loss_out[e] = total / n + penalty(net, theta)
-        if fastmlp_stop_requested:
+        if fastmlp_sigint_count != interrupt_mark:
             epochs_done[0] = e + 1
             return INTERRUPTED
     epochs_done[0] = n_epochs
@@ -584,7 +677,7 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
                  floating[::1] bn_state, int64_t[::1] step, X, const floating[:, ::1] Y, const floating[::1] sample_weight,
                  const Py_ssize_t[:, ::1] orders, const double[::1] rates,
                  Py_ssize_t batch_size, uint64_t seed, floating[::1] workspace,
-                 double[::1] loss_out):
+                 double[::1] loss_out, interrupt_mark=None):
     """Run ``len(orders)`` epochs of mini-batch training with the GIL released.
 
     Parameters
@@ -616,13 +709,19 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     workspace : (network.workspace_size,) array, scratch
     loss_out : (n_epochs,) float64 array, OUT
         Per epoch: the mean of the batch losses plus the penalty at the epoch's end.
+    interrupt_mark : int or None
+        Stop at the end of the first epoch after which ``interrupt_count()`` differs from this
+        (the count when the fit began); None: the count now.
 
     Returns
     -------
     status, epochs_done : int, int
         ``OK`` after all epochs; ``INTERRUPTED`` after ``epochs_done`` epochs when Ctrl-C was
-        caught (see ``catch_interrupts``); else ``NONFINITE_LOSS`` or ``NONFINITE_PARAMS`` with
-        every buffer restored to its value at the start of epoch ``epochs_done`` (from 0).
+        caught (see ``catch_interrupts``); else ``NONFINITE_LOSS``, ``NONFINITE_PARAMS``,
+        ``NONFINITE_OPT_STATE`` or ``NONFINITE_BN_STATE`` with every buffer restored to its
+        value at the start of epoch ``epochs_done`` (from 0). That value was checked finite at
+        the end of the epoch before, and ``restore_epoch_start`` can restore it again until the
+        next call (the workspace keeps it).
     """
     cdef Py_ssize_t n = orders.shape[1], n_epochs = orders.shape[0], done = 0
     cdef Py_ssize_t n_rows = X.shape[0]
@@ -646,12 +745,55 @@ def train_epochs(Network network, floating[::1] theta, floating[::1] opt_state,
     cdef floating* opt_ptr = _data(opt_state)
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
+    cdef int mark = fastmlp_sigint_count if interrupt_mark is None else interrupt_mark
     with nogil:
         status = train_epochs_nogil(&network.net, &theta[0], opt_ptr, bn_ptr, &step[0],
                                     NULL if sparse else &Xd[0, 0], &sp if sparse else NULL,
                                     &Y[0, 0], sw_ptr, n, &orders[0, 0], &rates[0],
-                                    n_epochs, batch_size, seed, &workspace[0], &loss_out[0], &done)
+                                    n_epochs, batch_size, seed, &workspace[0], &loss_out[0],
+                                    mark, &done)
     return status, done
+
+
+def restore_epoch_start(Network network, floating[::1] theta, floating[::1] opt_state,
+                        floating[::1] bn_state, floating[::1] workspace):
+    """Put back the parameters, optimizer state and running statistics of the start of the
+    last epoch that ``train_epochs`` ran with this workspace (steps are the caller's)."""
+    if (theta.shape[0] != network.n_params or opt_state.shape[0] != network.n_state
+            or bn_state.shape[0] != network.bn_state_size
+            or workspace.shape[0] < network.workspace_size):
+        raise ValueError("the buffers do not fit the network")
+    save_state(&network.net, &workspace[0] + network.net.backup_off, &theta[0],
+               _data(opt_state), _data(bn_state), True)
+
+
+def outputs_finite(Network network, const floating[::1] theta, floating[::1] bn_state,
+                   X, floating[::1] workspace):
+    """Whether the network's logits on every row of X (dense or a ``_sparse.CSR``) are finite
+    (prediction mode), computed ``network.max_batch`` rows at a time in the workspace, with the
+    GIL released."""
+    cdef Py_ssize_t n = X.shape[0], start = 0, m
+    cdef bint ok = True
+    cdef SparseRows sp
+    cdef bint sparse = _bind_input(network, X, floating is float, &sp)
+    cdef const floating[:, ::1] Xd = None if sparse else X
+    _check_arrays(network, theta, None, bn_state, X, None, None, workspace)
+    cdef const Net* net = &network.net
+    cdef floating* ws = &workspace[0]
+    cdef floating* bn_ptr = _data(bn_state)
+    cdef floating* last = ws + net.a_off[net.n_layers]
+    with nogil:
+        while start < n and ok:
+            m = net.max_batch if start + net.max_batch <= n else n - start
+            if sparse:
+                sp.first = start
+            else:
+                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+                    PREDICT, 0, 0)
+            ok = all_finite_ptr(last, m * net.sizes[net.n_layers])
+            start += m
+    return ok
 
 
 def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] bn_state,
@@ -803,7 +945,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
                            const uint64_t* seeds, floating** workspaces, floating* shared,
                            double* loss_out, int* status, Py_ssize_t* done,
-                           int64_t* step_at_start, double* totals) noexcept nogil:
+                           int64_t* step_at_start, double* totals,
+                           int interrupt_mark) noexcept nogil:
     """Train every model whose status is OK on the same batches: each batch is gathered once,
     then each model takes exactly the step ``train_epochs_nogil`` would take for it alone.
     With sp not NULL, X is sparse: the batch is its rows ``order`` (nothing is gathered) and
@@ -882,15 +1025,19 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
             if status[k] != OK:
                 continue
             net = nets[k]
-            if not all_finite_ptr(thetas[k], net.n_params):
+            status[k] = (
+                NONFINITE_PARAMS if not all_finite_ptr(thetas[k], net.n_params) else
+                NONFINITE_OPT_STATE if not all_finite_ptr(opt_states[k], net.n_state) else
+                NONFINITE_BN_STATE if not all_finite_ptr(bn_states[k], net.bn_state_size)
+                else OK)
+            if status[k] != OK:
                 save_state(net, workspaces[k] + net.backup_off, thetas[k], opt_states[k],
                            bn_states[k], True)
                 steps[k] = step_at_start[k]
-                status[k] = NONFINITE_PARAMS
                 continue
             loss_out[e * n_models + k] = totals[k] / n + penalty(net, thetas[k])
             done[k] = e + 1
-        if fastmlp_stop_requested:
+        if fastmlp_sigint_count != interrupt_mark:
             return INTERRUPTED
     return OK
 
@@ -902,7 +1049,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                        const unsigned char[::1] weighted, const Py_ssize_t[:, ::1] orders,
                        const double[:, ::1] rates, Py_ssize_t batch_size,
                        const uint64_t[::1] seeds, floating[:, ::1] workspaces,
-                       double[:, ::1] loss_out, int[::1] status, Py_ssize_t[::1] done):
+                       double[:, ::1] loss_out, int[::1] status, Py_ssize_t[::1] done,
+                       interrupt_mark=None):
     """Train K models on shared batches for ``len(orders)`` epochs, with the GIL released.
 
     Model k is described by ``networks[k]`` and owns row k of ``thetas``, ``opt_states``,
@@ -934,9 +1082,12 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     loss_out : (n_epochs, K) float64, OUT
     status : (K,) int32, IN/OUT
         Models whose status is not OK are left alone; a model that diverges gets
-        NONFINITE_LOSS or NONFINITE_PARAMS, its buffers restored to the start of that epoch.
+        NONFINITE_LOSS, NONFINITE_PARAMS, NONFINITE_OPT_STATE or NONFINITE_BN_STATE, its
+        buffers restored to the start of that epoch.
     done : (K,) intp, OUT
         Epochs each model finished in this call.
+    interrupt_mark : int or None
+        As for ``train_epochs``.
 
     Returns
     -------
@@ -948,6 +1099,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     cdef Network first, network
     cdef int result = OK
     cdef bint in_range = True
+    cdef int mark = fastmlp_sigint_count if interrupt_mark is None else interrupt_mark
     cdef SparseRows sp
     cdef bint sparse
     cdef const floating[:, ::1] Xd = None
@@ -1021,7 +1173,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                 1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
                 &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
                 seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0], step_at_start,
-                totals)
+                totals, mark)
     finally:
         free(nets); free(theta_p); free(opt_p); free(bn_p); free(ws_p); free(seeds_p)
         free(step_at_start); free(totals); free(shared)
