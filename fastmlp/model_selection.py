@@ -339,10 +339,14 @@ def _train_group(fits, n_jobs):
                 elif fits[k].est.n_iter_ >= fits[k].est.max_iter:
                     runner.stop(k)
     for k in set(runner.diverged) - seen:
-        # Found when the runner closed (outputs on the training rows no longer finite): the
-        # estimator's fit raises it, as the engine does.
-        errors[k] = TrainingDiverged(runner.diverged[k], int(runner.epochs_done[k]), "outputs",
-                                     float(rates[0, k]))
+        # Found when the runner closed (the last epoch made the outputs overflow; it is
+        # undone): as the estimator, scikit-learn's divergence error without early stopping,
+        # the best epoch's weights (restored by ``finish``) with it.
+        if not fits[k].est.early_stopping:
+            try:
+                fits[k].diverged(runner, k)
+            except ValueError as error:
+                errors[k] = error
     if runner.interrupted:
         warnings.warn("Training interrupted by user.")
     if books.reached_max:
