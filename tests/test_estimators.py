@@ -6,6 +6,7 @@ same initial weights, validation split and shuffles from the same ``random_state
 updates): with plain or momentum SGD on batches that divide the training set, the weights agree
 to 1e-10 with scikit-learn's; Adam differs only by where epsilon enters, L-BFGS not at all.
 """
+import os
 import pickle
 import subprocess
 import sys
@@ -379,8 +380,11 @@ def test_poisson_regressor_matches_sklearn():
 def test_import_fastmlp_does_not_import_sklearn(tmp_path):
     code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules; "
             "fastmlp.MLPRegressor; assert 'sklearn' in sys.modules")
-    # From a folder outside the checkout, so that the installed package is the one imported.
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    # From a folder outside the checkout (whose source tree would shadow the fastmlp under
+    # test), finding that fastmlp, installed or built in place, through PYTHONPATH.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                   env=dict(os.environ, PYTHONPATH=root))
     assert "MLPClassifier" in dir(fastmlp) and fastmlp.MLPClassifier is MLPClassifier
     with pytest.raises(AttributeError, match="no attribute 'MLPClassify'"):
         fastmlp.MLPClassify
