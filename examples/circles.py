@@ -1,10 +1,20 @@
 """Two concentric circles: a binary problem no straight line separates.
 
-Trains an MLP on the lecture's circles and prints the test accuracy. With matplotlib installed
-(pip install "fastmlp[plot]"), `python examples/circles.py --plot` also writes circles.png:
-the loss curves and the decision boundary. Needs nothing but fastmlp otherwise.
+Trains an MLP on the lecture's circles and prints the test accuracy; needs nothing but fastmlp.
+`python examples/circles.py --plot` also writes circles.png (the loss curves and the decision
+boundary) and needs the `plot` extra, matplotlib: pip install "fastmlp[plot]" (from a source
+checkout: pip install ".[plot]").
 """
 import sys
+
+plot = "--plot" in sys.argv[1:]
+if plot:
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit('examples/circles.py --plot needs matplotlib, the `plot` extra: '
+                         'pip install "fastmlp[plot]" (from a source checkout: '
+                         'pip install ".[plot]")') from None
 
 from fastmlp import MLP
 from fastmlp.datasets import make_circles, standardize, stratified_split
@@ -18,8 +28,7 @@ model.fit(X_train, y_train, epochs=100, batch_size=32, verbose=False,
           validation_data=(X_test, y_test))
 print(f"test accuracy: {model.score(X_test, y_test):.3f}")
 
-if "--plot" in sys.argv[1:]:
-    import matplotlib
+if plot:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from fastmlp.plot import plot_decision_boundary, plot_loss

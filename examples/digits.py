@@ -1,10 +1,15 @@
 """Handwritten digits, 10 classes: softmax output, Adam, a cosine schedule, early stopping.
 
-Uses scikit-learn's bundled digits data set (1797 images of 8x8 pixels, no download):
-pip install scikit-learn.
+Needs the `sklearn` extra, for scikit-learn's bundled digits data set (1797 images of 8x8 pixels,
+no download): pip install "fastmlp[sklearn]" (from a source checkout: pip install ".[sklearn]").
 """
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+try:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+except ImportError:
+    raise SystemExit('examples/digits.py needs scikit-learn, the `sklearn` extra: '
+                     'pip install "fastmlp[sklearn]" (from a source checkout: '
+                     'pip install ".[sklearn]")') from None
 
 from fastmlp import MLP
 from fastmlp.schedules import Cosine

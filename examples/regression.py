@@ -2,11 +2,18 @@
 + 10 x4 + 5 x5 + noise, with five more inputs that do not matter. An MLP with squared error
 against a linear least-squares fit.
 
-Uses scikit-learn's data set generator make_friedman1 (no download): pip install scikit-learn.
+Needs the `sklearn` extra, for scikit-learn's data set generator make_friedman1 (no download):
+pip install "fastmlp[sklearn]" (from a source checkout: pip install ".[sklearn]").
 """
 import numpy as np
-from sklearn.datasets import make_friedman1
-from sklearn.model_selection import train_test_split
+
+try:
+    from sklearn.datasets import make_friedman1
+    from sklearn.model_selection import train_test_split
+except ImportError:
+    raise SystemExit('examples/regression.py needs scikit-learn, the `sklearn` extra: '
+                     'pip install "fastmlp[sklearn]" (from a source checkout: '
+                     'pip install ".[sklearn]")') from None
 
 from fastmlp import MLP
 

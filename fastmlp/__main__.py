@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastmlp {demo,train,predict,bench}``; see ``fastmlp._cli``."""
+"""Command line: ``python -m fastmlp {demo,train,predict,bench}``, the same as the ``fastmlp``
+command that installing the package creates; see ``fastmlp._cli``."""
 import sys
 
 from ._cli import demo, main

@@ -1,4 +1,4 @@
-"""The command line, ``python -m fastmlp`` (or ``fastmlp``): demo, train, predict, bench.
+"""The command line, ``fastmlp`` (or ``python -m fastmlp``): demo, train, predict, bench.
 
 ``train`` reads a CSV file with a header row (with pandas when it is installed, else with a
 NumPy reader; see ``fastmlp._tabular``), holds out a validation split (20% by default,
@@ -481,8 +481,10 @@ def _optimizer_names():
 
 
 def _parser():
-    parser = _Parser(prog="python -m fastmlp",
+    parser = _Parser(prog="fastmlp",
                      description="fastmlp: fast multilayer perceptrons.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("demo", help="train the lecture's circles MLP with fastmlp and NumPy",

@@ -205,7 +205,8 @@ def read_table(path, sep=",", index_col=None, text_columns=(), reader="auto"):
     if reader == "auto":
         reader = "pandas" if have_pandas() else "numpy"
     elif reader == "pandas" and not have_pandas():
-        raise TableError("--reader pandas needs pandas: pip install 'fastmlp[cli]' (or pandas)")
+        raise TableError('--reader pandas needs pandas, the `cli` extra: pip install "fastmlp[cli]" '
+                         '(from a source checkout: pip install ".[cli]"), or pip install pandas')
     try:
         header, skip = _read_header(path, sep)
         position = _resolve_index(path, header, index_col)

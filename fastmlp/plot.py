@@ -7,7 +7,7 @@ scikit-learn estimator (scikit-learn's or fastmlp's ``MLPClassifier``/``MLPRegre
 Each function draws on a matplotlib ``Axes`` (a new figure when ``ax`` is None) and returns it;
 none calls ``pyplot.show``, so the caller decides whether to show, save or keep drawing.
 matplotlib is an optional dependency, imported when a function is first called:
-``pip install "fastmlp[plot]"``.
+``pip install "fastmlp[plot]"`` (from a source checkout: ``pip install ".[plot]"``).
 
 Examples
 --------
@@ -48,7 +48,8 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError('fastmlp.plot needs matplotlib, which is not installed: '
-                          'pip install "fastmlp[plot]"') from exc
+                          'pip install "fastmlp[plot]" (from a source checkout: '
+                          'pip install ".[plot]")') from exc
     return plt
 
 

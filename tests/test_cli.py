@@ -130,7 +130,7 @@ def assert_one_line_error(status, err, *fragments):
 def test_every_command_has_help(command, capsys):
     status, out, _ = run([*command, "--help"], capsys)
     assert status == 0
-    assert out.startswith(f"usage: python -m fastmlp {' '.join(command)}".rstrip())
+    assert out.startswith(f"usage: fastmlp {' '.join(command)}".rstrip())
 
 
 def test_help_of_train_and_predict_lists_every_option(capsys):

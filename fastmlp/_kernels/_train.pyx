@@ -838,7 +838,7 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
     """``out :=`` the network's outputs on X (dense or a ``_sparse.CSR``): probabilities, or
     logits when ``logits``, computed ``network.max_batch`` rows at a time with the GIL
     released."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[len(network.sizes) - 1], start = 0, m
     cdef SparseRows sp
     cdef bint sparse = _bind_input(network, X, floating is float, &sp)
     cdef const floating[:, ::1] Xd = None if sparse else X
@@ -871,7 +871,7 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
     """The objective J = sum_i w_i l_i / n + penalty on (X, Y), in prediction mode, in chunks
     of ``max_batch`` rows; when ``out`` is given, the outputs (as ``predict``) go there. X is
     dense or a ``_sparse.CSR``."""
-    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[-1], start = 0, m
+    cdef Py_ssize_t n = X.shape[0], n_out = network.sizes[len(network.sizes) - 1], start = 0, m
     cdef double total = 0
     cdef SparseRows sp
     cdef bint sparse = _bind_input(network, X, floating is float, &sp)
@@ -926,8 +926,9 @@ def _check_arrays(Network network, theta, opt_state, bn_state, X, Y, sample_weig
         raise ValueError(f"bn_state needs {network.bn_state_size} entries")
     if X.shape[1] != network.sizes[0]:
         raise ValueError(f"X has {X.shape[1]} columns, the network {network.sizes[0]} inputs")
-    if Y is not None and (Y.shape[0] != X.shape[0] or Y.shape[1] != network.sizes[-1]):
-        raise ValueError(f"Y must have shape ({X.shape[0]}, {network.sizes[-1]})")
+    cdef Py_ssize_t n_out = network.sizes[len(network.sizes) - 1]
+    if Y is not None and (Y.shape[0] != X.shape[0] or Y.shape[1] != n_out):
+        raise ValueError(f"Y must have shape ({X.shape[0]}, {n_out})")
     if sample_weight is not None and sample_weight.shape[0] != X.shape[0]:
         raise ValueError(f"sample_weight must have {X.shape[0]} entries")
     if workspace.shape[0] < network.workspace_size:
@@ -1119,7 +1120,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         if arr_rows != K:
             raise ValueError(f"{name} must have one entry per model ({K}); got {arr_rows}")
     for network in networks:
-        if (network.sizes[0] != n_in or network.sizes[-1] != n_out
+        if (network.sizes[0] != n_in or network.sizes[len(network.sizes) - 1] != n_out
                 or network.n_params != thetas.shape[1] or network.n_state > opt_states.shape[1]
                 or network.bn_state_size != bn_states.shape[1]
                 or network.workspace_size > workspaces.shape[1]
