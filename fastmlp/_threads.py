@@ -38,8 +38,8 @@ MULTITHREAD_MIN = 1 << 23
 _lock = threading.Lock()
 _setting = "auto"
 _local = threading.local()          # .depth: nesting of blas_threads in this thread
-_active = 0                         # threads inside an outermost blas_threads block
-_wants_many = 0                     # ... of which run products above MULTITHREAD_MIN
+_fits = {}                          # counted blocks (outermost in a thread, large products)
+                                    # -> whether their products exceed MULTITHREAD_MIN
 _pools = None                       # list of _Pool, found once
 _original = None                    # the limits before the first active block
 
@@ -69,7 +69,7 @@ def set_num_threads(n):
                          f"got {n!r}")
     with _lock:
         _setting = n
-        if _active:
+        if _fits:
             _apply()
 
 
@@ -146,7 +146,7 @@ def _loadavg():
 
 def idle_cores():
     """The cores this process may use that other work does not keep busy (at least 1)."""
-    others = max(0.0, _loadavg() - _active)
+    others = max(0.0, _loadavg() - len(_fits))
     return max(1, cores() - int(others + 0.5))
 
 
@@ -154,9 +154,9 @@ def _wanted(original):
     """The thread count for a pool whose own setting is ``original`` (under ``_lock``)."""
     if _setting != "auto":
         return _setting
-    if not _wants_many:
+    if not any(_fits.values()):
         return 1
-    return max(1, min(original or 1, idle_cores()) // _active)
+    return max(1, min(original or 1, idle_cores()) // len(_fits))
 
 
 def _apply(per_thread=False):
@@ -177,41 +177,43 @@ def blas_threads(work):
 
     ``work`` is the largest m * n * k of the products to come: below
     ``OPENBLAS_THREADING_MIN`` nothing is limited, and the block does not count as a fit.
-    Blocks nest within a thread (a fit's validation pass inside the fit counts once).
+    Blocks nest within a thread (a fit's validation pass inside the fit counts once), and may
+    end in any order.
     """
-    global _active, _wants_many, _original
+    global _original
     depth = getattr(_local, "depth", 0)
-    if _setting is None or work < OPENBLAS_THREADING_MIN or depth:
-        _local.depth = depth + 1
-        try:
-            yield
-        finally:
-            _local.depth = depth
-        return
-    many = work >= MULTITHREAD_MIN
-    with _lock:
-        pools = _find_pools()
-        if _active == 0:
-            _original = [pool.get() for pool in pools]
-        _active += 1
-        _wants_many += many
-        _apply()
-        _apply(per_thread=True)
-    _local.depth = 1
+    counted = _setting is not None and work >= OPENBLAS_THREADING_MIN and depth == 0
+    _local.depth = depth + 1
+    key = object()
     try:
+        if counted:
+            with _lock:
+                pools = _find_pools()
+                if not _fits:
+                    _original = [pool.get() for pool in pools]
+                _fits[key] = work >= MULTITHREAD_MIN     # one step: no count without its key
+                _apply()
+                _apply(per_thread=True)
         yield
     finally:
-        _local.depth = 0
-        with _lock:
-            _active -= 1
-            _wants_many -= many
-            if _active == 0:
-                for pool, original in zip(pools, _original):
-                    if original is not None and pool.get() != original:
-                        pool.set(original)
-                _original = None
-            else:
-                _apply()
-                for pool, original in zip(pools, _original):
-                    if pool.per_thread and original is not None:
-                        pool.set(original)
+        _local.depth -= 1
+        if counted:
+            with _lock:
+                if _fits.pop(key, None) is not None:
+                    _released()
+
+
+def _released():
+    """A counted block ended (under ``_lock``): give the cores to the others, or put the
+    original limits back after the last."""
+    global _original
+    if not _fits:
+        for pool, original in zip(_pools, _original):
+            if original is not None and pool.get() != original:
+                pool.set(original)
+        _original = None
+        return
+    _apply()
+    for pool, original in zip(_pools, _original):
+        if pool.per_thread and original is not None:
+            pool.set(original)

@@ -10,8 +10,8 @@ gradient clipping, ``dtype``, any ``fastmlp.optimizers`` optimizer as ``solver``
 with the GIL released, so a search on joblib's threading backend trains in parallel.
 
 scikit-learn is an optional dependency (``pip install "fastmlp[sklearn]"``, or from a source
-checkout ``pip install ".[sklearn]"``), imported only here:
-``import fastmlp`` does not import it. A fitted estimator saves to fastmlp's safe model format
+checkout ``pip install ".[sklearn]"``), imported only here: ``import fastmlp`` does not import
+it. A fitted estimator saves to fastmlp's safe model format
 (``estimator.save(path)``, ``fastmlp.load(path)``).
 
 How a fit drives the engine (``fastmlp._engine``): X is checked once; the rows an epoch visits
@@ -20,8 +20,8 @@ of ``early_stopping`` is taken on indices too), so X is never copied; and one ke
 as many epochs as the stopping rule allows: with the ``tol`` / ``n_iter_no_change`` rule on the
 training loss no stop can come before ``n_iter_no_change + 1 - (epochs already without
 improvement)`` more epochs, so that many run at once. Only ``early_stopping``, ``verbose`` and
-adaptive schedules need Python after every epoch. Ctrl-C (in the main thread) ends the fit as
-in scikit-learn: the warning "Training interrupted by user.", the weights kept.
+adaptive schedules need Python after every epoch. Ctrl-C ends the fit as in scikit-learn (the
+warning "Training interrupted by user.", the weights kept), in whatever thread it runs.
 
 With scikit-learn's parameters, training follows scikit-learn's algorithm step for step: the same
 Glorot-uniform initial weights and biases drawn from ``check_random_state(random_state)``, the

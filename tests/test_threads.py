@@ -165,3 +165,16 @@ def test_an_outer_limit_caps_the_policy(default_policy):
 def test_set_num_threads_refuses_bad_values(bad):
     with pytest.raises(ValueError, match="integer >= 1, 'auto' or None"):
         fastmlp.set_num_threads(bad)
+
+
+def test_blocks_may_end_in_any_order(default_policy):
+    """Runners entered one after another in a thread may be left in the order they were
+    entered (not nested): the policy's bookkeeping must come back to nothing active."""
+    blocks = [_threads.blas_threads(1 << 30) for _ in range(3)]
+    for block in blocks:
+        block.__enter__()
+    assert len(_threads._fits) == 1                   # nested in one thread: one fit
+    for block in blocks:
+        block.__exit__(None, None, None)
+    assert _threads._local.depth == 0 and not _threads._fits
+    assert blas_counts() == default_policy
