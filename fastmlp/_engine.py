@@ -215,8 +215,16 @@ class StackRunner(EpochRunner):
 
     As ``EpochRunner`` for the thread limit and Ctrl-C. A model that diverges leaves the stack
     without stopping the others: ``diverged`` maps its index to the message, and its buffers
-    hold the state of the end of its last finite epoch.
+    hold the state of the end of its last finite epoch. A caller's stopping rule takes a model
+    out between two calls with ``stop(k)``: its status becomes ``STOPPED`` and the kernel
+    leaves it alone (the kernel trains only models whose status is OK).
     """
+
+    # Status of a model that the caller stopped (not one of the kernel's statuses).
+    STOPPED = 16
+    # The kernel's statuses of a model that diverged: every one but OK and INTERRUPTED.
+    NONFINITE = [int(s) for s in _train.Status
+                 if s not in (_train.Status.OK, _train.Status.INTERRUPTED)]
 
     def __init__(self, stack, X, Y, sample_weight, weight_scale, weighted, batch_size, seeds,
                  n_threads=1):
@@ -265,6 +273,11 @@ class StackRunner(EpochRunner):
     def active(self):
         """Whether any model is still training."""
         return bool(np.any(self.status == _train.Status.OK))
+
+    def stop(self, k):
+        """Take model ``k`` out of training: later calls leave its buffers alone."""
+        if self.status[k] == _train.Status.OK:
+            self.status[k] = self.STOPPED
 
     def run(self, orders, rates, losses_out):
         """Train ``len(orders)`` epochs at ``rates[e, k]`` for model k; return each model's
@@ -317,7 +330,7 @@ class StackRunner(EpochRunner):
                 raise errors[0]
         for g in range(len(results)):
             losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
-        for k in np.flatnonzero(self.status != _train.Status.OK):
+        for k in np.flatnonzero(np.isin(self.status, self.NONFINITE)):
             if k not in self.diverged:
                 what = _DIVERGED[int(self.status[k])]
                 epoch = int(self.epochs_done[k] + done[k] + 1)

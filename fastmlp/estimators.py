@@ -10,8 +10,18 @@ gradient clipping, ``dtype``, any ``fastmlp.optimizers`` optimizer as ``solver``
 with the GIL released, so a search on joblib's threading backend trains in parallel.
 
 scikit-learn is an optional dependency (``pip install "fastmlp[sklearn]"``, or from a source
-checkout ``pip install ".[sklearn]"``), imported only here:
-``import fastmlp`` does not import it.
+checkout ``pip install ".[sklearn]"``), imported only here: ``import fastmlp`` does not import
+it. A fitted estimator saves to fastmlp's safe model format
+(``estimator.save(path)``, ``fastmlp.load(path)``).
+
+How a fit drives the engine (``fastmlp._engine``): X is checked once; the rows an epoch visits
+are handed to the kernel as indices in scikit-learn's permutation order (the validation split
+of ``early_stopping`` is taken on indices too), so X is never copied; and one kernel call runs
+as many epochs as the stopping rule allows: with the ``tol`` / ``n_iter_no_change`` rule on the
+training loss no stop can come before ``n_iter_no_change + 1 - (epochs already without
+improvement)`` more epochs, so that many run at once. Only ``early_stopping``, ``verbose`` and
+adaptive schedules need Python after every epoch. Ctrl-C ends the fit as in scikit-learn (the
+warning "Training interrupted by user.", the weights kept), in whatever thread it runs.
 
 With scikit-learn's parameters, training follows scikit-learn's algorithm step for step: the same
 Glorot-uniform initial weights and biases drawn from ``check_random_state(random_state)``, the
@@ -34,24 +44,27 @@ fastmlp computes it differently:
 * Reported loss. The penalty in ``loss_`` is taken at the epoch's end rather than summed over
   the batches. For several regression outputs ``loss_`` is, as in scikit-learn, half the squared
   error averaged over the outputs (the gradient is that of the sum over outputs, in both).
-* Input. X must be dense (sparse input raises a TypeError that says to call ``.toarray()``);
-  ``MLPRegressor(loss="poisson")`` is not available (``"absolute_error"`` and ``"huber"`` are).
+* Input. X may be a ``scipy.sparse`` matrix or array (CSR, CSC, ...): the first layer reads
+  its non-zeros, it is never densified. ``MLPRegressor`` takes scikit-learn's
+  ``loss="poisson"`` (log link, exponential output) and fastmlp's ``"absolute_error"`` and
+  ``"huber"``.
 """
 import copy
 import numbers
+import operator
 import warnings
 
 import numpy as np
 
 try:
     import scipy.optimize
+    import scipy.sparse
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_array, check_random_state, column_or_1d
-    from sklearn.utils import shuffle as _shuffle
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import check_is_fitted
@@ -65,13 +78,17 @@ except ImportError:                                # pragma: no cover - scikit-l
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
+from . import _threads
 from . import optimizers as _optimizers
+from ._engine import EpochRunner, TrainingDiverged
+from ._kernels import _sparse, _train
 from .mlp import MLP
 from .schedules import get_schedule
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
+_REGRESSION_LOSSES = ("squared_error", "poisson", "absolute_error", "huber")
 _SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
 
 
@@ -123,13 +140,26 @@ class _LearningRate:
             self.schedule = copy.deepcopy(get_schedule(learning_rate))
             self.schedule.reset()
 
-    def next_rate(self):
-        self.epoch += 1
-        if self.kind == "schedule":
-            self.rate = self.schedule.rate(self.epoch, self.lr_init)
-        return self.rate
+    @property
+    def per_epoch(self):
+        """Whether each epoch's rate depends on the loss of the one before."""
+        return self.kind == "schedule" and self.schedule.adaptive
 
-    def iteration_ends(self, samples_seen, loss):
+    def block(self, count, samples_seen, n_samples):
+        """The rates of the next ``count`` epochs of ``n_samples`` samples each, after
+        ``samples_seen`` samples (the decisions of ``trigger_stopping`` come between blocks)."""
+        if self.kind == "schedule":
+            if self.schedule.adaptive:
+                return np.array([self.schedule.rate(self.epoch + 1, self.lr_init)])
+            return self.schedule.rates(self.lr_init, count, start=self.epoch + 1)
+        if self.kind == "invscaling":
+            return np.array([self.rate] + [
+                self.lr_init / (samples_seen + j * n_samples + 1) ** self.power_t
+                for j in range(1, count)])
+        return np.full(count, self.rate)
+
+    def epoch_ends(self, samples_seen, loss):
+        self.epoch += 1
         if self.kind == "invscaling":
             self.rate = self.lr_init / (samples_seen + 1) ** self.power_t
         elif self.kind == "schedule" and self.schedule.adaptive:
@@ -184,11 +214,12 @@ class _BaseMLP(BaseEstimator):
         _check_number("momentum", self.momentum, 0, 1, high_open=True)
         _check_number("validation_fraction", self.validation_fraction, 0, 1, high_open=True)
         try:
-            dtype = np.dtype(self.dtype)
+            dtype = None if self.dtype is None else np.dtype(self.dtype)
         except TypeError:
-            dtype = None
-        if dtype not in (np.float64, np.float32):
-            raise ValueError(f"dtype must be numpy.float64 or numpy.float32; got {self.dtype!r}")
+            dtype = "invalid"
+        if dtype not in (None, np.float64, np.float32):
+            raise ValueError(f"dtype must be None, numpy.float64 or numpy.float32; got "
+                             f"{self.dtype!r}")
         if not (self.n_iter_no_change == np.inf or _is_int(self.n_iter_no_change)) \
                 or self.n_iter_no_change < 1:
             raise ValueError(f"n_iter_no_change must be an integer >= 1 or numpy.inf; got "
@@ -220,14 +251,14 @@ class _BaseMLP(BaseEstimator):
         act = self.activation
         return _SKLEARN_ACTIVATIONS.get(act, act) if isinstance(act, str) else act
 
-    def _mlp_kwargs(self, sizes, loss, seed):
+    def _mlp_kwargs(self, sizes, loss, seed, dtype):
         return dict(layer_sizes=sizes, lr=self.learning_rate_init, seed=seed,
-                    hidden_activation=self._activation(), dtype=self.dtype, loss=loss,
+                    hidden_activation=self._activation(), dtype=dtype, loss=loss,
                     l1=self.l1, optimizer=self._optimizer(), clip_norm=self.clip_norm,
                     clip_value=self.clip_value, dropout=self.dropout,
                     batch_norm=self.batch_norm, init=self.init, **self._loss_kwargs())
 
-    def _new_model(self, sizes, loss, rs):
+    def _new_model(self, sizes, loss, rs, dtype):
         """A new MLP, with scikit-learn's initial weights unless ``init`` names another rule."""
         needs_seed = self.init is not None or np.any(np.asarray(self.dropout, dtype=float) > 0)
         if self.init is None:
@@ -243,7 +274,7 @@ class _BaseMLP(BaseEstimator):
         # state after the weights, and only when needed, so the default path consumes it as
         # scikit-learn does.
         seed = int(rs.randint(np.iinfo(np.int32).max)) if needs_seed else 0
-        kwargs = self._mlp_kwargs(sizes, loss, seed)
+        kwargs = self._mlp_kwargs(sizes, loss, seed, dtype)
         model = MLP(**kwargs)
         if self.init is None:
             for k, (W, b) in enumerate(draws):
@@ -251,17 +282,18 @@ class _BaseMLP(BaseEstimator):
                 model.b[k] = b
         return model, kwargs
 
-    def _rebuilt_model(self, sizes, loss):
+    def _rebuilt_model(self, sizes, loss, dtype):
         """A fresh MLP (new optimizer state, current parameters) holding the fitted weights,
         for a warm-started ``fit``."""
         old = self.model_
-        kwargs = self._mlp_kwargs(sizes, loss, 0)
+        kwargs = self._mlp_kwargs(sizes, loss, 0, dtype)
         kwargs["seed"] = self._mlp_init_kwargs["seed"]
         model = MLP(**kwargs)
         if model.params.shape != old.params.shape or model.bn_state.shape != old.bn_state.shape:
             raise ValueError("warm_start=True continues the fitted network, but the parameters "
                              "now describe another architecture; set warm_start=False to start "
                              "afresh")
+        model._rng = old._rng
         model.params[:] = old.params
         model.bn_state[:] = old.bn_state
         model.classes_ = old.classes_
@@ -281,11 +313,24 @@ class _BaseMLP(BaseEstimator):
 
     # -- fitting ------------------------------------------------------------------------------
 
+    def _input_dtype(self, first_pass):
+        """The dtype X is converted to: ``dtype`` when given, else the fitted model's when
+        training continues, else X's own when it is float32 and float64 otherwise (as
+        scikit-learn)."""
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        model = self.__dict__.get("model_")
+        if model is not None and not first_pass:
+            return model.dtype
+        return (np.float64, np.float32)
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._check_params()
         hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
-        X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
+        started = "model_" in self.__dict__ or "coefs_" in self.__dict__
+        first_pass = not started or (not self.warm_start and not incremental)
+        X, Y, y = self._validate_input(X, y, incremental, reset=first_pass,
+                                       dtype=self._input_dtype(first_pass))
         n_samples, n_features = X.shape
         sw = self._check_sample_weight(sample_weight, n_samples)
         sizes = [n_features, *hidden, Y.shape[1]]
@@ -295,17 +340,36 @@ class _BaseMLP(BaseEstimator):
         if incremental and not stochastic:
             raise ValueError("partial_fit needs a stochastic solver; solver='lbfgs' is not")
         if first_pass:
-            self.model_, self._mlp_init_kwargs = self._new_model(sizes, loss, rs)
+            self.__dict__.pop("coefs_", None)
+            self.__dict__.pop("intercepts_", None)
+            self.model_, self._mlp_init_kwargs = self._new_model(sizes, loss, rs, X.dtype)
             self.n_iter_ = 0
             self.t_ = 0
-            self.n_outputs_ = Y.shape[1]
             self.n_layers_ = len(sizes)
             self.out_activation_ = self._out_activation(Y.shape[1])
             for name in ("loss_curve_", "best_loss_", "validation_scores_",
                          "best_validation_score_"):
                 self.__dict__.pop(name, None)
-        elif not incremental:
-            self.model_, self._mlp_init_kwargs = self._rebuilt_model(sizes, loss)
+        elif "model_" not in self.__dict__:
+            # coefs_ / intercepts_ assigned before the first partial_fit (or a warm-started
+            # fit): training starts from them, as in scikit-learn.
+            self.model_ = MLP(**self._mlp_kwargs(sizes, loss, 0, X.dtype))
+            self._mlp_init_kwargs = self._mlp_kwargs(sizes, loss, 0, X.dtype)
+            self._sync_params()
+            for name, value in (("n_iter_", 0), ("t_", 0), ("n_layers_", len(sizes)),
+                                ("n_features_in_", n_features),
+                                ("out_activation_", self._out_activation(Y.shape[1]))):
+                self.__dict__.setdefault(name, value)
+        else:
+            self._sync_params()
+            if not incremental:
+                self.model_, self._mlp_init_kwargs = self._rebuilt_model(sizes, loss, X.dtype)
+        self.n_outputs_ = Y.shape[1]
+        self._bind_params()
+        if scipy.sparse.issparse(X):
+            # A canonical CSR matrix of the network's dtype (not copied when it is one): the
+            # kernels read its rows' non-zeros, X is never densified.
+            X = self.model_._check_X(X)
         if stochastic and not hasattr(self, "loss_curve_"):
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -324,90 +388,194 @@ class _BaseMLP(BaseEstimator):
     def _reported_loss(self, objective):
         """fastmlp's objective on scikit-learn's scale: for several regression outputs the
         data loss is averaged over the outputs (the penalty is not)."""
-        if self._task != "regression" or self.n_outputs_ == 1:
+        if not self._loss_per_output():
             return float(objective)
         model = self.model_
         penalty = sum(0.5 * model.l2 * float(np.sum(W * W)) + model.l1 * float(np.sum(np.abs(W)))
                       for W in model.W)
         return (float(objective) - penalty) / self.n_outputs_ + penalty
 
+    def _loss_per_output(self):
+        """Whether scikit-learn averages this loss over the outputs (the half squared error;
+        the Poisson deviance it sums, as fastmlp)."""
+        return self._task == "regression" and self.n_outputs_ > 1 and self.loss != "poisson"
+
+    def _engine_weights(self, sw, train_idx, n_rows, dtype):
+        """The engine's per-row weights: the training rows' weights scaled to mean 1 (other
+        rows, never visited, 0); None when they are all equal."""
+        if sw is None:
+            return None
+        train = sw if train_idx is None else sw[train_idx]
+        if not np.any(train > 0):
+            raise ValueError("every training sample has weight 0 (after the validation split "
+                             "of early_stopping); give some of them a positive weight")
+        if np.all(train == train[0]):
+            return None
+        scaled = train * (train.shape[0] / train.sum())
+        if train_idx is None:
+            return np.ascontiguousarray(scaled, dtype=dtype)
+        w = np.zeros(n_rows, dtype=dtype)
+        w[train_idx] = scaled
+        return w
+
     def _fit_stochastic(self, X, Y, y, sw, rs, incremental):
+        """Epochs in blocks: each block is one call into the engine, as long as scikit-learn's
+        stopping rule allows; the rows are visited by index, X is never copied."""
         model = self.model_
         early_stopping = self.early_stopping
         if early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        n_rows = X.shape[0]
+        train_idx = X_val = y_val = sw_val = None
         if early_stopping:
-            # As scikit-learn: stratified only for a single binary output.
-            stratify = Y if self._task == "classification" and Y.shape[1] == 1 else None
-            arrays = (X, Y, y) if sw is None else (X, Y, y, sw)
-            split = train_test_split(*arrays, random_state=rs,
-                                     test_size=self.validation_fraction, stratify=stratify)
-            X, X_val, Y, _, _, y_val = split[:6]
-            sw, sw_val = (split[6], split[7]) if sw is not None else (None, None)
-            if X_val.shape[0] < 2:
-                raise ValueError("the validation set is too small: increase validation_fraction "
-                                 "or the number of samples, or set early_stopping=False")
-            X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
-        else:
-            X_val = y_val = sw_val = None
-        n_samples = X.shape[0]
+            # scikit-learn's split (the same draws: it depends on the number of rows and the
+            # labels only), taken on the row indices; stratified for one classifier output.
+            stratify = Y.astype(bool) if self._task == "classification" and Y.shape[1] == 1 \
+                else None
+            train_idx, val_idx = train_test_split(
+                np.arange(n_rows), random_state=rs, test_size=self.validation_fraction,
+                stratify=stratify)
+            if val_idx.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset (or set "
+                                 "early_stopping=False).")
+            X_val, y_val = X[val_idx], y[val_idx]
+            sw_val = None if sw is None else sw[val_idx]
+        n_train = n_rows if train_idx is None else train_idx.shape[0]
         if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
+            batch_size = min(200, n_train)
         else:
-            if self.batch_size > n_samples:
-                warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} "
-                              f"training samples; it is clipped to {n_samples}")
-            batch_size = min(self.batch_size, n_samples)
-        model.l2 = self.alpha / (batch_size * (1.0 if sw is None else float(sw.mean())))
-        sample_idx = np.arange(n_samples)
+            if self.batch_size > n_train:
+                warnings.warn(f"Got `batch_size` less than 1 or larger than sample size. It is "
+                              f"going to be clipped: batch_size={self.batch_size} is larger "
+                              f"than the {n_train} training samples, so {n_train} is used.")
+            batch_size = min(self.batch_size, n_train)
+        train_sw = sw if sw is None or train_idx is None else sw[train_idx]
+        model.l2 = self.alpha / (batch_size * (1.0 if sw is None else float(train_sw.mean())))
+        w = self._engine_weights(sw, train_idx, n_rows, model.dtype)
+        dropout_seed = (int(model._rng.integers(2**63))
+                        if any(r > 0 for r in model.dropout) else 0)
         rate = self._rate
+        # Python must look after every epoch for a validation score, a printed line, an
+        # adaptive schedule, or a loss whose penalty share depends on that epoch's weights.
+        per_epoch = (incremental or early_stopping or bool(self.verbose) or rate.per_epoch
+                     or self._loss_per_output())
         if early_stopping:
             # The weights to return if no epoch beats the best score so far: the initial ones,
             # or after a warm start those of the previous fit, as scikit-learn does.
             self._best_state = (model.params.copy(), model.bn_state.copy())
+        max_epochs = 1 if incremental else self.max_iter
+        sample_idx = np.arange(n_train)
         self.n_iter_ = 0
         try:
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    # The same permutations scikit-learn draws; the rows are then visited in
-                    # that order (fastmlp's own shuffle is off).
-                    sample_idx = _shuffle(sample_idx, random_state=rs)
-                    X_epoch, Y_epoch = X[sample_idx], Y[sample_idx]
-                    sw_epoch = None if sw is None else sw[sample_idx]
-                else:
-                    X_epoch, Y_epoch, sw_epoch = X, Y, sw
-                model.base_lr = rate.next_rate()
-                model.train(X_epoch, Y_epoch, epochs=1, batch_size=batch_size, verbose=False,
-                            shuffle=False, sample_weight=sw_epoch)
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_ = self._reported_loss(model.history["loss"][-1])
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                rate.iteration_ends(self.t_, self.loss_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = ("Validation score" if early_stopping else "Training loss")
-                    action = "increase" if early_stopping else "improve"
-                    stop, suffix = rate.trigger_stopping()
-                    if self.verbose:
-                        print(f"{what} did not {action} more than tol={self.tol:f} for "
-                              f"{self.n_iter_no_change} consecutive epochs.{suffix}")
-                    if stop:
+            with EpochRunner(model, X, Y, w, batch_size, dropout_seed) as runner:
+                most = runner.epochs_per_call(n_train)
+                orders = np.empty((1 if per_epoch else min(most, max_epochs), n_train),
+                                  dtype=np.intp)
+                if not self.shuffle:
+                    orders[:] = sample_idx if train_idx is None else train_idx
+                losses = np.empty(orders.shape[0])
+                stop = False
+                while not stop and self.n_iter_ < max_epochs:
+                    count = 1 if per_epoch else self._epochs_before_a_stop(
+                        max_epochs - self.n_iter_, orders.shape[0])
+                    if self.shuffle:
+                        for order in orders[:count]:
+                            # sklearn.utils.shuffle(sample_idx, random_state=rs), scikit-learn's
+                            # draw, is sample_idx[rs.permutation(n)], without its checks.
+                            sample_idx = sample_idx[rs.permutation(n_train)]
+                            if train_idx is None:
+                                order[:] = sample_idx
+                            else:
+                                np.take(train_idx, sample_idx, out=order)
+                    rates = rate.block(count, self.t_, n_train)
+                    before = runner.epochs_done
+                    try:
+                        runner.run(orders[:count], rates, losses)
+                    except TrainingDiverged as diverged:
+                        for loss in losses[:runner.epochs_done - before]:
+                            self._epoch_ends(loss, n_train, X_val, y_val, sw_val, max_epochs)
+                        self._diverged(diverged, n_train, max_epochs)
                         break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  f"reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+                    done = runner.epochs_done - before
+                    if done:
+                        model.lr = model._lr_set = float(rates[done - 1])
+                    for loss in losses[:done]:
+                        stop = self._epoch_ends(loss, n_train, X_val, y_val, sw_val, max_epochs)
+                        if stop:
+                            break
+                    if runner.interrupted:
+                        warnings.warn("Training interrupted by user.")
+                        break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-        if early_stopping:
-            model.params[:], model.bn_state[:] = self._best_state
-            del self._best_state
+        except TrainingDiverged as diverged:
+            # Raised on leaving the runner: the last epoch made the outputs overflow (it is
+            # undone). With early stopping the best epoch's weights come back below.
+            if not early_stopping:
+                self._diverged(diverged, n_train, max_epochs)
+        finally:
+            if early_stopping:
+                model.params[:], model.bn_state[:] = self._best_state
+                del self._best_state
+
+    def _epochs_before_a_stop(self, remaining, most):
+        """How many epochs may run before the stopping rule could fire: the count of epochs
+        without improvement grows by at most one per epoch and stops training (or, for
+        "adaptive", changes the rate) once it exceeds ``n_iter_no_change``."""
+        count = min(remaining, most)
+        if self.n_iter_no_change != np.inf:
+            count = min(count, int(self.n_iter_no_change) + 1 - self._no_improvement_count)
+        return max(1, count)
+
+    def _epoch_ends(self, loss, n_train, X_val, y_val, sw_val, max_epochs):
+        """scikit-learn's bookkeeping after an epoch; return True to stop."""
+        self.n_iter_ += 1
+        self.t_ += n_train
+        self.loss_ = self._reported_loss(loss)
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        self._update_no_improvement_count(self.early_stopping, X_val, y_val, sw_val)
+        self._rate.epoch_ends(self.t_, self.loss_)
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            stop, suffix = self._rate.trigger_stopping()
+            if self.verbose:
+                print(f"{what} did not improve more than tol={self.tol:f} for "
+                      f"{self.n_iter_no_change} consecutive epochs.{suffix}")
+            if stop:
+                return True
+            self._no_improvement_count = 0
+        if self.n_iter_ == self.max_iter and max_epochs == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          f"reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
+        return False
+
+    def _diverged(self, diverged, n_train, max_epochs):
+        """Training diverged (the engine restored the last finite epoch's state).
+
+        With early stopping, as scikit-learn (its issue 29504): the fit goes on to
+        ``max_iter`` with NaN losses and validation scores (a NaN score resets the count of
+        epochs without improvement) and ends with the best weights. Without, scikit-learn's
+        error."""
+        if not self.early_stopping:
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed. (fastmlp: the network keeps the "
+                f"weights of the last finite epoch; standardize X, or lower learning_rate_init, "
+                f"now {self.learning_rate_init:g}.)") from diverged
+        while self.n_iter_ < max_epochs:
+            self.n_iter_ += 1
+            self.t_ += n_train
+            self.loss_ = np.nan
+            self.loss_curve_.append(np.nan)
+            self.validation_scores_.append(np.nan)
+            self._no_improvement_count = 0
+            self._rate.epoch += 1
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                      f"the optimization hasn't converged yet.", ConvergenceWarning)
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
@@ -430,7 +598,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
     def _validation_score(self, X, y, sample_weight):
-        out = self.model_.forward(X).reshape(X.shape[0], -1)
+        out = self.model_._predict_raw(X)
         if not np.all(np.isfinite(out)):
             return np.nan
         return float(self._score_function(y, self._decode(out), sample_weight=sample_weight))
@@ -439,15 +607,29 @@ class _BaseMLP(BaseEstimator):
         model = self.model_
         model.l2 = self.alpha / (X.shape[0] if sw is None else float(sw.sum()))
 
+        # The data were checked once; each evaluation is one kernel call on the full batch.
+        w = self._engine_weights(sw, None, X.shape[0], model.dtype)
+        sparse = scipy.sparse.issparse(X)
+        net = model._network(X.shape[0], sparse_input=sparse)
+        workspace = np.empty(net.workspace_size, dtype=model.dtype)
+        grad = np.empty_like(model.params)
+        X = _sparse.CSR(X) if sparse else X
+
         def objective(theta):
             model.params[:] = theta
-            value, grad = model.loss_and_gradient(X, Y, sample_weight=sw)
+            value = _train.loss_and_gradient(net, model.params, model.bn_state.copy(), X, Y, w,
+                                             workspace, grad)
             return value, grad.astype(np.float64)
 
-        result = scipy.optimize.minimize(
-            objective, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        with _threads.blas_threads(model._blas_work(X.shape[0])):
+            result = scipy.optimize.minimize(
+                objective, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
         model.params[:] = result.x
+        if not np.all(np.isfinite(model.params)):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed. (fastmlp: "
+                             "standardize X.)")
         self.n_iter_ = int(result.nit)
         self.loss_ = self._reported_loss(result.fun)
         if self.verbose:
@@ -460,25 +642,140 @@ class _BaseMLP(BaseEstimator):
     # -- prediction and attributes ------------------------------------------------------------
 
     def _forward(self, X):
-        """The network's outputs, (n_samples, n_outputs), as float64 whatever ``dtype`` (the
-        precision scikit-learn expects of predictions)."""
-        check_is_fitted(self)
-        X = _validate_data(self, X, reset=False, dtype=self.model_.dtype, order="C")
-        out = self.model_.forward(X)
-        return out.reshape(X.shape[0], -1).astype(np.float64, copy=False)
+        """The network's outputs, (n_samples, n_outputs): float32 when the network and X are
+        float32, else float64 (as scikit-learn, whose products follow NumPy's promotion)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            check_is_fitted(self, "model_")
+        self._sync_params()
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == model.dtype and X.shape[0]
+                and X.flags.c_contiguous and "feature_names_in_" not in self.__dict__):
+            # The common case, checked without scikit-learn's general machinery (which costs
+            # ten times a one-row prediction).
+            if X.shape[1] != model.sizes[0]:
+                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                                 f"expecting {model.sizes[0]} features as input.")
+            if not _train.all_finite(X):
+                raise ValueError("Input X contains NaN or infinity; remove or impute those "
+                                 "values.")
+            return self._predict_raw(model, X)
+        X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C",
+                           accept_sparse=["csr", "csc"])
+        out_dtype = X.dtype if model.dtype == np.float32 else model.dtype
+        if X.dtype != model.dtype or scipy.sparse.issparse(X):
+            X = model._check_X(X)
+        return self._predict_raw(model, X).astype(out_dtype, copy=False)
 
-    @property
-    def coefs_(self):
-        """list of ndarray: ``coefs_[i]`` is the weight matrix of layer ``i``, shape
-        ``(n_inputs, n_outputs)`` of that layer (a view into the model)."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.W)
+    def _predict_raw(self, model, X):
+        """``model._predict_raw(X)`` with the engine's description of the network kept
+        between calls (prediction reads only the architecture, which a fitted network never
+        changes): a one-row prediction costs little more than the kernel."""
+        sparse = scipy.sparse.issparse(X)
+        rows = model._predict_rows(X.shape[0], sparse)
+        n = X.shape[0]
+        if sparse:
+            X = _sparse.CSR(X)
+        cache = self.__dict__.get("_predict_networks")    # set with the views of model_
+        if cache is None or cache[0] is not model:
+            net = model._network(rows, sparse_input=sparse)
+        else:
+            net = cache[1].get((rows, sparse))
+            if net is None:
+                if len(cache[1]) >= 8:
+                    cache[1].clear()
+                net = cache[1][rows, sparse] = model._network(rows, sparse_input=sparse)
+        workspace = np.empty(net.workspace_size, dtype=model.dtype)
+        out = np.empty((n, model.sizes[-1]), dtype=model.dtype)
+        work = model._blas_work(rows)
+        with model._lock:                   # not while another thread trains the network
+            if work < _threads.OPENBLAS_THREADING_MIN:
+                _train.predict(net, model.params, model.bn_state, X, workspace, out)
+            else:
+                with _threads.blas_threads(work):
+                    _train.predict(net, model.params, model.bn_state, X, workspace, out)
+        return out
 
-    @property
-    def intercepts_(self):
-        """list of ndarray: ``intercepts_[i]`` is the bias vector of layer ``i`` (a view)."""
-        check_is_fitted(self, "model_")
-        return list(self.model_.b)
+    def save(self, path):
+        """Save the fitted estimator to ``path`` in fastmlp's model format (an ``.npz`` of
+        arrays and JSON, no pickle, written atomically); ``fastmlp.load(path)`` returns it,
+        exactly (see ``fastmlp.io.save``).
+
+        Raises
+        ------
+        ValueError
+            If the estimator is not fitted, or holds a setting a file cannot keep (a
+            ``RandomState`` as ``random_state``, a function as ``learning_rate``).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import fastmlp
+        >>> X = np.array([[0., 0.], [1., 1.], [0., 1.], [1., 0.]]); y = [0, 0, 1, 1]
+        >>> clf = fastmlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs",
+        ...                             random_state=0).fit(X, y)
+        >>> path = os.path.join(tempfile.mkdtemp(), "clf.npz")
+        >>> clf.save(path)
+        >>> bool(np.array_equal(fastmlp.load(path).predict_proba(X), clf.predict_proba(X)))
+        True
+        """
+        from .io import save
+        save(self, path)
+
+    # coefs_ and intercepts_ are plain attributes, as in scikit-learn, holding views into the
+    # network's flat buffer. A user may assign new lists (or new arrays into them): before the
+    # network is next used their values are copied into it, and the views bound again.
+
+    def _bind_params(self):
+        self.coefs_ = list(self.model_.W)
+        self.intercepts_ = list(self.model_.b)
+        self._predict_networks = (self.model_, {})
+
+    def _sync_params(self):
+        """Copy assigned ``coefs_`` / ``intercepts_`` into the network."""
+        model = self.model_
+        for name, views in (("coefs_", model.W), ("intercepts_", model.b)):
+            given = self.__dict__.get(name)
+            if given is None or (type(given) is list and len(given) == len(views)
+                                 and all(map(operator.is_, given, views))):
+                continue
+            given = list(given)
+            if len(given) != len(views):
+                raise ValueError(f"{name} has {len(given)} layers; the network has "
+                                 f"{len(views)}: assign one array per layer")
+            for k, (value, view) in enumerate(zip(given, views)):
+                value = np.asarray(value)
+                if value.shape != view.shape:
+                    raise ValueError(f"{name}[{k}] has shape {value.shape}; layer {k} of the "
+                                     f"network has shape {view.shape}")
+                if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+                    raise ValueError(f"{name}[{k}] must hold finite real numbers")
+                np.copyto(view, value, casting="unsafe")
+            setattr(self, name, list(views))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_predict_networks" in state:
+            state = dict(state)
+            del state["_predict_networks"]
+        model = state.get("model_")
+        if model is not None:
+            # The views are rebuilt on unpickling (a pickled view would become a copy).
+            for name, views in (("coefs_", model.W), ("intercepts_", model.b)):
+                given = state.get(name)
+                if type(given) is list and all(a is v for a, v in zip(given, views)):
+                    state = dict(state)
+                    del state[name]
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "model_" in self.__dict__:
+            if "coefs_" not in self.__dict__:
+                self.coefs_ = list(self.model_.W)
+            if "intercepts_" not in self.__dict__:
+                self.intercepts_ = list(self.model_.b)
+            self._predict_networks = (self.model_, {})
 
 
 _PARAMETERS_HEADER = """
@@ -549,8 +846,10 @@ _PARAMETERS_DOC = """    hidden_layer_sizes : int or tuple of int, default (100,
         scikit-learn's Glorot-uniform weights and biases.
     clip_norm, clip_value : float or None, default None
         fastmlp: gradient clipping.
-    dtype : numpy.float64 or numpy.float32, default numpy.float64
-        fastmlp: the precision of the parameters and the arithmetic.
+    dtype : None, numpy.float64 or numpy.float32, default None
+        fastmlp: the precision of the parameters and the arithmetic. None: as scikit-learn,
+        float32 when X is float32 (then predictions of float32 X are float32 too), else
+        float64.
 """
 
 _ATTRIBUTES_DOC = """
@@ -614,7 +913,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  l1=0.0, dropout=0.0, batch_norm=False, init=None, clip_norm=None,
-                 clip_value=None, label_smoothing=0.0, dtype=np.float64):
+                 clip_value=None, label_smoothing=0.0, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -657,10 +956,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _out_activation(self, n_outputs):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, dtype):
         """Return X, the 0/1 target matrix and y (labels), checked; define or check classes_."""
-        X, y = _validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype),
-                              order="C", reset=reset)
+        X, y = _validate_data(self, X, y, multi_output=True, dtype=dtype, order="C",
+                              accept_sparse=["csr", "csc"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -671,16 +970,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             classes = unique_labels(y)
             if self.warm_start and not incremental:
                 if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start can only be used where y has the same classes "
-                                     f"as in the previous call to fit: had {self.classes_}, y "
-                                     f"has {classes}")
+                    raise ValueError(f"warm_start can only be used where `y` has the same "
+                                     f"classes as in the previous call to fit. Previously got "
+                                     f"{self.classes_}, `y` has {classes}. Set "
+                                     f"warm_start=False to train afresh on these classes.")
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"y has classes not in classes_ {self.classes_}: "
                                  f"{np.setdiff1d(classes, self.classes_)}")
-        Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
+        Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, np.ascontiguousarray(Y), y
 
     def _decode(self, out):
+        """Labels from the network's outputs, as scikit-learn's ``LabelBinarizer`` decodes
+        them (the common cases without its checks)."""
+        kind = self._label_binarizer.y_type_
+        if kind == "multiclass":
+            return self.classes_[out.argmax(axis=1)]
+        if kind == "binary" and len(self.classes_) == 2:
+            return self.classes_[(out[:, 0] > 0.5).astype(np.intp)]
         return self._label_binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
 
     def fit(self, X, y, sample_weight=None):
@@ -773,6 +1080,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
     def _more_tags(self):                           # scikit-learn < 1.6
@@ -786,9 +1094,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     replacement for ``sklearn.neural_network.MLPRegressor``; see the module docstring for what
     differs.
 """ + _PARAMETERS_HEADER + """\
-    loss : {"squared_error", "absolute_error", "huber"}, default "squared_error"
-        "squared_error" is half the squared error, as in scikit-learn; the other two are
-        fastmlp's.
+    loss : {"squared_error", "poisson", "absolute_error", "huber"}, default "squared_error"
+        "squared_error" is half the squared error and "poisson" the half Poisson deviance with
+        an exponential output (log link), as in scikit-learn; the other two are fastmlp's.
 """ + _PARAMETERS_DOC + """    huber_delta : float, default 1.0
         fastmlp: where the Huber loss turns from quadratic to linear.
 """ + _ATTRIBUTES_DOC + """
@@ -812,7 +1120,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  l1=0.0, dropout=0.0, batch_norm=False, init=None, clip_norm=None,
-                 clip_value=None, huber_delta=1.0, dtype=np.float64):
+                 clip_value=None, huber_delta=1.0, dtype=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -850,21 +1158,23 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return {"huber_delta": self.huber_delta}
 
     def _loss_name(self, n_outputs):
-        if self.loss not in ("squared_error", "absolute_error", "huber"):
-            raise ValueError(f"loss must be 'squared_error', 'absolute_error' or 'huber'; got "
-                             f"{self.loss!r}" + (" (fastmlp has no Poisson loss)"
-                                                 if self.loss == "poisson" else ""))
+        if self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, _REGRESSION_LOSSES))}; "
+                             f"got {self.loss!r}")
         return self.loss
 
     def _out_activation(self, n_outputs):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
-    def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
-                              dtype=np.dtype(self.dtype), order="C", reset=reset)
+    def _validate_input(self, X, y, incremental, reset, dtype):
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
+                              order="C", accept_sparse=["csr", "csc"], reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=np.dtype(self.dtype))
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression: its targets are counts or rates, >= 0.")
+        Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=X.dtype)
         return X, Y, y
 
     def _decode(self, out):
@@ -917,6 +1227,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
     def _more_tags(self):                           # scikit-learn < 1.6

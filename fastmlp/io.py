@@ -83,6 +83,7 @@ import zipfile
 
 import numpy as np
 
+from . import _estimator_io
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._validation import check_flag as _check_flag
@@ -260,16 +261,18 @@ def _model_lock(model):
     return lock if lock is not None else contextlib.nullcontext()
 
 
-def _serialize(model, extra=None):
+def _serialize(model, extra=None, estimator=None):
     """The archive's members, copied from ``model`` at one instant, or raise before anything is
-    written.
+    written. ``estimator``: the metadata entry and arrays of a scikit-learn estimator around
+    ``model`` (``fastmlp._estimator_io``).
 
     Everything is read under the model's lock when it has one, so that a thread training the
     model cannot change it half-way; every array is copied, so that the checksum and the file
     describe the same bytes however the model changes afterwards.
     """
     if not isinstance(model, MLP):
-        raise TypeError(f"save needs a fastmlp.MLP; got {type(model).__name__}")
+        raise TypeError(f"save needs a fastmlp.MLP, MLPClassifier or MLPRegressor; got "
+                        f"{type(model).__name__}")
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"extra must be a dict of JSON values; got {type(extra).__name__}")
     from . import __version__
@@ -284,6 +287,8 @@ def _serialize(model, extra=None):
                     "history": model.history, "rng_state": _rng_state(model._rng)}
         if extra is not None:
             metadata["extra"] = extra
+        if estimator is not None:
+            metadata["estimator"] = estimator[0]
         try:
             text = json.dumps(metadata, default=_json_default).encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
@@ -295,6 +300,8 @@ def _serialize(model, extra=None):
                   "opt_state": model._opt_state.copy(), "step": model._step.copy()}
         if model.classes_ is not None:
             arrays["classes"] = np.array(_storable_classes(model.classes_))
+        if estimator is not None:
+            arrays.update(estimator[1])
     try:
         _check_json_limits(text)
     except _Malformed as exc:
@@ -847,7 +854,8 @@ _MODEL_MEMBERS = ("metadata", "params", "bn_state", "opt_state", "step", "sha256
 def _read_model(f):
     """``(model, extra)`` from an open model file. Raises _Malformed for what is wrong with the
     file; any other exception also means a malformed file (``load`` words it)."""
-    archive = _Archive(f, allowed=_MODEL_MEMBERS, required=_MODEL_MEMBERS[:-1])
+    archive = _Archive(f, allowed=_MODEL_MEMBERS + _estimator_io.MEMBERS,
+                       required=_MODEL_MEMBERS[:-1])
     metadata, raw = _read_metadata(archive)
     try:
         config = _config(metadata)
@@ -860,6 +868,9 @@ def _read_model(f):
         arrays[name] = archive.read(name, _exactly(name, dtype, shape))
     if "classes" in archive:
         arrays["classes"] = archive.read("classes", _classes_check(config["layer_sizes"][-1]))
+    for name in _estimator_io.MEMBERS:          # a scikit-learn estimator's arrays
+        if name in archive:
+            arrays[name] = archive.read(name, _estimator_io.member_check(name, config))
     stored = archive.read("sha256", _check_checksum_member)
     if str(stored) != _digest(arrays):
         raise _Malformed("the file is corrupted or was modified: its SHA-256 checksum does "
@@ -869,6 +880,8 @@ def _read_model(f):
         raise _Malformed(f"the stored 'extra' must be a JSON object; got {type(extra).__name__}")
     try:
         model = _rebuild(metadata, arrays, optimizer)
+        if "estimator" in metadata:
+            model = _estimator_io.rebuild(model, metadata["estimator"], arrays)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise _inconsistent(exc) from None
     return model, extra
@@ -905,7 +918,10 @@ def save(model, path, *, extra=None):
 
     Parameters
     ----------
-    model : fastmlp.MLP
+    model : fastmlp.MLP, fastmlp.MLPClassifier or fastmlp.MLPRegressor
+        A fitted estimator is saved with its network, parameters and fitted attributes;
+        ``load`` returns it, ready to predict or to continue with ``partial_fit`` or a
+        warm-started ``fit``.
     path : str or os.PathLike
         Where to write, used exactly as given (no suffix added; ``.npz`` is conventional). An
         existing regular file is replaced, keeping its permission bits; anything else at the
@@ -917,7 +933,8 @@ def save(model, path, *, extra=None):
     Raises
     ------
     TypeError
-        If ``model`` is not an ``MLP``, or ``extra`` not a dict.
+        If ``model`` is not an ``MLP`` or one of fastmlp's estimators, or ``extra`` not a
+        dict.
     ValueError
         If ``path`` is not a regular file or absent; if the model holds something a data file
         cannot represent (a function or custom class as its schedule or optimizer, class labels
@@ -941,7 +958,10 @@ def save(model, path, *, extra=None):
     """
     path = os.fspath(path)
     _check_save_target(path)
-    arrays = _serialize(model, extra)
+    estimator = None
+    if _estimator_io.is_estimator(model):
+        model, *estimator = _estimator_io.serialize(model)
+    arrays = _serialize(model, extra, estimator)
 
     def verify(f):
         try:
@@ -978,7 +998,8 @@ def load(path, *, with_extra=False):
 
     Returns
     -------
-    fastmlp.MLP, or (fastmlp.MLP, dict or None) with ``with_extra=True``
+    fastmlp.MLP (or the saved MLPClassifier / MLPRegressor), or (model, dict or None) with
+    ``with_extra=True``
 
     Raises
     ------

@@ -80,7 +80,7 @@ class MLPStack:
     >>> best = stack.models[int(np.argmax([m.score(X, y) for m in stack.models]))]
     """
 
-    def __init__(self, models: Sequence[MLP]) -> None:
+    def __init__(self, models: Sequence[MLP], *, _copy: bool = True) -> None:
         if isinstance(models, MLP) or not isinstance(models, Sequence) or not models:
             raise TypeError("MLPStack takes a non-empty list of fastmlp.MLP models")
         for i, m in enumerate(models):
@@ -95,7 +95,9 @@ class MLPStack:
                 if a != b:
                     raise ValueError(f"every model of a stack needs the same {what}: models[0] "
                                      f"has {b!r}, models[{i}] has {a!r}")
-        self._models = [copy.deepcopy(m) for m in models]
+        # _copy=False (fastmlp's own faces): the stack takes the models themselves, whose
+        # buffers become views of its rows.
+        self._models = [copy.deepcopy(m) for m in models] if _copy else list(models)
         K = len(self._models)
         n_state = max(m._opt_state.size for m in self._models)
         self.params = np.stack([m.params for m in self._models])

@@ -6,6 +6,7 @@ same initial weights, validation split and shuffles from the same ``random_state
 updates): with plain or momentum SGD on batches that divide the training set, the weights agree
 to 1e-10 with scikit-learn's; Adam differs only by where epsilon enters, L-BFGS not at all.
 """
+import os
 import pickle
 import subprocess
 import sys
@@ -67,9 +68,11 @@ ESTIMATORS = [
 
 def expected_failed_checks(estimator):
     if estimator.dropout:
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "dropout masks and batch-norm statistics depend on which rows share a batch, "
-                "so a weight of 2 cannot equal a repeated row"}
+        reason = ("dropout masks and batch-norm statistics depend on which rows share a batch, "
+                  "so a weight of 2 cannot equal a repeated row")
+        # The sparse twin runs since the estimators take sparse X; same reason.
+        return {"check_sample_weight_equivalence_on_dense_data": reason,
+                "check_sample_weight_equivalence_on_sparse_data": reason}
     return {}
 
 
@@ -334,19 +337,248 @@ def test_invalid_parameters(params, error, match):
 
 def test_unsupported_inputs():
     X, y = iris()
-    with pytest.raises(TypeError, match="toarray"):
-        MLPClassifier().fit(scipy.sparse.csr_matrix(X), y)
-    with pytest.raises(ValueError, match="poisson"):
+    with pytest.raises(ValueError, match="not allowed for Poisson regression"):
         MLPRegressor(loss="poisson").fit(X, X[:, 0])
     with pytest.raises(ValueError, match="Unknown label type"):
         MLPClassifier().fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="loss must be one of"):
+        MLPRegressor(loss="hinge").fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("make", [scipy.sparse.csr_matrix, scipy.sparse.csc_array,
+                                  scipy.sparse.coo_matrix])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_X_trains_as_its_dense_array(make, solver):
+    X, y = iris()
+    X = np.where(np.abs(X) < 0.7, 0.0, X)                  # about half zeros
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=20, random_state=0,
+              early_stopping=solver == "adam")
+    dense, sparse = MLPClassifier(**kw).fit(X, y), MLPClassifier(**kw).fit(make(X), y)
+    assert max_difference(dense.coefs_ + dense.intercepts_,
+                          sparse.coefs_ + sparse.intercepts_) < 1e-10
+    np.testing.assert_allclose(sparse.predict_proba(make(X)), dense.predict_proba(X),
+                               atol=1e-12)
+    part = MLPClassifier(**dict(kw, solver="sgd", early_stopping=False))
+    part.partial_fit(make(X).astype(np.float32), y, classes=[0, 1, 2])
+    assert part.coefs_[0].dtype == np.float32
+
+
+def test_poisson_regressor_matches_sklearn():
+    X, _ = iris()
+    rate = np.exp(0.5 * X[:, 0] - 0.3 * X[:, 2])
+    y = np.random.default_rng(0).poisson(rate)
+    kw = dict(loss="poisson", hidden_layer_sizes=(5,), solver="sgd", batch_size=50,
+              max_iter=20, learning_rate_init=0.01, random_state=0)
+    ours, theirs = MLPRegressor(**kw).fit(X, y), SkMLPRegressor(**kw).fit(X, y)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
 
 
 def test_import_fastmlp_does_not_import_sklearn(tmp_path):
     code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules; "
             "fastmlp.MLPRegressor; assert 'sklearn' in sys.modules")
-    # From a folder outside the checkout, so that the installed package is the one imported.
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    # From a folder outside the checkout (whose source tree would shadow the fastmlp under
+    # test), finding that fastmlp, installed or built in place, through PYTHONPATH.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                   env=dict(os.environ, PYTHONPATH=root))
     assert "MLPClassifier" in dir(fastmlp) and fastmlp.MLPClassifier is MLPClassifier
     with pytest.raises(AttributeError, match="no attribute 'MLPClassify'"):
         fastmlp.MLPClassify
+
+
+# -- driving the engine ---------------------------------------------------------------------
+
+def count_engine_calls(monkeypatch):
+    """Count the engine's kernel calls (blocks of epochs) during what follows."""
+    from fastmlp import _engine
+    calls = []
+    run = _engine.EpochRunner.run
+
+    def counting(self, orders, rates, losses_out):
+        calls.append(len(orders))
+        return run(self, orders, rates, losses_out)
+
+    monkeypatch.setattr(_engine.EpochRunner, "run", counting)
+    return calls
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", tol=1e-2, n_iter_no_change=3),
+    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.3, tol=0.0,
+         n_iter_no_change=5),
+    dict(solver="sgd", learning_rate="adaptive", tol=5e-3, n_iter_no_change=2),
+    dict(solver="sgd", shuffle=False, tol=1e-2, n_iter_no_change=4),
+])
+def test_blocks_of_epochs_stop_where_sklearn_stops(params, monkeypatch):
+    """Several epochs per kernel call, up to the first epoch at which scikit-learn's rule
+    could stop: the same epochs, weights and losses as scikit-learn's epoch-by-epoch loop."""
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), batch_size=30, max_iter=60, random_state=1,
+              momentum=0.5, **params)
+    calls = count_engine_calls(monkeypatch)
+    ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == sum(calls)
+    assert len(calls) < ours.n_iter_ / 2 and max(calls) > 1
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
+
+
+def test_one_epoch_per_call_where_python_must_look(monkeypatch, capsys):
+    X, y = iris()
+    calls = count_engine_calls(monkeypatch)
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=7, verbose=True, random_state=0).fit(X, y)
+    assert calls == [1] * 7 and capsys.readouterr().out.count("Iteration") == 7
+    calls.clear()
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=7, early_stopping=True,
+                  n_iter_no_change=100, random_state=0).fit(X, y)
+    assert calls == [1] * 7
+    calls.clear()
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=7, n_iter_no_change=np.inf,
+                  random_state=0).fit(X, y)
+    assert calls == [7]
+
+
+def peak_during(fn):
+    import tracemalloc
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_and_partial_fit_do_not_copy_X(dtype):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40_000, 40)).astype(dtype)         # 12.8 or 6.4 MB
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    clf = MLPClassifier(**kw)
+    peak = peak_during(lambda: clf.fit(X, y))
+    assert clf.coefs_[0].dtype == dtype
+    # Targets (one column), the order buffer and scikit-learn's index shuffles: a few
+    # columns' worth, never a copy of X.
+    assert peak < 0.5 * X.nbytes, (peak, X.nbytes)
+    peak = peak_during(lambda: clf.partial_fit(X, y))
+    assert peak < 0.5 * X.nbytes, (peak, X.nbytes)
+    # The measure sees copies: X of the other dtype must be converted.
+    other = X.astype(np.float32 if dtype == np.float64 else np.float64)
+    assert peak_during(lambda: clf.partial_fit(other, y)) > 0.45 * X.nbytes
+
+
+def test_float32_input_trains_and_predicts_in_float32():
+    X, y = iris()
+    X32 = X.astype(np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X32, y)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X32, X[:, 0])
+    for est in (clf, reg):
+        assert est.model_.dtype == np.float32
+        assert all(a.dtype == np.float32 for a in est.coefs_ + est.intercepts_)
+    assert clf.predict_proba(X32).dtype == np.float32 and reg.predict(X32).dtype == np.float32
+    # float64 X on a float32 network gives float64 outputs, as scikit-learn's products do.
+    assert clf.predict_proba(X).dtype == np.float64 and reg.predict(X).dtype == np.float64
+    np.testing.assert_allclose(reg.predict(X), reg.predict(X32), rtol=1e-6)
+    # Integers and float64 train in float64; dtype= forces one.
+    assert MLPRegressor(max_iter=2).fit(X.astype(int), y).model_.dtype == np.float64
+    assert MLPRegressor(max_iter=2, dtype=np.float64).fit(X32, y).coefs_[0].dtype == np.float64
+    assert MLPRegressor(max_iter=2, dtype=np.float32).fit(X, y).predict(X).dtype == np.float64
+    # Later partial_fit calls keep the network's dtype.
+    part = MLPRegressor(hidden_layer_sizes=(4,)).partial_fit(X32, y).partial_fit(X, y)
+    assert part.coefs_[0].dtype == np.float32
+
+
+def test_divergence_with_and_without_early_stopping():
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(20,), activation="identity", solver="sgd",
+              learning_rate_init=1.0, max_iter=15, random_state=0)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights.*"
+                                         "fastmlp: the network keeps"):
+        MLPRegressor(**kw).fit(X, y * 100)
+    reg = MLPRegressor(early_stopping=True, **kw)
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, y * 100)
+    assert reg.n_iter_ == 15 and len(reg.validation_scores_) == 15
+    assert np.isnan(reg.validation_scores_[-1]) and np.isnan(reg.loss_curve_[-1])
+    assert all(np.isfinite(W).all() for W in reg.coefs_)      # the best epoch's weights
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_coefs_and_intercepts_can_be_assigned():
+    X, y = iris()
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=30, random_state=0).fit(X, y)
+    new = [np.zeros_like(W) for W in clf.coefs_]
+    clf.coefs_ = new
+    clf.intercepts_ = [np.zeros_like(b) for b in clf.intercepts_]
+    np.testing.assert_allclose(clf.predict_proba(X), 1 / 3)
+    assert clf.coefs_[0] is clf.model_.W[0]              # bound again to the network
+    clf.coefs_[1][:] = 1.0                               # in place, through the view
+    assert np.all(clf.model_.W[1] == 1.0)
+    with pytest.raises(ValueError, match=r"coefs_\[0\] has shape \(2, 5\)"):
+        clf.coefs_ = [np.zeros((2, 5)), new[1]]
+        clf.predict(X)
+    # Before the first partial_fit: training starts from the given weights, as in
+    # scikit-learn (with momentum 0 one step of SGD from them is the same in both).
+    start = [np.full((4, 3), 0.1), np.full((3, 3), -0.2)], [np.zeros(3), np.full(3, 0.5)]
+    ours, theirs = (Est(hidden_layer_sizes=(3,), solver="sgd", momentum=0, random_state=0,
+                        batch_size=150) for Est in (MLPClassifier, SkMLPClassifier))
+    for est in (ours, theirs):
+        est.coefs_, est.intercepts_ = [W.copy() for W in start[0]], [b.copy() for b in start[1]]
+        est.n_layers_, est.n_outputs_, est.out_activation_, est.t_ = 3, 3, "softmax", 0
+        est.loss_curve_, est.best_loss_, est._no_improvement_count = [], np.inf, 0
+        est.partial_fit(X, y, classes=[0, 1, 2])
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) < PARITY_ATOL
+    copy = pickle.loads(pickle.dumps(ours))
+    assert copy.coefs_[0] is copy.model_.W[0]
+    np.testing.assert_array_equal(copy.predict_proba(X), ours.predict_proba(X))
+
+
+def test_ctrl_c_stops_a_fit_as_sklearn_does():
+    import os
+    import signal
+    import threading
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 20))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=100_000, n_iter_no_change=np.inf,
+                        random_state=0)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user."):
+            clf.fit(X, y)
+    finally:
+        timer.cancel()
+    assert 0 < clf.n_iter_ < 100_000 and len(clf.loss_curve_) == clf.n_iter_
+    assert clf.score(X, y) > 0.6
+
+
+def test_ctrl_c_inside_a_sequential_grid_search_stops_that_fit_only():
+    """As with scikit-learn's MLP: the interrupted fit warns and keeps its weights, and the
+    search goes on with the next candidate."""
+    import os
+    import signal
+    import threading
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 20))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    search = GridSearchCV(
+        MLPClassifier(hidden_layer_sizes=(32,), n_iter_no_change=np.inf, random_state=0),
+        {"max_iter": [100_000, 3]}, cv=[(np.arange(2000), np.arange(2000, 3000))],
+        refit=False, n_jobs=1)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user."):
+            search.fit(X, y)
+    finally:
+        timer.cancel()
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))

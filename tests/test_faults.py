@@ -11,6 +11,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 
@@ -23,6 +24,10 @@ from fastmlp import MLP
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 
 TIMEOUT = 60
+# Children start in an empty folder: `python -c` puts its working directory first on sys.path,
+# and from the checkout's folder that would import the uncompiled source tree, not the fastmlp
+# under test (whose location PYTHONPATH gives).
+_CHILD_CWD = tempfile.mkdtemp(prefix="fastmlp-child-")
 
 PRELUDE = '''
 import os, signal, sys, threading
@@ -70,7 +75,7 @@ class Child:
                    + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
                    OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", PRELUDE + textwrap.dedent(script)], env=env,
+            [sys.executable, "-c", PRELUDE + textwrap.dedent(script)], env=env, cwd=_CHILD_CWD,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self._queue = queue.Queue()

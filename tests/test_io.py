@@ -701,9 +701,10 @@ def test_metadata_made_to_slow_the_nesting_scan_is_refused_quickly(tmp_path):
             print(exc)
     """)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+    # From tmp_path: `python -c` in the checkout's folder would import the source tree.
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")],
-                            env=dict(os.environ, PYTHONPATH=root), capture_output=True,
-                            text=True, timeout=60)
+                            env=dict(os.environ, PYTHONPATH=root), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
     assert "the metadata is not valid JSON" in result.stdout, result.stdout + result.stderr
 
 

@@ -190,3 +190,33 @@ def test_one_weight_vector_serves_every_model_without_a_copy_per_model():
         model.train(X, y, epochs=3, batch_size=16, shuffle_seed=1, sample_weight=w,
                     verbose=False)
         np.testing.assert_array_equal(stack.params[k], model.params)
+
+
+def test_a_stopped_model_is_left_alone_and_not_reported_as_diverged():
+    """StackRunner.stop (a caller's stopping rule, between kernel calls): the stopped model's
+    buffers stay as they are, the others train on exactly as alone."""
+    from fastmlp import _engine
+    X, y, _ = _data("binary")
+    models = [MLP([4, 6, 1], lr=0.1, seed=k, optimizer="adam") for k in range(3)]
+    stack = MLPStack(models)
+    first = stack._models[0]
+    Xc = first._check_X(X)
+    Y, _, _ = first._encode_targets(y, X.shape[0])
+    runner = _engine.StackRunner(stack, Xc, Y, None, np.ones(3), np.zeros(3, dtype=np.uint8),
+                                 16, np.zeros(3, dtype=np.uint64), 2)
+    orders = np.tile(np.arange(X.shape[0]), (2, 1))
+    rates = np.full((2, 3), 0.1)
+    losses = np.empty((2, 3))
+    with runner:
+        runner.run(orders, rates, losses)
+        kept = stack.params[1].copy()
+        runner.stop(1)
+        done = runner.run(orders, rates, losses)
+    assert done.tolist() == [2, 0, 2] and runner.active() and runner.diverged == {}
+    np.testing.assert_array_equal(stack.params[1], kept)
+    alone = MLP([4, 6, 1], lr=0.1, seed=0, optimizer="adam")
+    alone.train(X, y, epochs=4, batch_size=16, shuffle=False, verbose=False)
+    np.testing.assert_allclose(stack.params[0], alone.params, rtol=0, atol=1e-10)
+    for k in (0, 2):
+        runner.stop(k)
+    assert not runner.active()

@@ -1,0 +1,647 @@
+"""Hyperparameter search whose fits train together: ``MLPSearchCV``.
+
+``MLPSearchCV`` has the interface and the results of scikit-learn's ``GridSearchCV`` (and, with
+``param_distributions``, of ``RandomizedSearchCV``), for fastmlp's ``MLPClassifier`` and
+``MLPRegressor``. Instead of one fit after another, it sorts the candidate x fold fits into
+groups that visit the same rows in the same order (same fold, layer widths, dtype, batch size,
+loss, batch-norm layout and random state) and trains each group as one ``MLPStack``: every batch
+is gathered once and each model's step on it is taken in the same kernel call, with the GIL
+released, in ``n_jobs`` threads.
+
+Each fit ends exactly where ``clone(estimator).set_params(**params).fit(X[train], y[train])``
+takes it: the same initial weights, validation split, shuffles, learning rates and stopping rule
+(``tol``, ``n_iter_no_change``, ``max_iter``, ``early_stopping``), model by model. The folds are
+not copied: a fold's model visits its training rows of X by index. So ``cv_results_`` holds the
+scores ``GridSearchCV`` computes over the same estimator (tests check 1e-10 in float64).
+
+Fits that cannot join a stack are fitted one by one, as ``GridSearchCV`` does: ``solver="lbfgs"``,
+fit parameters such as ``sample_weight``, a fold whose training rows lack a class, estimators
+other than fastmlp's (a ``Pipeline``, for example).
+"""
+import copy
+import hashlib
+import numbers
+import time
+import warnings
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse
+
+try:
+    from joblib import effective_n_jobs
+    from sklearn.base import clone, is_classifier
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
+    from sklearn.model_selection._search import BaseSearchCV
+    from sklearn.model_selection._validation import (_insert_error_scores,
+                                                      _warn_or_raise_about_fit_failures)
+    from sklearn.utils import _safe_indexing, check_random_state, indexable
+    from sklearn.utils.multiclass import unique_labels
+except ImportError as error:                       # pragma: no cover - depends on the install
+    raise ImportError("fastmlp.model_selection needs scikit-learn >= 1.3: "
+                      "pip install 'fastmlp[sklearn]'") from error
+
+from . import estimators as _estimators
+from ._engine import StackRunner, TrainingDiverged
+from ._kernels import _train
+from .stack import MLPStack
+
+__all__ = ["MLPSearchCV"]
+
+
+# -- the one place that knows the estimators' internals ----------------------------------------
+
+class _Fit:
+    """One fastmlp estimator set up as its ``fit`` would set itself up, up to the engine call.
+
+    ``start`` mirrors ``fastmlp.estimators._BaseMLP._fit`` and ``_fit_stochastic`` (everything
+    before ``EpochRunner``): parameter checks, the initial weights drawn from ``random_state``,
+    the validation split, the batch size, the L2 coefficient, the dropout seed and the learning
+    rate logic. Afterwards the estimator's own ``_epoch_ends`` (or the same rule vectorized over
+    the models, ``_Bookkeeping``) decides when it stops.
+    """
+
+    # What ``_validate_input`` sets on the estimator (copied from the first fit of a search
+    # whose input was checked, instead of checking X again for every fit).
+    _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
+
+    @staticmethod
+    def start(est, X, y, train, cache, sample_weight=None, models=None):
+        """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
+        None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
+        kept over a search) holds X and y checked and converted once per dtype.
+        ``sample_weight`` (n_samples,), over all of X: the weights ``est.fit`` would be given
+        with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale).
+        ``models`` (a dict kept over one candidate's folds): its initial network, drawn once
+        when ``random_state`` is an int (the draws are then the same for every fold)."""
+        if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
+                or est.warm_start:
+            return None
+        est._check_params()
+        hidden = est._hidden_sizes()
+        dtype = est._input_dtype(True)
+        key = (type(est), str(dtype))
+        if key not in cache:
+            try:
+                Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=dtype)
+            except Exception as error:             # the data, not a candidate, is at fault
+                error._fastmlp_bad_input = True
+                raise
+            cache[key] = (Xc, Y, yc, {name: est.__dict__[name] for name in _Fit._INPUT_ATTRIBUTES
+                                      if name in est.__dict__})
+        Xc, Y, yc, attributes = cache[key]
+        est.__dict__.update(attributes)          # shared, never changed after a fit
+        if est._task == "classification" and yc.ndim == 1:
+            fold = (key, "classes", id(train))
+            if fold not in cache:
+                cache[fold] = len(unique_labels(yc[train])) == len(est.classes_)
+            if not cache[fold]:
+                return None                        # the fold's fit would see fewer classes
+        sizes = [Xc.shape[1], *hidden, Y.shape[1]]
+        loss = est._loss_name(Y.shape[1])
+        rs = check_random_state(est.random_state)
+        for name in ("coefs_", "intercepts_", "loss_curve_", "best_loss_", "validation_scores_",
+                     "best_validation_score_"):
+            est.__dict__.pop(name, None)
+        drawn = (tuple(sizes), loss, Xc.dtype.str)
+        if models is None or not isinstance(est.random_state, numbers.Integral):
+            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+        elif drawn in models:
+            model, kwargs, state = models[drawn]
+            est.model_, est._mlp_init_kwargs = copy.deepcopy(model), kwargs
+            rs.set_state(state)                    # where drawing the network leaves it
+        else:
+            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+            models[drawn] = (copy.deepcopy(est.model_), est._mlp_init_kwargs, rs.get_state())
+        est.n_iter_ = 0
+        est.t_ = 0
+        est.n_layers_ = len(sizes)
+        est.out_activation_ = est._out_activation(Y.shape[1])
+        est.n_outputs_ = Y.shape[1]
+        est._bind_params()
+        if scipy.sparse.issparse(Xc):
+            # As the estimator: a canonical CSR matrix of the network's dtype, made once.
+            sparse_key = (key, "csr")
+            if sparse_key not in cache:
+                cache[sparse_key] = est.model_._check_X(Xc)
+            Xc = cache[sparse_key]
+        early = est.early_stopping
+        est.loss_curve_ = []
+        est._no_improvement_count = 0
+        est.validation_scores_ = [] if early else None
+        est.best_validation_score_ = -np.inf if early else None
+        est.best_loss_ = None if early else np.inf
+        est._rate = _estimators._LearningRate(est.learning_rate, float(est.learning_rate_init),
+                                              float(est.power_t), est.solver == "sgd")
+        fit = _Fit()
+        fit.est, fit.X, fit.Y, fit.rs = est, Xc, Y, rs
+        rows = np.asarray(train, dtype=np.intp)
+        fit.val = (None, None, None)
+        if early:
+            Yt = Y[rows]
+            stratify = Yt.astype(bool) if est._task == "classification" and Y.shape[1] == 1 \
+                else None
+            inner, val = _estimators.train_test_split(
+                np.arange(rows.shape[0]), random_state=rs, test_size=est.validation_fraction,
+                stratify=stratify)
+            if val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset (or set "
+                                 "early_stopping=False).")
+            # The validation rows, taken from X once per stack (``_train_group``): the fits
+            # of one group share them.
+            fit.val = (rows[val], yc, None)
+            rows = rows[inner]
+        fit.rows = rows
+        n_train = rows.shape[0]
+        if est.batch_size == "auto":
+            batch = min(200, n_train)
+        else:
+            if est.batch_size > n_train:
+                warnings.warn(f"Got `batch_size` less than 1 or larger than sample size. It is "
+                              f"going to be clipped: batch_size={est.batch_size} is larger "
+                              f"than the {n_train} training samples, so {n_train} is used.")
+            batch = min(est.batch_size, n_train)
+        fit.batch = batch
+        model = est.model_
+        fit.weights = None
+        if sample_weight is None:
+            model.l2 = est.alpha / batch
+        else:
+            sw = est._check_sample_weight(sample_weight, Xc.shape[0])
+            train_sw = sw[rows]
+            if not np.any(train_sw > 0):
+                raise ValueError("every training sample has weight 0; give some of them a "
+                                 "positive weight")
+            model.l2 = est.alpha / (batch * float(train_sw.mean()))
+            if not np.all(train_sw == train_sw[0]):
+                # The engine scales the row by n_train / sum, as the estimator does.
+                fit.weights = (sw, train_sw.shape[0] / train_sw.sum())
+        fit.seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
+        fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
+                             or est._loss_per_output())
+        fit.simple = not fit.per_epoch and est._rate.kind != "adaptive"
+        if early:
+            est._best_state = (model.params.copy(), model.bn_state.copy())
+        state = rs.get_state() if est.shuffle else None
+        digest = hashlib.sha1(rows.tobytes())
+        if state is not None:
+            digest.update(state[1].tobytes())
+            digest.update(repr(state[2:]).encode())
+        fit.key = (tuple(sizes), Xc.dtype.str, loss, tuple(model.batch_norm), batch,
+                   bool(est.shuffle), digest.hexdigest())
+        return fit
+
+    def epochs_before_a_stop(self, most):
+        return 1 if self.per_epoch else self.est._epochs_before_a_stop(
+            self.est.max_iter - self.est.n_iter_, most)
+
+    def rates(self, count):
+        return self.est._rate.block(count, self.est.t_, self.rows.shape[0])
+
+    def epoch_ends(self, loss):
+        """The estimator's own bookkeeping of one epoch; True to stop."""
+        X_val, y_val, sw_val = self.val
+        return self.est._epoch_ends(loss, self.rows.shape[0], X_val, y_val, sw_val,
+                                    self.est.max_iter)
+
+    def diverged(self, runner, k):
+        """As the estimator after a diverged epoch: raises ValueError without early stopping,
+        else fills the remaining epochs with NaN."""
+        self.est._diverged(TrainingDiverged(runner.diverged[k], 0, "loss", 0.0),
+                           self.rows.shape[0], self.est.max_iter)
+
+    def finish(self, model):
+        """Give the estimator its own copy of the trained network."""
+        est = self.est
+        est.model_ = model
+        if est.early_stopping:
+            model.params[:], model.bn_state[:] = est._best_state
+            del est._best_state
+        est._bind_params()
+
+
+class _Bookkeeping:
+    """scikit-learn's stopping rule on the training loss (``_BaseMLP._epoch_ends`` without
+    early stopping, verbosity or adaptive rates), vectorized over the models of a stack."""
+
+    def __init__(self, fits):
+        self.fits = fits
+        self.tol = np.array([f.est.tol for f in fits], dtype=float)
+        self.patience = np.array([float(f.est.n_iter_no_change) for f in fits])
+        self.best = np.full(len(fits), np.inf)
+        self.count = np.zeros(len(fits))
+        self.reached_max = 0
+
+    def block(self, losses, idx):
+        """Take the losses (epochs x models) of the models ``idx`` (positions in ``fits``);
+        return the positions that stop."""
+        best, count, tol = self.best[idx], self.count[idx], self.tol[idx]
+        for row in losses:
+            count = np.where(row > best - tol, count + 1, 0)
+            best = np.minimum(best, row)
+        self.best[idx], self.count[idx] = best, count
+        n_epochs = losses.shape[0]
+        stop = []
+        for j, i in enumerate(idx):
+            est = self.fits[i].est
+            n_train = self.fits[i].rows.shape[0]
+            curve = losses[:, j].tolist()
+            est.loss_curve_ += curve
+            est.loss_ = curve[-1]
+            est.best_loss_ = float(best[j])
+            est._no_improvement_count = int(count[j])
+            rate = est._rate
+            for _ in range(n_epochs):          # the schedule's epoch counter
+                est.t_ += n_train
+                rate.epoch += 1
+            if rate.kind == "invscaling":
+                rate.rate = rate.lr_init / (est.t_ + 1) ** rate.power_t
+            est.n_iter_ += n_epochs
+            if count[j] > self.patience[i]:
+                stop.append(i)
+            elif est.n_iter_ >= est.max_iter:
+                self.reached_max += 1
+                stop.append(i)
+        return stop
+
+
+def _train_group(fits, n_jobs):
+    """Train the fits of one group (same rows, same shuffles: those of ``fits[0]``) as one
+    stack, each to its own stop. Returns, per fit, None or the exception that ended it
+    (divergence)."""
+    K = len(fits)
+    first = fits[0]
+    if first.val[0] is not None:
+        rows, y_all, _ = first.val
+        val = (first.X[rows], y_all[rows], None)
+        for f in fits:
+            f.val = val
+    stack = MLPStack([f.est.model_ for f in fits], _copy=False)
+    for f in fits:
+        f.est._bind_params()                       # views of the stack's rows
+    n_train = first.rows.shape[0]
+    scale, weighted, weights = np.ones(K), np.zeros(K, dtype=np.uint8), None
+    if any(f.weights is not None for f in fits):
+        # Per-model rows over all of X (the weights given: bootstrap counts, for example).
+        weights = np.ones((K, first.X.shape[0]))
+        for k, f in enumerate(fits):
+            if f.weights is not None:
+                weights[k], scale[k], weighted[k] = f.weights[0], f.weights[1], 1
+    seeds = np.array([f.seed for f in fits], dtype=np.uint64)
+    simple = [k for k, f in enumerate(fits) if f.simple]
+    books = _Bookkeeping(fits)
+    errors = [None] * K
+    seen = set()
+    sample_idx = np.arange(n_train)
+    rs = first.rs
+    runner = StackRunner(stack, first.X, first.Y, weights, scale, weighted, first.batch, seeds,
+                         n_jobs)
+    with runner:
+        most = runner.epochs_per_call(n_train)
+        orders = np.empty((most, n_train), dtype=np.intp)
+        if not first.est.shuffle:
+            orders[:] = first.rows
+        losses = np.empty((most, K))
+        rates = np.zeros((most, K))
+        while runner.active() and not runner.interrupted:
+            active = np.flatnonzero(runner.status == _train.Status.OK)
+            count = min(fits[k].epochs_before_a_stop(most) for k in active)
+            if first.est.shuffle:
+                for order in orders[:count]:
+                    sample_idx = sample_idx[rs.permutation(n_train)]
+                    np.take(first.rows, sample_idx, out=order)
+            for k in active:
+                rates[:count, k] = fits[k].rates(count)
+            done = runner.run(orders[:count], rates[:count], losses)
+            for k in active:
+                if done[k]:
+                    model = stack._models[k]
+                    model.lr = model._lr_set = float(rates[done[k] - 1, k])
+            full = [k for k in active if k in simple and done[k] == count]
+            for k in books.block(losses[:count, full], full) if full else ():
+                runner.stop(k)
+            for k in active:
+                if k in full:
+                    continue
+                for loss in losses[:done[k], k]:
+                    if fits[k].epoch_ends(loss):
+                        runner.stop(k)
+                        break
+                if k in runner.diverged:
+                    seen.add(k)
+                    try:
+                        fits[k].diverged(runner, k)
+                    except ValueError as error:
+                        errors[k] = error
+                elif fits[k].est.n_iter_ >= fits[k].est.max_iter:
+                    runner.stop(k)
+    for k in set(runner.diverged) - seen:
+        # Found when the runner closed (the last epoch made the outputs overflow; it is
+        # undone): as the estimator, scikit-learn's divergence error without early stopping,
+        # the best epoch's weights (restored by ``finish``) with it.
+        if not fits[k].est.early_stopping:
+            try:
+                fits[k].diverged(runner, k)
+            except ValueError as error:
+                errors[k] = error
+    if runner.interrupted:
+        warnings.warn("Training interrupted by user.")
+    if books.reached_max:
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations reached and the optimization "
+                      f"hasn't converged yet ({books.reached_max} of {K} fits).",
+                      ConvergenceWarning)
+    for k, f in enumerate(fits):
+        f.finish(copy.deepcopy(stack._models[k]))
+    return errors
+
+
+def _pieces(groups, n_jobs):
+    """The groups of fits as work for ``n_jobs`` threads: whole groups when there are enough,
+    else each cut into pieces (a piece of a group shuffles as the whole group: its fits share
+    the random state), about four per thread so that the threads end together."""
+    if n_jobs == 1 or not groups:
+        return groups
+    cuts = -(-4 * n_jobs // len(groups))
+    return [list(piece) for members in groups
+            for piece in np.array_split(members, min(cuts, len(members)))]
+
+
+# -- the search -----------------------------------------------------------------------------
+
+class MLPSearchCV(BaseSearchCV):
+    """Exhaustive (``param_grid``) or randomized (``param_distributions``) search over a fastmlp
+    estimator's parameters, with its candidate x fold fits trained together as stacks.
+
+    The interface, attributes and meanings are those of scikit-learn's ``GridSearchCV``
+    (``param_grid``) and ``RandomizedSearchCV`` (``param_distributions``, ``n_iter``,
+    ``random_state``); give exactly one of ``param_grid`` and ``param_distributions``. Each fit
+    ends exactly where ``GridSearchCV``'s fit of the same candidate on the same fold ends, so
+    ``cv_results_`` holds the same scores; only the time is shorter.
+
+    Parameters
+    ----------
+    estimator : fastmlp.MLPClassifier or fastmlp.MLPRegressor
+        Other estimators are accepted and fitted one by one, as ``GridSearchCV`` would. With
+        ``random_state=None`` every fit of one search draws from the same seed, chosen once per
+        ``fit`` (``GridSearchCV``'s fits would each draw their own): the candidates then start
+        from the same weights and the fits of a fold train together.
+    param_grid : dict or list of dicts, optional
+        As ``GridSearchCV``'s.
+    param_distributions : dict or list of dicts, optional
+        As ``RandomizedSearchCV``'s: lists are sampled uniformly, distributions with ``rvs``.
+    n_iter : int, default 10
+        Candidates sampled from ``param_distributions``.
+    random_state : int, RandomState instance or None, default None
+        Samples the candidates from ``param_distributions`` (not the estimator's seed).
+    scoring : str, callable, list, tuple, dict or None, default None
+        As ``GridSearchCV``'s (scikit-learn's scorers; None uses ``estimator.score``).
+    n_jobs : int or None, default None
+        Threads: each stack's models are split into this many groups, each trained by one
+        kernel call in its own thread. None means 1, -1 every core (joblib's meaning).
+    refit : bool, str or callable, default True
+        Refit ``best_estimator_`` on the whole data (a normal fastmlp estimator).
+    cv : int, cross-validation generator or iterable, default None
+        As ``GridSearchCV``'s: stratified k-fold for classifiers, 5 folds by default.
+    verbose : int, default 0
+        Print the number of fits and of stacks.
+    pre_dispatch : str, default "2*n_jobs"
+        Kept for ``GridSearchCV``'s interface; unused (no processes are dispatched).
+    error_score : "raise" or float, default numpy.nan
+        The score of a fit that failed (for example by diverging), as ``GridSearchCV``.
+    return_train_score : bool, default False
+
+    Attributes
+    ----------
+    cv_results_ : dict of ndarray
+        scikit-learn's keys and meanings: ``params``, ``param_<name>``, ``split<i>_test_score``,
+        ``mean_test_score``, ``std_test_score``, ``rank_test_score``, ``mean_fit_time``,
+        ``std_fit_time``, ``mean_score_time``, ``std_score_time`` (and train scores when asked).
+        A fit trained in a stack is charged its share of the stack's time (in proportion to
+        its epochs) plus its own setup.
+    best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, refit_time_,
+    multimetric_, classes_, n_features_in_, feature_names_in_
+        As ``GridSearchCV``.
+    n_stacks_ : int
+        Number of stacks the fits were trained in (fits trained alone are not counted).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPClassifier
+    >>> from fastmlp.model_selection import MLPSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = MLPSearchCV(MLPClassifier((8,), max_iter=50, random_state=0),
+    ...                      {"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-2]}, cv=3)
+    >>> search.fit(X, y).best_params_["learning_rate_init"] in (0.01, 0.1)
+    True
+    >>> search.n_stacks_                     # one stack per fold: 4 candidates each
+    3
+    """
+
+    _parameter_constraints = {}
+
+    def __init__(self, estimator, param_grid=None, *, param_distributions=None, n_iter=10,
+                 random_state=None, scoring=None, n_jobs=None, refit=True, cv=None, verbose=0,
+                 pre_dispatch="2*n_jobs", error_score=np.nan, return_train_score=False):
+        super().__init__(estimator=estimator, scoring=scoring, n_jobs=n_jobs, refit=refit,
+                         cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
+                         error_score=error_score, return_train_score=return_train_score)
+        self.param_grid = param_grid
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.random_state = random_state
+
+    def _candidates(self):
+        if (self.param_grid is None) == (self.param_distributions is None):
+            raise ValueError("give MLPSearchCV exactly one of param_grid (every combination, as "
+                             "GridSearchCV) and param_distributions (n_iter samples, as "
+                             "RandomizedSearchCV)")
+        if self.param_grid is not None:
+            return list(ParameterGrid(self.param_grid))
+        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
+            raise ValueError(f"n_iter must be an integer >= 1; got {self.n_iter!r}")
+        return list(ParameterSampler(self.param_distributions, self.n_iter,
+                                     random_state=self.random_state))
+
+    def _run_search(self, evaluate_candidates):
+        evaluate_candidates(self._candidates())    # scikit-learn's protocol; fit does not use it
+
+    def fit(self, X, y=None, groups=None, **params):
+        """Fit every candidate on every fold, then refit the best on all of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        groups : array-like of shape (n_samples,), optional
+            Group labels for a group-aware ``cv`` splitter.
+        **params : dict
+            Passed to the estimator's ``fit`` (split by fold as ``GridSearchCV`` does); with
+            any, the fits run one by one.
+
+        Returns
+        -------
+        self : MLPSearchCV
+        """
+        candidates = self._candidates()
+        if not candidates:
+            raise ValueError("No fits were performed: the parameter grid is empty.")
+        scorers, refit_metric = self._get_scorers()
+        X, y, groups = indexable(X, y, groups)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        splits = list(cv.split(X, y, groups))
+        self.n_splits_ = len(splits)
+        n_jobs = max(1, effective_n_jobs(self.n_jobs))
+        base = clone(self.estimator)
+        n_fits = len(candidates) * len(splits)
+        fits, alone, setup_time = [None] * n_fits, [], np.zeros(n_fits)
+        estimators, errors = [None] * n_fits, [None] * n_fits
+        fit_time = np.zeros(n_fits)
+        groups_by_key = defaultdict(list)
+        converted = {}
+        # random_state=None: one seed for the whole search, so that the fits share their
+        # shuffles and train together (GridSearchCV's fits would each draw their own).
+        seed = int(np.random.randint(np.iinfo(np.int32).max))
+        for c, cand in enumerate(candidates):
+            start = time.perf_counter()
+            candidate = clone(base).set_params(**clone(cand, safe=False))
+            if isinstance(candidate, _estimators._BaseMLP) and candidate.random_state is None:
+                candidate.random_state = seed
+            models = {}
+            shared = (time.perf_counter() - start) / len(splits)
+            for s, (train, test) in enumerate(splits):
+                i = c * len(splits) + s
+                start = time.perf_counter() - shared
+                est = copy.deepcopy(candidate)      # as clone (deep copies of the parameters)
+                estimators[i] = est
+                try:
+                    fit = None if params else _Fit.start(est, X, y, train, converted,
+                                                         models=models)
+                except Exception as error:          # as GridSearchCV: a failed fit scores
+                    if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
+                                                              False):
+                        raise
+                    errors[i], fit = error, None
+                    setup_time[i] = time.perf_counter() - start
+                    continue
+                setup_time[i] = time.perf_counter() - start
+                if fit is None:
+                    alone.append((i, train))
+                else:
+                    fits[i] = fit
+                    groups_by_key[(s, *fit.key)].append(i)
+        self.n_stacks_ = len(groups_by_key)
+        if self.verbose > 0:
+            print(f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
+                  f"totalling {n_fits} fits: {n_fits - len(alone)} in {self.n_stacks_} stacks, "
+                  f"{len(alone)} one by one")
+        pieces = _pieces(list(groups_by_key.values()), n_jobs)
+        threads = min(n_jobs, len(pieces))
+
+        def train(members):
+            start = time.perf_counter()
+            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs)
+            return members, group_errors, time.perf_counter() - start
+
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                trained = list(pool.map(train, pieces))
+        else:
+            trained = [train(members) for members in pieces]
+        for members, group_errors, elapsed in trained:
+            epochs = np.array([max(1, fits[i].est.n_iter_) for i in members], dtype=float)
+            for i, share, error in zip(members, epochs / epochs.sum(), group_errors):
+                fit_time[i] = setup_time[i] + elapsed * share
+                if error is not None:
+                    if self.error_score == "raise":
+                        raise error
+                    errors[i] = error
+        for i, train in alone:
+            start = time.perf_counter()
+            try:
+                estimators[i].fit(_safe_indexing(X, train), _safe_indexing(y, train),
+                                  **self._fold_params(params, train))
+            except Exception as error:
+                if self.error_score == "raise":
+                    raise
+                errors[i] = error
+            fit_time[i] = setup_time[i] + time.perf_counter() - start
+        out = self._score_all(estimators, errors, fit_time, splits, X, y, scorers)
+        _warn_or_raise_about_fit_failures(out, self.error_score)
+        if callable(self.scoring):
+            _insert_error_scores(out, self.error_score)
+        self.multimetric_ = isinstance(out[0]["test_scores"], dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(out[0]["test_scores"])
+            refit_metric = self.refit
+        results = self._format_results(candidates, len(splits), out)
+        if self.refit or not self.multimetric_:
+            self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
+            self.best_params_ = results["params"][self.best_index_]
+        if self.refit:
+            self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
+            start = time.perf_counter()
+            self.best_estimator_.fit(X, y, **params)
+            self.refit_time_ = time.perf_counter() - start
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.cv_results_ = results
+        return self
+
+    @staticmethod
+    def _fold_params(params, train):
+        return {name: (_safe_indexing(value, train)
+                       if hasattr(value, "__len__") and not isinstance(value, (str, dict))
+                       else value) for name, value in params.items()}
+
+    def _score_all(self, estimators, errors, fit_time, splits, X, y, scorers):
+        """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
+        out = []
+        n_splits = len(splits)
+        for i, est in enumerate(estimators):
+            train, test = splits[i % n_splits]
+            result = {"fit_time": fit_time[i], "n_test_samples": len(test),
+                      "fit_error": None}
+            start = time.perf_counter()
+            if errors[i] is not None:
+                result["fit_error"] = "".join(
+                    f"{type(errors[i]).__name__}: {errors[i]}")
+                score = self.error_score
+                if not callable(self.scoring) and not isinstance(self.scoring, (str, type(None))):
+                    score = {name: self.error_score for name in scorers._scorers}
+                result["test_scores"] = score
+                if self.return_train_score:
+                    result["train_scores"] = score
+            else:
+                result["test_scores"] = self._score(scorers, est, X, y, test)
+                if self.return_train_score:
+                    result["train_scores"] = self._score(scorers, est, X, y, train)
+            result["score_time"] = time.perf_counter() - start
+            out.append(result)
+        return out
+
+    def _score(self, scorers, est, X, y, rows):
+        X_part, y_part = _safe_indexing(X, rows), _safe_indexing(y, rows)
+        try:
+            if self.scoring is None and type(est) is _estimators.MLPClassifier \
+                    and np.ndim(y_part) == 1:
+                # The default scorer, est.score: accuracy_score's value (the mean of the
+                # matches) without its checks of the labels, which cost more than the
+                # prediction here.
+                return float(np.average(est.predict(X_part) == np.asarray(y_part)))
+            scores = scorers(est, X_part, y_part)
+        except Exception:
+            if self.error_score == "raise":
+                raise
+            warnings.warn("Scoring failed. The score on this train-test partition for these "
+                          "parameters will be set to nan.")
+            return self.error_score
+        if isinstance(scores, dict):
+            return {name: float(v) if np.ndim(v) == 0 else v for name, v in scores.items()}
+        return float(scores) if np.ndim(scores) == 0 else scores

@@ -1,0 +1,223 @@
+"""MLPSearchCV: the results of GridSearchCV / RandomizedSearchCV, with the fits trained as stacks."""
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from scipy.stats import loguniform  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastmlp import MLPClassifier, MLPRegressor  # noqa: E402
+from fastmlp.model_selection import MLPSearchCV, _Fit, _train_group  # noqa: E402
+
+
+def _scaled(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _assert_same_results(ours, theirs, atol=1e-10):
+    theirs_keys = {k for k in theirs.cv_results_ if "time" not in k}
+    ours_keys = {k for k in ours.cv_results_ if "time" not in k}
+    assert ours_keys == theirs_keys
+    for key in theirs_keys:
+        a, b = ours.cv_results_[key], theirs.cv_results_[key]
+        if key.startswith(("split", "mean_", "std_")):
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=key)
+        else:
+            assert list(a) == list(b), key
+    for key in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
+        assert ours.cv_results_[key].shape == theirs.cv_results_[key].shape
+        assert np.all(ours.cv_results_[key] >= 0)
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_index_ == theirs.best_index_
+    assert ours.best_score_ == pytest.approx(theirs.best_score_, abs=atol)
+    assert ours.n_splits_ == theirs.n_splits_
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def test_every_fit_ends_where_gridsearchcv_fit_ends():
+    """Several groups (widths, batch sizes, solvers), early stopping, adaptive and invscaling
+    rates, per-model stopping: every split score and train score equal GridSearchCV's."""
+    X, y = _scaled(load_iris)
+    est = MLPClassifier((6,), max_iter=40, random_state=0, tol=1e-3, n_iter_no_change=3)
+    grid = [{"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-1],
+             "hidden_layer_sizes": [(6,), (5, 3)], "early_stopping": [False, True]},
+            {"solver": ["sgd"], "learning_rate": ["constant", "invscaling", "adaptive"],
+             "momentum": [0.0, 0.9], "batch_size": [16, 200], "learning_rate_init": [0.2]}]
+    ours = MLPSearchCV(est, grid, cv=3, return_train_score=True, n_jobs=2).fit(X, y)
+    theirs = GridSearchCV(est, grid, cv=3, return_train_score=True).fit(X, y)
+    _assert_same_results(ours, theirs, atol=0)
+    assert 3 <= ours.n_stacks_ < len(ours.cv_results_["params"]) * 3
+    np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
+    assert ours.score(X, y) == theirs.score(X, y)
+    assert type(ours.best_estimator_) is MLPClassifier
+    assert ours.refit_time_ > 0
+
+
+def test_each_stacked_fit_equals_the_estimators_own_fit():
+    """Per model: n_iter_ (the stopping rule), loss curve, weights, validation scores."""
+    X, y = _scaled(load_breast_cancer)
+    train = np.arange(0, len(y), 2)
+    settings = [dict(learning_rate_init=lr, alpha=a, early_stopping=es, n_iter_no_change=n)
+                for lr, a, es, n in [(1e-3, 1e-4, False, 10), (0.05, 1e-2, False, 2),
+                                     (0.3, 0.0, False, 5), (0.01, 1e-3, True, 3),
+                                     (0.1, 1e-3, True, 1)]]
+    base = MLPClassifier((8, 4), max_iter=60, random_state=3, tol=1e-3, batch_size=50)
+    fits = [_Fit.start(base.__class__(**{**base.get_params(), **s}), X, y, train, {})
+            for s in settings]
+    for key in ("simple", "early"):
+        group = [f for f in fits if f.simple == (key == "simple")]
+        assert len(group) >= 2
+        assert all(f.key == group[0].key for f in group) or key == "early"
+    for f in fits:
+        _train_group([f], n_jobs=1) if f.est.early_stopping else None
+    plain = [f for f in fits if not f.est.early_stopping]
+    assert _train_group(plain, n_jobs=2) == [None] * len(plain)
+    for f, s in zip(fits, settings):
+        alone = base.__class__(**{**base.get_params(), **s}).fit(X[train], y[train])
+        assert f.est.n_iter_ == alone.n_iter_
+        assert f.est.loss_curve_ == alone.loss_curve_
+        assert f.est.validation_scores_ == alone.validation_scores_
+        np.testing.assert_array_equal(f.est.model_.params, alone.model_.params)
+    assert len({f.est.n_iter_ for f in fits}) > 2      # the models stopped at different epochs
+
+
+def test_regressor_and_randomized_search():
+    X, y = make_regression(150, 5, noise=5.0, random_state=0)
+    y = y / y.std()
+    est = MLPRegressor(hidden_layer_sizes=(7,), max_iter=30, random_state=1)
+    dists = {"learning_rate_init": loguniform(1e-3, 1e-1), "alpha": [1e-4, 1e-2],
+             "batch_size": [32, 64]}
+    ours = MLPSearchCV(est, param_distributions=dists, n_iter=6, random_state=0,
+                       cv=KFold(4, shuffle=True, random_state=0), scoring="neg_mean_squared_error")
+    theirs = RandomizedSearchCV(est, dists, n_iter=6, random_state=0,
+                                cv=KFold(4, shuffle=True, random_state=0),
+                                scoring="neg_mean_squared_error")
+    _assert_same_results(ours.fit(X, y), theirs.fit(X, y))
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_multimetric_fallbacks_and_pipelines():
+    """lbfgs fits and Pipelines are fitted one by one, with GridSearchCV's results."""
+    X, y = load_iris(return_X_y=True)
+    est = MLPClassifier((5,), max_iter=30, random_state=0)
+    grid = {"solver": ["lbfgs", "adam"], "alpha": [1e-4, 1.0]}
+    scoring = {"acc": "accuracy", "nll": "neg_log_loss"}
+    ours = MLPSearchCV(est, grid, cv=3, scoring=scoring, refit="nll").fit(X, y)
+    theirs = GridSearchCV(est, grid, cv=3, scoring=scoring, refit="nll").fit(X, y)
+    _assert_same_results(ours, theirs)
+    assert ours.multimetric_ and set(ours.scorer_) == {"acc", "nll"}
+    pipe = make_pipeline(StandardScaler(), est)
+    grid = {"mlpclassifier__alpha": [1e-4, 1.0]}
+    ours = MLPSearchCV(pipe, grid, cv=3).fit(X, y)
+    _assert_same_results(ours, GridSearchCV(pipe, grid, cv=3).fit(X, y))
+    assert ours.n_stacks_ == 0
+
+
+def test_failed_fits_score_error_score():
+    X, y = make_regression(100, 4, random_state=0)
+    X, y = X / X.std(), y / y.std()
+    est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", max_iter=20, random_state=0)
+    grid = {"learning_rate_init": [1e-3, 1e4]}
+    with pytest.warns(FitFailedWarning):
+        ours = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+    assert np.isfinite(ours.cv_results_["mean_test_score"][0])
+    assert ours.best_index_ == 0
+    with pytest.raises(ValueError, match="non-finite"):
+        MLPSearchCV(est, grid, cv=3, error_score="raise").fit(X, y)
+
+
+@pytest.mark.parametrize("loader,grid", [
+    (load_iris, {"learning_rate_init": [1e-3, 1e-2, 0.1], "alpha": [1e-4, 1.0]}),
+    (load_breast_cancer, {"learning_rate_init": [1e-4, 1e-2], "alpha": [1e-4, 10.0]}),
+    (load_digits, {"learning_rate_init": [1e-3, 1e-2], "hidden_layer_sizes": [(8,), (32,)]}),
+])
+def test_ranking_as_gridsearchcv(loader, grid):
+    """Same best candidate, mean test scores within 0.01 (they are equal: the fits are)."""
+    X, y = _scaled(loader)
+    est = MLPClassifier(max_iter=15, random_state=0)
+    ours = MLPSearchCV(est, grid, cv=3, n_jobs=2).fit(X, y)
+    theirs = GridSearchCV(est, grid, cv=3).fit(X, y)
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"], atol=0.01)
+    np.testing.assert_array_equal(ours.cv_results_["rank_test_score"],
+                                  theirs.cv_results_["rank_test_score"])
+
+
+def test_bad_arguments():
+    X, y = load_iris(return_X_y=True)
+    est = MLPClassifier((4,), max_iter=5)
+    for kwargs in ({}, {"param_grid": {"alpha": [1]}, "param_distributions": {"alpha": [1]}}):
+        with pytest.raises(ValueError, match="exactly one of param_grid"):
+            MLPSearchCV(est, **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match="n_iter"):
+        MLPSearchCV(est, param_distributions={"alpha": [1]}, n_iter=0).fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        MLPSearchCV(est, {"hidden_layer_sizes": [(0,)]}, error_score="raise").fit(X, y)
+
+
+# scikit-learn's estimator checks, as for GridSearchCV. A meta-estimator's checks run on the
+# estimator it wraps: here a small fastmlp classifier and regressor.
+_EXPECTED_FAILURES = {}
+
+
+@parametrize_with_checks(
+    [MLPSearchCV(MLPClassifier((16,), max_iter=100, learning_rate_init=0.01, random_state=0),
+                 {"alpha": [1e-4, 1e-2]}, cv=2),
+     MLPSearchCV(MLPRegressor(hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01,
+                              random_state=0),
+                 param_distributions={"alpha": [1e-4, 1e-2]}, n_iter=2, random_state=0, cv=2)],
+    expected_failed_checks=lambda est: _EXPECTED_FAILURES)
+def test_scikit_learn_checks(estimator, check):
+    check(estimator)
+
+
+def test_sparse_X_and_float32():
+    """A sparse X is checked once and read by index (never densified), in float32 too."""
+    import scipy.sparse
+    X, y = _scaled(load_iris)
+    X[np.abs(X) < 0.5] = 0.0
+    Xs = scipy.sparse.csr_matrix(X)
+    est = MLPClassifier((6,), max_iter=20, random_state=0)
+    grid = {"alpha": [1e-4, 1e-1], "dtype": [np.float64, np.float32]}
+    ours = MLPSearchCV(est, grid, cv=3).fit(Xs, y)
+    _assert_same_results(ours, GridSearchCV(est, grid, cv=3).fit(Xs, y))
+    assert ours.n_stacks_ == 6                       # 3 folds x 2 dtypes
+
+
+@pytest.mark.parametrize("module", ["fastmlp.model_selection", "fastmlp.ensemble"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_unseeded_estimator_still_stacks():
+    """random_state=None: one seed per search, so each fold's candidates share a stack; two
+    searches draw different seeds."""
+    X, y = _scaled(load_iris)
+    est = MLPClassifier((6,), max_iter=20)
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 1e-2]}
+    first = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    second = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    assert first.n_stacks_ == second.n_stacks_ == 3
+    assert first.best_estimator_.random_state is None
+    assert not np.array_equal(first.cv_results_["split0_test_score"],
+                              second.cv_results_["split0_test_score"]) or \
+        first.cv_results_["split0_test_score"].std() == 0
