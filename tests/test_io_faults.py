@@ -204,7 +204,6 @@ def test_sigkill_during_save_keeps_the_old_file_and_leaves_no_temporary(temporar
     always loads (one of the saved states), and the next save leaves only that file."""
     path = tmp_path / "model.npz"
     rng = random.Random(1234)
-    strays = 0
     for attempt in range(3):
         child = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(_SAVE_IN_A_LOOP), str(path), temporaries],
@@ -221,11 +220,11 @@ def test_sigkill_during_save_keeps_the_old_file_and_leaves_no_temporary(temporar
         assert child.returncode == -signal.SIGKILL
         survivor = fastmlp.load(path)                  # the previous file, whole
         assert survivor.sizes == [100, 400, 400, 10] and survivor.params[0] >= 0
-        strays += len(os.listdir(tmp_path)) - 1
         fastmlp.io.save(survivor, path)
+        # The next save leaves no temporary behind. (With anonymous temporaries a kill can
+        # still leave one in the instant between naming the finished file and renaming it
+        # over the target; that save removes it too.)
         assert os.listdir(tmp_path) == ["model.npz"]
-    if temporaries == "anonymous" and fastmlp.io._USE_O_TMPFILE:
-        assert strays == 0                             # nothing had a name to leave behind
 
 
 def test_save_removes_stale_temporaries_of_its_target_only(tmp_path):
