@@ -8,17 +8,21 @@ a target the CPU cannot run, or an unknown name, is a clear error.
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
 import pytest
 
+import fastmlp
 import fastmlp._kernels
 from fastmlp import MLP
 from fastmlp._kernels import _dense, _train
 from fastmlp.reference import ReferenceMLP
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder holding the fastmlp under test (site-packages, or the checkout built in place).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
+_CHILD_CWD = tempfile.mkdtemp(prefix="fastmlp-child-")
 SUPPORTED = _dense.supported_cpu_targets()
 TARGETS = [pytest.param(t, marks=pytest.mark.skipif(t not in SUPPORTED,
                                                     reason=f"this CPU cannot run {t}"))
@@ -35,7 +39,9 @@ def target(request):
 
 
 def run_python(code, **env):
-    """Run ``code`` in a fresh interpreter from the repository root, with ``env`` added (a None
+    """Run ``code`` in a fresh interpreter importing the fastmlp under test (installed or built
+    in place: PYTHONPATH names its folder), started in an empty folder (``python -c`` in the
+    checkout's folder would import the uncompiled source tree), with ``env`` added (a None
     value removes that variable); returns the CompletedProcess."""
     environment = dict(os.environ, PYTHONPATH=ROOT)
     for key, value in env.items():
@@ -43,8 +49,8 @@ def run_python(code, **env):
             environment.pop(key, None)
         else:
             environment[key] = value
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=_CHILD_CWD,
+                          env=environment, capture_output=True, text=True, timeout=120)
 
 
 def train_pair(sizes, batch_size, dtype=np.float64, loss="binary_crossentropy", n=53, epochs=15):
@@ -148,10 +154,12 @@ def test_the_widest_supported_target_is_the_default_and_is_reported():
 
 def test_forcing_the_portable_path_imports_and_trains_to_the_reference():
     """What a CPU without AVX2 or AVX-512 runs: FASTMLP_CPU=baseline, checked for parity."""
-    result = run_python("""
+    result = run_python(f"""
+        import sys
+        sys.path.append({os.path.dirname(os.path.abspath(__file__))!r})    # this file's folder
         import numpy as np
         import fastmlp._kernels as k
-        from tests.test_dispatch import train_pair
+        from test_dispatch import train_pair
         model, ref = train_pair([7, 13, 9, 1], 16)
         print(k.CPU_TARGET, max(np.abs(a - b).max() for a, b in zip(model.W, ref.W)))
     """, FASTMLP_CPU="baseline")
