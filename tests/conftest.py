@@ -80,3 +80,21 @@ def circles():
         X, y, test_size=0.3, random_state=0, stratify=y)
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+@pytest.fixture
+def peak_during():
+    """A function ``peak_during(fn)``: the peak bytes traced by tracemalloc while ``fn`` runs,
+    above what was traced when it started (NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+
+    def measure(fn):
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    return measure

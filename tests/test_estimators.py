@@ -443,20 +443,8 @@ def test_one_epoch_per_call_where_python_must_look(monkeypatch, capsys):
     assert calls == [7]
 
 
-def peak_during(fn):
-    import tracemalloc
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fit_and_partial_fit_do_not_copy_X(dtype):
+def test_fit_and_partial_fit_do_not_copy_X(dtype, peak_during):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40_000, 40)).astype(dtype)         # 12.8 or 6.4 MB
     y = (X[:, 0] + X[:, 1] > 0).astype(int)

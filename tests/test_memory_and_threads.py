@@ -1,7 +1,6 @@
 """Memory and threads: nothing is allocated per batch, X is not copied, fits run in parallel."""
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,21 +8,10 @@ import pytest
 from fastmlp import MLP
 
 
-def peak_during(fn):
-    """Peak bytes traced by tracemalloc while fn runs (NumPy reports its arrays to it)."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("options", [dict(), dict(optimizer="adam", dropout=0.2, batch_norm=True)])
-def test_peak_memory_does_not_grow_with_the_number_of_batches(dtype, options):
+def test_peak_memory_does_not_grow_with_the_number_of_batches(dtype, options,
+                                                            peak_during):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 16)).astype(dtype)
     y = (X[:, 0] > 0).astype(int)
@@ -36,7 +24,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_batches(dtype, options):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fitting_a_c_contiguous_array_of_the_models_dtype_does_not_copy_it(dtype):
+def test_fitting_a_c_contiguous_array_of_the_models_dtype_does_not_copy_it(dtype, peak_during):
     rng = np.random.default_rng(1)
     X = np.ascontiguousarray(rng.normal(size=(50_000, 50)), dtype=dtype)   # 10 or 20 MB
     y = (X[:, 0] > 0).astype(np.int8)
