@@ -25,9 +25,10 @@ as scikit-learn's MLPRegressor(loss="poisson") reports it; its targets must be >
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport fabs, log, log1p
+from libc.math cimport fabs, log
 
 from fastmlp._kernels._activations cimport _exp, sigmoid
+from fastmlp._kernels._dense cimport bce_loss_delta
 
 LOSS_IDS = {"binary_crossentropy": LOSS_BCE, "categorical_crossentropy": LOSS_CE,
             "squared_error": LOSS_MSE, "absolute_error": LOSS_MAE, "huber": LOSS_HUBER,
@@ -75,6 +76,10 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
                     delta_out[i] = (<floating> (_exp(<floating> (Z[i] - zmax)) / sumexp) - y) * s
             total += part * (w[r] if w != NULL else 1)
         return total
+    if loss == LOSS_BCE:
+        # max(z,0) - y z + log1p(e) and sigmoid(z) - y from one e = exp(-|z|), on registers,
+        # per CPU target (``loss_bce`` in _simd_body.h)
+        return bce_loss_delta(Z, Y, w, m, n_out, scale, delta_out)
     # Element-wise losses: one pass over the (n_out, m) block.
     for k in range(n_out):
         for r in range(m):
@@ -82,12 +87,7 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
             z = Z[i]
             y = Y[i]
             s = scale * (w[r] if w != NULL else 1)
-            if loss == LOSS_BCE:
-                e = _exp(-fabs(z))              # shared by the loss and sigmoid(z)
-                part = (z if z > 0 else 0) - y * z + log1p(e)
-                if delta_out != NULL:
-                    delta_out[i] = ((1 / (1 + e) if z >= 0 else e / (1 + e)) - y) * s
-            elif loss == LOSS_MSE:
+            if loss == LOSS_MSE:
                 res = z - y
                 part = 0.5 * res * res
                 if delta_out != NULL:

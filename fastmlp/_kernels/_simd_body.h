@@ -12,23 +12,93 @@
  * then the ragged end of the batch.
  * Targets with FMA round each multiply-add once. */
 
-/* C[i, r] += sum_k B[i * si + k * sk] X[k, r] for i < n, r < m, k < K: C (n, m) and X (K, m)
- * row-major, B read through strides (si, sk) so the same kernel serves W and W.T. A tile of four
- * rows by two registers of samples of C stays in registers over all k. */
-static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_nn)(
+/* The epilogue of a product, applied to a block of results as it leaves the registers:
+ * mode 0 (forward): c := act(v) and, when dout is not NULL, dout := act'(v), for act identity,
+ * relu or leaky_relu (slope param); mode 1 (delta of the previous layer): c := v * dmul. */
+static FM_INLINE FM_TARGET_ATTR void FM_NAME(epilogue_1)(
+        FM_T* c, FM_T* dout, const FM_T* dmul, FM_T v, int mode, int act, FM_T param) {
+    if (mode == 1) {
+        *c = v * *dmul;
+        return;
+    }
+    if (act == FM_ACT_RELU) {
+        *c = v > 0 ? v : 0;
+        if (dout != NULL) *dout = v > 0 ? 1 : 0;
+    } else if (act == FM_ACT_LEAKY_RELU) {
+        *c = v > 0 ? v : param * v;
+        if (dout != NULL) *dout = v > 0 ? 1 : param;
+    } else {
+        *c = v;
+        if (dout != NULL) *dout = 1;
+    }
+}
+
+#if FM_VEXT
+typedef FM_TI FM_NAME(tiv) __attribute__((vector_size(sizeof(FM_VEC))));
+
+/* The same on one register of FM_ACC results (selects, no branches on the data). */
+static FM_INLINE FM_TARGET_ATTR void FM_NAME(epilogue)(
+        FM_T* c, FM_T* dout, const FM_T* dmul, FM_VEC v, int mode, int act, FM_T param) {
+    FM_VEC one = {0}, slope = {0}, d;
+    FM_NAME(tiv) pos;
+    if (mode == 1) {
+        FM_VLOAD(d, dmul);
+        v *= d;
+        FM_VSTORE(c, v);
+        return;
+    }
+    one += 1;
+    if (act == FM_ACT_RELU || act == FM_ACT_LEAKY_RELU) {
+        pos = (FM_NAME(tiv)) (v > 0);
+        slope += (act == FM_ACT_RELU ? 0 : param);
+        if (dout != NULL) {
+            d = (FM_VEC) ((pos & (FM_NAME(tiv)) one) | (~pos & (FM_NAME(tiv)) slope));
+            FM_VSTORE(dout, d);
+        }
+        /* relu keeps relu(nan) = 0, as the scalar code did */
+        v = act == FM_ACT_RELU ? (FM_VEC) (pos & (FM_NAME(tiv)) v)
+            : (FM_VEC) ((pos & (FM_NAME(tiv)) v) | (~pos & (FM_NAME(tiv)) (slope * v)));
+    } else if (dout != NULL) {
+        FM_VSTORE(dout, one);
+    }
+    FM_VSTORE(c, v);
+}
+#define FM_EPILOGUE(c, dout, dmul, v) \
+    FM_NAME(epilogue)((c), (dout), (dmul), (v), mode, act, param)
+#else
+#define FM_EPILOGUE(c, dout, dmul, v) do { int l__; FM_T* dd__ = (dout); \
+    const FM_T* dm__ = (dmul); \
+    for (l__ = 0; l__ < FM_ACC; l__++) \
+        FM_NAME(epilogue_1)((c) + l__, dd__ ? dd__ + l__ : NULL, dm__ ? dm__ + l__ : NULL, \
+                            FM_LANE(v, l__), mode, act, param); } while (0)
+#endif
+
+/* C[i, r] := epilogue(init_i + sum_k B[i * si + k * sk] X[k, r]) for i < n, r < m, k < K: C
+ * (n, m) and X (K, m) row-major, B read through strides (si, sk) so the same kernel serves W
+ * and W.T; init_i = bias[i], or 0 when bias is NULL. In mode 0 the epilogue applies the
+ * activation (and writes its derivative to Dout (n, m) unless NULL), in mode 1 it multiplies
+ * by Dmul (n, m) (see epilogue). A tile of four rows by two registers of samples of C stays in
+ * registers over all k; C is written once, by the epilogue. */
+static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_ep)(
         FM_T* FM_RESTRICT C, const FM_T* FM_RESTRICT B, Py_ssize_t si, Py_ssize_t sk,
-        const FM_T* FM_RESTRICT X, Py_ssize_t n, Py_ssize_t K, Py_ssize_t m) {
+        const FM_T* FM_RESTRICT X, Py_ssize_t n, Py_ssize_t K, Py_ssize_t m,
+        const FM_T* FM_RESTRICT bias, int mode, int act, FM_T param,
+        FM_T* FM_RESTRICT Dout, const FM_T* FM_RESTRICT Dmul) {
     Py_ssize_t i = 0, k, r, t;
     int q;
+#define FM_DO(base) ((Dout) != NULL ? (Dout) + (base) : NULL)
+#define FM_DM(base) ((Dmul) != NULL ? (Dmul) + (base) : NULL)
+#define FM_INIT(i_) ((bias) != NULL ? (bias)[i_] : (FM_T) 0)
     for (; i + 4 <= n; i += 4) {
         FM_T* c0 = C + i * m;
         const FM_T* b = B + i * si;
+        const Py_ssize_t o = i * m;
+        const FM_T h0 = FM_INIT(i), h1 = FM_INIT(i + 1), h2 = FM_INIT(i + 2), h3 = FM_INIT(i + 3);
         for (r = 0; r + 2 * FM_ACC <= m; r += 2 * FM_ACC) {
             FM_VEC a0, a1, a2, a3, e0, e1, e2, e3, x, y;
-            FM_VLOAD(a0, c0 + r); FM_VLOAD(e0, c0 + r + FM_ACC);
-            FM_VLOAD(a1, c0 + m + r); FM_VLOAD(e1, c0 + m + r + FM_ACC);
-            FM_VLOAD(a2, c0 + 2 * m + r); FM_VLOAD(e2, c0 + 2 * m + r + FM_ACC);
-            FM_VLOAD(a3, c0 + 3 * m + r); FM_VLOAD(e3, c0 + 3 * m + r + FM_ACC);
+            FM_VZERO(a0); FM_VZERO(a1); FM_VZERO(a2); FM_VZERO(a3);
+            FM_VADD_S(a0, h0); FM_VADD_S(a1, h1); FM_VADD_S(a2, h2); FM_VADD_S(a3, h3);
+            e0 = a0; e1 = a1; e2 = a2; e3 = a3;
             for (k = 0; k < K; k++) {
                 const FM_T b0 = b[k * sk], b1 = b[si + k * sk];
                 const FM_T b2 = b[2 * si + k * sk], b3 = b[3 * si + k * sk];
@@ -39,17 +109,21 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_nn)(
                 FM_VFMA(a2, b2, x); FM_VFMA(e2, b2, y);
                 FM_VFMA(a3, b3, x); FM_VFMA(e3, b3, y);
             }
-            FM_VSTORE(c0 + r, a0); FM_VSTORE(c0 + r + FM_ACC, e0);
-            FM_VSTORE(c0 + m + r, a1); FM_VSTORE(c0 + m + r + FM_ACC, e1);
-            FM_VSTORE(c0 + 2 * m + r, a2); FM_VSTORE(c0 + 2 * m + r + FM_ACC, e2);
-            FM_VSTORE(c0 + 3 * m + r, a3); FM_VSTORE(c0 + 3 * m + r + FM_ACC, e3);
+            FM_EPILOGUE(c0 + r, FM_DO(o + r), FM_DM(o + r), a0);
+            FM_EPILOGUE(c0 + r + FM_ACC, FM_DO(o + r + FM_ACC), FM_DM(o + r + FM_ACC), e0);
+            FM_EPILOGUE(c0 + m + r, FM_DO(o + m + r), FM_DM(o + m + r), a1);
+            FM_EPILOGUE(c0 + m + r + FM_ACC, FM_DO(o + m + r + FM_ACC), FM_DM(o + m + r + FM_ACC), e1);
+            FM_EPILOGUE(c0 + 2 * m + r, FM_DO(o + 2 * m + r), FM_DM(o + 2 * m + r), a2);
+            FM_EPILOGUE(c0 + 2 * m + r + FM_ACC, FM_DO(o + 2 * m + r + FM_ACC),
+                        FM_DM(o + 2 * m + r + FM_ACC), e2);
+            FM_EPILOGUE(c0 + 3 * m + r, FM_DO(o + 3 * m + r), FM_DM(o + 3 * m + r), a3);
+            FM_EPILOGUE(c0 + 3 * m + r + FM_ACC, FM_DO(o + 3 * m + r + FM_ACC),
+                        FM_DM(o + 3 * m + r + FM_ACC), e3);
         }
         for (; r + FM_ACC <= m; r += FM_ACC) {
             FM_VEC a0, a1, a2, a3, x;
-            FM_VLOAD(a0, c0 + r);
-            FM_VLOAD(a1, c0 + m + r);
-            FM_VLOAD(a2, c0 + 2 * m + r);
-            FM_VLOAD(a3, c0 + 3 * m + r);
+            FM_VZERO(a0); FM_VZERO(a1); FM_VZERO(a2); FM_VZERO(a3);
+            FM_VADD_S(a0, h0); FM_VADD_S(a1, h1); FM_VADD_S(a2, h2); FM_VADD_S(a3, h3);
             for (k = 0; k < K; k++) {
                 FM_VLOAD(x, X + k * m + r);
                 FM_VFMA(a0, b[k * sk], x);
@@ -57,25 +131,45 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_nn)(
                 FM_VFMA(a2, b[2 * si + k * sk], x);
                 FM_VFMA(a3, b[3 * si + k * sk], x);
             }
-            FM_VSTORE(c0 + r, a0);
-            FM_VSTORE(c0 + m + r, a1);
-            FM_VSTORE(c0 + 2 * m + r, a2);
-            FM_VSTORE(c0 + 3 * m + r, a3);
+            FM_EPILOGUE(c0 + r, FM_DO(o + r), FM_DM(o + r), a0);
+            FM_EPILOGUE(c0 + m + r, FM_DO(o + m + r), FM_DM(o + m + r), a1);
+            FM_EPILOGUE(c0 + 2 * m + r, FM_DO(o + 2 * m + r), FM_DM(o + 2 * m + r), a2);
+            FM_EPILOGUE(c0 + 3 * m + r, FM_DO(o + 3 * m + r), FM_DM(o + 3 * m + r), a3);
         }
-        if (r < m)   /* the ragged end of the batch */
-            for (q = 0; q < 4; q++)
-                for (k = 0; k < K; k++) {
-                    const FM_T w = b[q * si + k * sk];
-                    for (t = r; t < m; t++)
-                        c0[q * m + t] += w * X[k * m + t];
-                }
+        for (; r < m; r++)   /* the ragged end of the batch */
+            for (q = 0; q < 4; q++) {
+                FM_T v = FM_INIT(i + q);
+                for (k = 0; k < K; k++)
+                    v += b[q * si + k * sk] * X[k * m + r];
+                FM_NAME(epilogue_1)(c0 + q * m + r, FM_DO(o + q * m + r), FM_DM(o + q * m + r),
+                                    v, mode, act, param);
+            }
     }
-    for (; i < n; i++)
-        for (k = 0; k < K; k++) {
-            const FM_T w = B[i * si + k * sk];
-            for (r = 0; r < m; r++)
-                C[i * m + r] += w * X[k * m + r];
+    for (; i < n; i++) {   /* the last rows, one at a time */
+        FM_T* c0 = C + i * m;
+        const FM_T* b = B + i * si;
+        const Py_ssize_t o = i * m;
+        const FM_T h0 = FM_INIT(i);
+        for (r = 0; r + FM_ACC <= m; r += FM_ACC) {
+            FM_VEC a0, x;
+            FM_VZERO(a0);
+            FM_VADD_S(a0, h0);
+            for (k = 0; k < K; k++) {
+                FM_VLOAD(x, X + k * m + r);
+                FM_VFMA(a0, b[k * sk], x);
+            }
+            FM_EPILOGUE(c0 + r, FM_DO(o + r), FM_DM(o + r), a0);
         }
+        for (t = r; t < m; t++) {
+            FM_T v = h0;
+            for (k = 0; k < K; k++)
+                v += b[k * sk] * X[k * m + t];
+            FM_NAME(epilogue_1)(c0 + t, FM_DO(o + t), FM_DM(o + t), v, mode, act, param);
+        }
+    }
+#undef FM_DO
+#undef FM_DM
+#undef FM_INIT
 }
 
 /* s[l] := lane l of a, by constant indices (copying the register through memory made GCC keep
@@ -105,21 +199,22 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(lanes)(FM_T* s, FM_VEC a) {
     (out) = s_[0] + tail_; \
 } while (0)
 
-/* Z += W.T @ A: Z (n_out, m) already holds the bias, A (n_in, m), W (n_in, n_out). */
-static FM_TARGET_ATTR void FM_NAME(forward_product)(
-        FM_T* Z, const FM_T* W, const FM_T* A, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out) {
-    FM_NAME(gemm_nn)(Z, W, 1, n_out, A, n_out, n_in, m);
+/* Z := act(W.T @ A + b) and, when D is not NULL, D := act'(W.T @ A + b): Z and D (n_out, m),
+ * A (n_in, m), W (n_in, n_out); act is identity, relu or leaky_relu (slope param); other
+ * activations pass identity and D NULL, and are applied afterwards. Bias, product, activation
+ * and derivative are one pass: Z is written once. */
+static FM_TARGET_ATTR void FM_NAME(forward_layer)(
+        FM_T* Z, FM_T* D, const FM_T* W, const FM_T* b, const FM_T* A, Py_ssize_t m,
+        Py_ssize_t n_in, Py_ssize_t n_out, int act, FM_T param) {
+    FM_NAME(gemm_ep)(Z, W, 1, n_out, A, n_out, n_in, m, b, 0, act, param, D, NULL);
 }
 
 /* out := (W @ delta) * D: out and D (n_in, m), delta (n_out, m), W (n_in, n_out). */
 static FM_TARGET_ATTR void FM_NAME(delta_prev)(
         FM_T* out, const FM_T* W, const FM_T* delta, const FM_T* D,
         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out) {
-    Py_ssize_t r;
-    memset(out, 0, (size_t) (m * n_in) * sizeof(FM_T));
-    FM_NAME(gemm_nn)(out, W, n_out, 1, delta, n_in, n_out, m);
-    for (r = 0; r < m * n_in; r++)
-        out[r] *= D[r];
+    FM_NAME(gemm_ep)(out, W, n_out, 1, delta, n_in, n_out, m, NULL, 1, FM_ACT_IDENTITY, 0,
+                     NULL, D);
 }
 
 /* gW := alpha * A @ delta.T + beta_w * gW (gW (n_in, n_out)); a beta_w of 0 ignores gW. Two rows
@@ -175,4 +270,156 @@ static FM_TARGET_ATTR void FM_NAME(grad_b)(
         FM_REDUCE_INTO(s, a, x, none, mv, m);
         gb[j] = alpha * s + (beta_b != 0 ? beta_b * gb[j] : 0);
     }
+}
+
+/* ---- element-wise math on registers: exp, log1p, and the binary cross-entropy loss ----
+ * In double precision whatever FM_T: a register of FM_ACC elements of FM_T becomes FM_ACC
+ * doubles (__builtin_convertvector), so float32 gets correctly rounded float results of
+ * double-precision formulas. exp and log1p follow fdlibm's algorithms (FreeBSD msun e_exp.c and
+ * s_log1p.c: the same reductions and polynomial coefficients, errors below 1 ulp), without
+ * branches: every lane takes the same path, selects choose per lane. */
+#if FM_VMATH
+typedef double FM_NAME(dv) __attribute__((vector_size(FM_ACC * 8)));
+typedef long long FM_NAME(iv) __attribute__((vector_size(FM_ACC * 8)));
+#define FM_DV FM_NAME(dv)
+#define FM_IV FM_NAME(iv)
+
+/* mask ? a : b, lane by lane (mask lanes all ones or all zeros) */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vsel)(FM_IV mask, FM_DV a, FM_DV b) {
+    return (FM_DV) ((mask & (FM_IV) a) | (~mask & (FM_IV) b));
+}
+
+/* exp(x) lane by lane: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by fdlibm's rational form, times
+ * 2^n in two factors (so that results down to the subnormals and up to overflow are right);
+ * x below -746 gives 0, above 710 inf, nan gives nan. */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vexp)(FM_DV x) {
+    const FM_DV zero = {0};
+    const double magic = 6755399441055744.0;   /* 1.5 * 2^52: adding it rounds to an integer */
+    FM_DV t, nd, hi, lo, r, rr, c, y;
+    FM_IV n, n1;
+    x = FM_NAME(vsel)((FM_IV) (x < -746.0), zero - 746.0, x);
+    x = FM_NAME(vsel)((FM_IV) (x > 710.0), zero + 710.0, x);
+    t = x * 1.44269504088896338700e+00 + magic;
+    nd = t - magic;
+    n = (FM_IV) t - 0x4338000000000000LL;      /* the integer n, from t's low bits */
+    hi = x - nd * 6.93147180369123816490e-01;  /* ln2's high part: n * it is exact */
+    lo = nd * 1.90821492927058770002e-10;
+    r = hi - lo;
+    rr = r * r;
+    c = r - rr * (1.66666666666666019037e-01 + rr * (-2.77777777770155933842e-03
+        + rr * (6.61375632143793436117e-05 + rr * (-1.65339022054652515390e-06
+        + rr * 4.13813679705723846039e-08))));
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
+    n1 = n >> 1;
+    return y * (FM_DV) ((n1 + 1023) << 52) * (FM_DV) ((n - n1 + 1023) << 52);
+}
+
+/* log1p(e) lane by lane for 0 <= e <= 1 (what exp(-|z|) gives): fdlibm's log1p with the
+ * argument reduction of that range written as selects. */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vlog1p_unit)(FM_DV e) {
+    const FM_DV zero = {0};
+    /* below sqrt(2) - 1 (fdlibm's threshold): log1p(e) = log(1 + f) with f = e exactly;
+     * above, 1 + e = 2 (1 + f), f = (1 + e) / 2 - 1, with c the rounding error of 1 + e */
+    const FM_IV small = (FM_IV) (e < 0.41421353816986084);
+    const FM_DV u = 1.0 + e;
+    const FM_DV f = FM_NAME(vsel)(small, e, 0.5 * u - 1.0);
+    const FM_DV c = FM_NAME(vsel)(small, zero, (e - (u - 1.0)) / u);
+    const FM_DV k = FM_NAME(vsel)(small, zero, zero + 1.0);
+    const FM_DV hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s;
+    const FM_DV R = z * (6.666666666666735130e-01 + z * (3.999999999940941908e-01
+        + z * (2.857142874366239149e-01 + z * (2.222219843214978396e-01
+        + z * (1.818357216161805012e-01 + z * (1.531383769920937332e-01
+        + z * 1.479819860511658591e-01))))));
+    return k * 6.93147180369123816490e-01
+        - ((hfsq - (s * (hfsq + R) + (k * 1.90821492927058770002e-10 + c))) - f);
+}
+
+/* One register of the binary cross-entropy: returns w l (l = max(z,0) - y z + log1p(e),
+ * e = exp(-|z|)) and sets *delta := (sigmoid(z) - y) * sw (sigmoid from the same e). */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(bce_block)(FM_DV z, FM_DV y, FM_DV w, FM_DV sw,
+                                                         FM_DV* delta) {
+    const FM_DV zero = {0};
+    const FM_IV pos = (FM_IV) (z > 0);
+    const FM_DV a = (FM_DV) ((FM_IV) z & 0x7fffffffffffffffLL);
+    const FM_DV e = FM_NAME(vexp)(-a);
+    const FM_DV part = FM_NAME(vsel)(pos, z, zero) - y * z + FM_NAME(vlog1p_unit)(e);
+    *delta = (FM_NAME(vsel)((FM_IV) (z >= 0), zero + 1.0, e) / (1.0 + e) - y) * sw;
+    return part * w;
+}
+#endif
+
+/* The binary cross-entropy of the (n_out, m) logits Z against targets Y: returns sum_r w_r
+ * sum_k l_kr (w_r = 1 when w is NULL) and, when delta is not NULL, sets delta[k, r] := scale
+ * w_r (sigmoid(z_kr) - y_kr). The sum over the batch keeps one partial sum per lane. */
+static FM_TARGET_ATTR double FM_NAME(loss_bce)(
+        const FM_T* Z, const FM_T* Y, const FM_T* w, Py_ssize_t m, Py_ssize_t n_out,
+        FM_T scale, FM_T* delta) {
+    Py_ssize_t k, r, t;
+    double total = 0;
+#if FM_VMATH
+    FM_DV acc = {0}, dv, wd, one = {0};
+    FM_VEC zv, yv, wv;
+    FM_T zb[FM_ACC], yb[FM_ACC], wb[FM_ACC], db[FM_ACC];
+    int l;
+    one += 1.0;
+    for (k = 0; k < n_out; k++) {
+        const FM_T* z = Z + k * m;
+        const FM_T* y = Y + k * m;
+        for (r = 0; r + FM_ACC <= m; r += FM_ACC) {
+            FM_VLOAD(zv, z + r);
+            FM_VLOAD(yv, y + r);
+            if (w != NULL) {
+                FM_VLOAD(wv, w + r);
+                wd = __builtin_convertvector(wv, FM_DV);
+            } else {
+                wd = one;
+            }
+            acc += FM_NAME(bce_block)(__builtin_convertvector(zv, FM_DV),
+                                      __builtin_convertvector(yv, FM_DV), wd,
+                                      wd * (double) scale, &dv);
+            if (delta != NULL) {
+                FM_VEC d = __builtin_convertvector(dv, FM_VEC);
+                FM_VSTORE(delta + k * m + r, d);
+            }
+        }
+        if (r < m) {   /* the ragged end: padded with zero weights */
+            for (l = 0; l < FM_ACC; l++) {
+                t = r + l < m ? r + l : r;
+                zb[l] = z[t];
+                yb[l] = y[t];
+                wb[l] = r + l < m ? (w != NULL ? w[t] : 1) : 0;
+            }
+            FM_VLOAD(zv, zb); FM_VLOAD(yv, yb); FM_VLOAD(wv, wb);
+            wd = __builtin_convertvector(wv, FM_DV);
+            acc += FM_NAME(bce_block)(__builtin_convertvector(zv, FM_DV),
+                                      __builtin_convertvector(yv, FM_DV), wd,
+                                      wd * (double) scale, &dv);
+            if (delta != NULL) {
+                FM_VEC d = __builtin_convertvector(dv, FM_VEC);
+                FM_VSTORE(db, d);
+                for (t = r; t < m; t++)
+                    delta[k * m + t] = db[t - r];
+            }
+        }
+    }
+    {
+        double s_[FM_ACC];
+        int w_;
+        memcpy(s_, &acc, sizeof(s_));
+        for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
+            for (l = 0; l < w_; l++) s_[l] += s_[l + w_];
+        total = s_[0];
+    }
+#else
+    for (k = 0; k < n_out; k++)
+        for (r = 0; r < m; r++) {
+            const Py_ssize_t i = k * m + r;
+            const double z = Z[i], y = Y[i], wr = w != NULL ? w[r] : 1;
+            const double e = exp(-fabs(z));
+            total += ((z > 0 ? z : 0) - y * z + log1p(e)) * wr;
+            if (delta != NULL)
+                delta[i] = (FM_T) (((z >= 0 ? 1 : e) / (1 + e) - y) * (wr * (double) scale));
+        }
+#endif
+    return total;
 }
