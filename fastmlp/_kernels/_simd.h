@@ -80,6 +80,12 @@ typedef struct { float v[4]; } fm_vec_f16;
 #define FM_VMATH 0
 #endif
 #include <math.h>
+/* __builtin_shufflevector (GCC 12, Clang) lets reductions share their additions (reduce4). */
+#if FM_VEXT && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#define FM_SHUFFLE 1
+#else
+#define FM_SHUFFLE 0
+#endif
 
 /* The activation ids the fused forward loops apply themselves (the rest stay in Cython's
  * ``activate``); they mirror _activations.pxd. */

@@ -188,16 +188,6 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(lanes)(FM_T* s, FM_VEC a) {
 #endif
 }
 
-/* The FM_ACC partial sums in the lanes of a, added pairwise, plus the ragged end: the n - r0 <
- * FM_ACC terms x[t] y[t] (x[t] when y is NULL) summed in turn. */
-#define FM_REDUCE_INTO(out, a, x, y, r0, n) do { \
-    FM_T s_[FM_ACC], tail_ = 0; int l_, w_; Py_ssize_t t_; \
-    FM_NAME(lanes)(s_, a); \
-    for (t_ = (r0); t_ < (n); t_++) tail_ += (y) ? (x)[t_] * (y)[t_] : (x)[t_]; \
-    for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2) \
-        for (l_ = 0; l_ < w_; l_++) s_[l_] += s_[l_ + w_]; \
-    (out) = s_[0] + tail_; \
-} while (0)
 
 /* Z := act(W.T @ A + b) and, when D is not NULL, D := act'(W.T @ A + b): Z and D (n_out, m),
  * A (n_in, m), W (n_in, n_out); act is identity, relu or leaky_relu (slope param); other
@@ -217,13 +207,55 @@ static FM_TARGET_ATTR void FM_NAME(delta_prev)(
                      NULL, D);
 }
 
+/* out[0..3] := the sums of the lanes of a, b, c, d, each added pairwise (lane l + lane l +
+ * FM_ACC/2, then the same on the first half, ..., as the sums over the batch always were): with shuffles, the four
+ * reductions share their additions (a transposition tree); without, lane by lane. */
+static FM_VINLINE FM_TARGET_ATTR void FM_NAME(reduce4)(FM_T* out, FM_VEC a, FM_VEC b, FM_VEC c,
+                                                      FM_VEC d) {
+#if FM_VEXT && FM_SHUFFLE && FM_ACC == 2
+    const FM_VEC ab = __builtin_shufflevector(a, b, 0, 2) + __builtin_shufflevector(a, b, 1, 3);
+    const FM_VEC cd = __builtin_shufflevector(c, d, 0, 2) + __builtin_shufflevector(c, d, 1, 3);
+    out[0] = ab[0]; out[1] = ab[1]; out[2] = cd[0]; out[3] = cd[1];
+#elif FM_VEXT && FM_SHUFFLE && FM_ACC == 4
+    const FM_VEC ab = __builtin_shufflevector(a, b, 0, 1, 4, 5)
+        + __builtin_shufflevector(a, b, 2, 3, 6, 7);
+    const FM_VEC cd = __builtin_shufflevector(c, d, 0, 1, 4, 5)
+        + __builtin_shufflevector(c, d, 2, 3, 6, 7);
+    const FM_VEC r = __builtin_shufflevector(ab, cd, 0, 2, 4, 6)
+        + __builtin_shufflevector(ab, cd, 1, 3, 5, 7);
+    FM_VSTORE(out, r);
+#elif FM_VEXT && FM_SHUFFLE && FM_ACC == 8
+    const FM_VEC ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+        + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    const FM_VEC cd = __builtin_shufflevector(c, d, 0, 1, 2, 3, 8, 9, 10, 11)
+        + __builtin_shufflevector(c, d, 4, 5, 6, 7, 12, 13, 14, 15);
+    const FM_VEC q = __builtin_shufflevector(ab, cd, 0, 1, 4, 5, 8, 9, 12, 13)
+        + __builtin_shufflevector(ab, cd, 2, 3, 6, 7, 10, 11, 14, 15);
+    const FM_VEC r = __builtin_shufflevector(q, q, 0, 2, 4, 6, 0, 2, 4, 6)
+        + __builtin_shufflevector(q, q, 1, 3, 5, 7, 1, 3, 5, 7);
+    out[0] = r[0]; out[1] = r[1]; out[2] = r[2]; out[3] = r[3];
+#else
+    FM_T s_[4][FM_ACC];
+    int l_, w_, q_;
+    FM_NAME(lanes)(s_[0], a); FM_NAME(lanes)(s_[1], b);
+    FM_NAME(lanes)(s_[2], c); FM_NAME(lanes)(s_[3], d);
+    for (q_ = 0; q_ < 4; q_++) {
+        for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
+            for (l_ = 0; l_ < w_; l_++) s_[q_][l_] += s_[q_][l_ + w_];
+        out[q_] = s_[q_][0];
+    }
+#endif
+}
+
 /* gW := alpha * A @ delta.T + beta_w * gW (gW (n_in, n_out)); a beta_w of 0 ignores gW. Two rows
- * of A by two of delta at a time: four sums over the batch share their loads. */
+ * of A by two of delta at a time: four sums over the batch share their loads, and their
+ * reduction (reduce4), then take the ragged end of the batch. */
 static FM_TARGET_ATTR void FM_NAME(grad_w)(
         FM_T* gW, const FM_T* A, const FM_T* delta, Py_ssize_t m, Py_ssize_t n_in,
         Py_ssize_t n_out, FM_T alpha, FM_T beta_w) {
     Py_ssize_t p = 0, j, r, mv = m - m % FM_ACC;
-    FM_T s;
+    const int keep = beta_w != 0;
+    FM_T s4[4];
     for (; p < n_in; p += 2) {
         const int two_p = p + 1 < n_in;
         const FM_T* x0 = A + p * m;
@@ -233,6 +265,7 @@ static FM_TARGET_ATTR void FM_NAME(grad_w)(
             const FM_T* y0 = delta + j * m;
             const FM_T* y1 = delta + (two_j ? j + 1 : j) * m;
             FM_VEC a00, a01, a10, a11, u0, u1, v0, v1;
+            FM_T t00 = 0, t01 = 0, t10 = 0, t11 = 0;
             FM_VZERO(a00); FM_VZERO(a01); FM_VZERO(a10); FM_VZERO(a11);
             for (r = 0; r < mv; r += FM_ACC) {
                 FM_VLOAD(u0, x0 + r); FM_VLOAD(u1, x1 + r);
@@ -240,35 +273,50 @@ static FM_TARGET_ATTR void FM_NAME(grad_w)(
                 FM_VFMA_V(a00, u0, v0); FM_VFMA_V(a01, u0, v1);
                 FM_VFMA_V(a10, u1, v0); FM_VFMA_V(a11, u1, v1);
             }
-#define FM_STORE_G(row, col, acc, x, y) do { \
+            for (r = mv; r < m; r++) {
+                t00 += x0[r] * y0[r]; t01 += x0[r] * y1[r];
+                t10 += x1[r] * y0[r]; t11 += x1[r] * y1[r];
+            }
+            FM_NAME(reduce4)(s4, a00, a01, a10, a11);
+#define FM_STORE_G(row, col, s) do { \
                 FM_T* g_ = gW + (row) * n_out + (col); \
-                FM_REDUCE_INTO(s, acc, x, y, mv, m); \
-                *g_ = alpha * s + (beta_w != 0 ? beta_w * *g_ : 0); } while (0)
-            FM_STORE_G(p, j, a00, x0, y0);
-            if (two_j) FM_STORE_G(p, j + 1, a01, x0, y1);
-            if (two_p) FM_STORE_G(p + 1, j, a10, x1, y0);
-            if (two_p && two_j) FM_STORE_G(p + 1, j + 1, a11, x1, y1);
+                *g_ = alpha * (s) + (keep ? beta_w * *g_ : 0); } while (0)
+            FM_STORE_G(p, j, s4[0] + t00);
+            if (two_j) FM_STORE_G(p, j + 1, s4[1] + t01);
+            if (two_p) FM_STORE_G(p + 1, j, s4[2] + t10);
+            if (two_p && two_j) FM_STORE_G(p + 1, j + 1, s4[3] + t11);
 #undef FM_STORE_G
         }
     }
 }
 
-/* gb := alpha * (row sums of delta) + beta_b * gb, delta (n_out, m); a beta_b of 0 ignores gb. */
+/* gb := alpha * (row sums of delta) + beta_b * gb, delta (n_out, m); a beta_b of 0 ignores gb.
+ * Four rows at a time, reduced together (reduce4). */
 static FM_TARGET_ATTR void FM_NAME(grad_b)(
         FM_T* gb, const FM_T* delta, Py_ssize_t m, Py_ssize_t n_out, FM_T alpha, FM_T beta_b) {
     Py_ssize_t j, r, mv = m - m % FM_ACC;
-    FM_T s;
-    for (j = 0; j < n_out; j++) {
-        const FM_T* x = delta + j * m;
-        const FM_T* none = NULL;
-        FM_VEC a, u;
-        FM_VZERO(a);
+    const int keep = beta_b != 0;
+    int q;
+    FM_T s4[4];
+    for (j = 0; j < n_out; j += 4) {
+        const FM_T* x[4];
+        FM_T t[4] = {0, 0, 0, 0};
+        FM_VEC a0, a1, a2, a3, u;
+        for (q = 0; q < 4; q++)
+            x[q] = delta + (j + q < n_out ? j + q : j) * m;
+        FM_VZERO(a0); FM_VZERO(a1); FM_VZERO(a2); FM_VZERO(a3);
         for (r = 0; r < mv; r += FM_ACC) {
-            FM_VLOAD(u, x + r);
-            FM_VADD(a, u);
+            FM_VLOAD(u, x[0] + r); FM_VADD(a0, u);
+            FM_VLOAD(u, x[1] + r); FM_VADD(a1, u);
+            FM_VLOAD(u, x[2] + r); FM_VADD(a2, u);
+            FM_VLOAD(u, x[3] + r); FM_VADD(a3, u);
         }
-        FM_REDUCE_INTO(s, a, x, none, mv, m);
-        gb[j] = alpha * s + (beta_b != 0 ? beta_b * gb[j] : 0);
+        for (q = 0; q < 4; q++)
+            for (r = mv; r < m; r++)
+                t[q] += x[q][r];
+        FM_NAME(reduce4)(s4, a0, a1, a2, a3);
+        for (q = 0; q < 4 && j + q < n_out; q++)
+            gb[j + q] = alpha * (s4[q] + t[q]) + (keep ? beta_b * gb[j + q] : 0);
     }
 }
 
@@ -314,16 +362,15 @@ static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vexp)(FM_DV x) {
     return y * (FM_DV) ((n1 + 1023) << 52) * (FM_DV) ((n - n1 + 1023) << 52);
 }
 
-/* log1p(e) lane by lane for 0 <= e <= 1 (what exp(-|z|) gives): fdlibm's log1p with the
- * argument reduction of that range written as selects. */
-static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vlog1p_unit)(FM_DV e) {
+/* log1p(e) lane by lane for 0 <= e <= 1 (what exp(-|z|) gives), given u = 1 + e and ru = 1 / u:
+ * fdlibm's log1p with the argument reduction of that range written as selects. */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vlog1p_unit)(FM_DV e, FM_DV u, FM_DV ru) {
     const FM_DV zero = {0};
     /* below sqrt(2) - 1 (fdlibm's threshold): log1p(e) = log(1 + f) with f = e exactly;
-     * above, 1 + e = 2 (1 + f), f = (1 + e) / 2 - 1, with c the rounding error of 1 + e */
+     * above, 1 + e = 2 (1 + f), f = u / 2 - 1 (exact), with c the rounding error of u */
     const FM_IV small = (FM_IV) (e < 0.41421353816986084);
-    const FM_DV u = 1.0 + e;
     const FM_DV f = FM_NAME(vsel)(small, e, 0.5 * u - 1.0);
-    const FM_DV c = FM_NAME(vsel)(small, zero, (e - (u - 1.0)) / u);
+    const FM_DV c = FM_NAME(vsel)(small, zero, (e - (u - 1.0)) * ru);
     const FM_DV k = FM_NAME(vsel)(small, zero, zero + 1.0);
     const FM_DV hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s;
     const FM_DV R = z * (6.666666666666735130e-01 + z * (3.999999999940941908e-01
@@ -335,15 +382,18 @@ static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vlog1p_unit)(FM_DV e) {
 }
 
 /* One register of the binary cross-entropy: returns w l (l = max(z,0) - y z + log1p(e),
- * e = exp(-|z|)) and sets *delta := (sigmoid(z) - y) * sw (sigmoid from the same e). */
+ * e = exp(-|z|)) and sets *delta := (sigmoid(z) - y) * sw, sigmoid(z) = 1 / (1 + e) (z >= 0)
+ * or e / (1 + e), from the same e and the same 1 / (1 + e) as the logarithm. */
 static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(bce_block)(FM_DV z, FM_DV y, FM_DV w, FM_DV sw,
                                                          FM_DV* delta) {
     const FM_DV zero = {0};
     const FM_IV pos = (FM_IV) (z > 0);
     const FM_DV a = (FM_DV) ((FM_IV) z & 0x7fffffffffffffffLL);
     const FM_DV e = FM_NAME(vexp)(-a);
-    const FM_DV part = FM_NAME(vsel)(pos, z, zero) - y * z + FM_NAME(vlog1p_unit)(e);
-    *delta = (FM_NAME(vsel)((FM_IV) (z >= 0), zero + 1.0, e) / (1.0 + e) - y) * sw;
+    const FM_DV u = 1.0 + e;
+    const FM_DV ru = 1.0 / u;
+    const FM_DV part = FM_NAME(vsel)(pos, z, zero) - y * z + FM_NAME(vlog1p_unit)(e, u, ru);
+    *delta = (FM_NAME(vsel)((FM_IV) (z >= 0), zero + 1.0, e) * ru - y) * sw;
     return part * w;
 }
 #endif
@@ -382,12 +432,12 @@ static FM_TARGET_ATTR double FM_NAME(loss_bce)(
                 FM_VSTORE(delta + k * m + r, d);
             }
         }
-        if (r < m) {   /* the ragged end: padded with zero weights */
+        if (r < m) {   /* the ragged end: padded with zeros (finite terms of weight 0) */
             for (l = 0; l < FM_ACC; l++) {
-                t = r + l < m ? r + l : r;
-                zb[l] = z[t];
-                yb[l] = y[t];
-                wb[l] = r + l < m ? (w != NULL ? w[t] : 1) : 0;
+                t = r + l;
+                zb[l] = t < m ? z[t] : 0;
+                yb[l] = t < m ? y[t] : 0;
+                wb[l] = t < m ? (w != NULL ? w[t] : 1) : 0;
             }
             FM_VLOAD(zv, zb); FM_VLOAD(yv, yb); FM_VLOAD(wv, wb);
             wd = __builtin_convertvector(wv, FM_DV);
