@@ -524,9 +524,20 @@ cdef void gather_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t fi
                       Py_ssize_t m, Py_ssize_t width, floating* out) noexcept nogil:
     """out[j, i] := src[rows[i], j] for i < m, j < width: the batch's rows, feature-major.
 
-    With rows NULL, the rows first, first + 1, ..., first + m - 1."""
+    With rows NULL, the rows first, first + 1, ..., first + m - 1. Narrow rows (a few
+    features, the targets) are copied column by column: a loop over the batch per feature
+    instead of a loop of a few entries per row."""
     cdef Py_ssize_t i, j
     cdef const floating* row
+    cdef const floating* col
+    cdef floating* dst
+    if width <= 4 and rows != NULL:
+        for j in range(width):
+            col = src + j
+            dst = out + j * m
+            for i in range(m):
+                dst[i] = col[rows[i] * width]
+        return
     for i in range(m):
         row = src + (rows[i] if rows != NULL else first + i) * width
         for j in range(width):
@@ -663,12 +674,13 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
 
 
 cdef bint indices_in_range(const Py_ssize_t* idx, Py_ssize_t count, Py_ssize_t n) noexcept nogil:
-    """all(0 <= idx[i] < n)"""
+    """all(0 <= idx[i] < n): one unsigned comparison per index (a negative one wraps around
+    to a huge one), the misses counted without branches."""
     cdef Py_ssize_t i
-    cdef bint ok = True
+    cdef size_t bad = 0
     for i in range(count):
-        ok &= (idx[i] >= 0) & (idx[i] < n)
-    return ok
+        bad += <size_t> idx[i] >= <size_t> n
+    return bad == 0
 
 
 cdef inline floating* _data(floating[::1] a) noexcept:
