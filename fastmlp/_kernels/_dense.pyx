@@ -53,10 +53,10 @@ cdef extern from "_simd.h" nogil:
                           Py_ssize_t, Py_ssize_t) noexcept nogil
         void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t,
                           Py_ssize_t, Py_ssize_t) noexcept nogil
-        void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                      double, double) noexcept nogil
-        void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                      float, float) noexcept nogil
+        void (*grad_w_d)(double*, double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, double, double, double) noexcept nogil
+        void (*grad_w_f)(float*, float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, float, float, float) noexcept nogil
         void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double) noexcept nogil
         void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float) noexcept nogil
         double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
@@ -220,15 +220,16 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
             fm_loops.delta_prev_d(delta_prev_out, W, delta, D, m, n_in, n_out)
         else:
             fm_loops.delta_prev_f(delta_prev_out, W, delta, D, m, n_in, n_out)
-    bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
     if use_blas:
+        bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
         gemm(False, True, <int> n_in, <int> n_out, <int> m, alpha, A, <int> m,
              delta, <int> m, beta_w, gW_out, <int> n_out)
         return
+    # the bias gradient rides along the weight gradient's first pass over delta
     if floating is double:
-        fm_loops.grad_w_d(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
+        fm_loops.grad_w_d(gW_out, gb_out, A, delta, m, n_in, n_out, alpha, beta_w, beta_b)
     else:
-        fm_loops.grad_w_f(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
+        fm_loops.grad_w_f(gW_out, gb_out, A, delta, m, n_in, n_out, alpha, beta_w, beta_b)
 
 
 def _check_shapes(A, W, b=None, delta=None):

@@ -212,8 +212,8 @@ typedef struct {
     void (*forward_layer_f)(float*, float*, const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float);
     void (*delta_prev_d)(double*, const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
     void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
-    void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double, double);
-    void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float);
+    void (*grad_w_d)(double*, double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double, double, double);
+    void (*grad_w_f)(float*, float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float, float);
     void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double);
     void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float);
     double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double*);

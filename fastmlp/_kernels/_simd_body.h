@@ -249,15 +249,18 @@ static FM_VINLINE FM_TARGET_ATTR void FM_NAME(reduce4)(FM_T* out, FM_VEC a, FM_V
 
 /* gW := alpha * A @ delta.T + beta_w * gW (gW (n_in, n_out)); a beta_w of 0 ignores gW. Two rows
  * of A by two of delta at a time: four sums over the batch share their loads, and their
- * reduction (reduce4), then take the ragged end of the batch. */
+ * reduction (reduce4), then take the ragged end of the batch. When gb is not NULL, also gb :=
+ * alpha * (row sums of delta) + beta_b * gb (as grad_b, bit for bit), summed during the pass
+ * over the first two rows of A, which loads every row of delta anyway. */
 static FM_TARGET_ATTR void FM_NAME(grad_w)(
-        FM_T* gW, const FM_T* A, const FM_T* delta, Py_ssize_t m, Py_ssize_t n_in,
-        Py_ssize_t n_out, FM_T alpha, FM_T beta_w) {
+        FM_T* gW, FM_T* gb, const FM_T* A, const FM_T* delta, Py_ssize_t m, Py_ssize_t n_in,
+        Py_ssize_t n_out, FM_T alpha, FM_T beta_w, FM_T beta_b) {
     Py_ssize_t p = 0, j, r, mv = m - m % FM_ACC;
-    const int keep = beta_w != 0;
+    const int keep = beta_w != 0, keep_b = beta_b != 0;
     FM_T s4[4];
     for (; p < n_in; p += 2) {
         const int two_p = p + 1 < n_in;
+        const int bias = p == 0 && gb != NULL;
         const FM_T* x0 = A + p * m;
         const FM_T* x1 = A + (two_p ? p + 1 : p) * m;
         for (j = 0; j < n_out; j += 2) {
@@ -267,11 +270,31 @@ static FM_TARGET_ATTR void FM_NAME(grad_w)(
             FM_VEC a00, a01, a10, a11, u0, u1, v0, v1;
             FM_T t00 = 0, t01 = 0, t10 = 0, t11 = 0;
             FM_VZERO(a00); FM_VZERO(a01); FM_VZERO(a10); FM_VZERO(a11);
-            for (r = 0; r < mv; r += FM_ACC) {
-                FM_VLOAD(u0, x0 + r); FM_VLOAD(u1, x1 + r);
-                FM_VLOAD(v0, y0 + r); FM_VLOAD(v1, y1 + r);
-                FM_VFMA_V(a00, u0, v0); FM_VFMA_V(a01, u0, v1);
-                FM_VFMA_V(a10, u1, v0); FM_VFMA_V(a11, u1, v1);
+            if (bias) {
+                FM_VEC c0, c1;
+                FM_T tb0 = 0, tb1 = 0;
+                FM_VZERO(c0); FM_VZERO(c1);
+                for (r = 0; r < mv; r += FM_ACC) {
+                    FM_VLOAD(u0, x0 + r); FM_VLOAD(u1, x1 + r);
+                    FM_VLOAD(v0, y0 + r); FM_VLOAD(v1, y1 + r);
+                    FM_VFMA_V(a00, u0, v0); FM_VFMA_V(a01, u0, v1);
+                    FM_VFMA_V(a10, u1, v0); FM_VFMA_V(a11, u1, v1);
+                    FM_VADD(c0, v0); FM_VADD(c1, v1);
+                }
+                for (r = mv; r < m; r++) {
+                    tb0 += y0[r]; tb1 += y1[r];
+                }
+                FM_NAME(reduce4)(s4, c0, c1, c0, c1);
+                gb[j] = alpha * (s4[0] + tb0) + (keep_b ? beta_b * gb[j] : 0);
+                if (two_j)
+                    gb[j + 1] = alpha * (s4[1] + tb1) + (keep_b ? beta_b * gb[j + 1] : 0);
+            } else {
+                for (r = 0; r < mv; r += FM_ACC) {
+                    FM_VLOAD(u0, x0 + r); FM_VLOAD(u1, x1 + r);
+                    FM_VLOAD(v0, y0 + r); FM_VLOAD(v1, y1 + r);
+                    FM_VFMA_V(a00, u0, v0); FM_VFMA_V(a01, u0, v1);
+                    FM_VFMA_V(a10, u1, v0); FM_VFMA_V(a11, u1, v1);
+                }
             }
             for (r = mv; r < m; r++) {
                 t00 += x0[r] * y0[r]; t01 += x0[r] * y1[r];
