@@ -120,8 +120,13 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_ep)(
             FM_EPILOGUE(c0 + 3 * m + r + FM_ACC, FM_DO(o + 3 * m + r + FM_ACC),
                         FM_DM(o + 3 * m + r + FM_ACC), e3);
         }
-        for (; r + FM_ACC <= m; r += FM_ACC) {
+        /* then single registers; a ragged end of a batch of at least FM_ACC samples is one
+         * more register ending at m, overlapping the one before: its lanes there are computed
+         * again from the same inputs, in the same order, and rewritten with the same values */
+        for (; r < m && m >= FM_ACC; r += FM_ACC) {
             FM_VEC a0, a1, a2, a3, x;
+            if (r + FM_ACC > m)
+                r = m - FM_ACC;
             FM_VZERO(a0); FM_VZERO(a1); FM_VZERO(a2); FM_VZERO(a3);
             FM_VADD_S(a0, h0); FM_VADD_S(a1, h1); FM_VADD_S(a2, h2); FM_VADD_S(a3, h3);
             for (k = 0; k < K; k++) {
@@ -136,7 +141,7 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_ep)(
             FM_EPILOGUE(c0 + 2 * m + r, FM_DO(o + 2 * m + r), FM_DM(o + 2 * m + r), a2);
             FM_EPILOGUE(c0 + 3 * m + r, FM_DO(o + 3 * m + r), FM_DM(o + 3 * m + r), a3);
         }
-        for (; r < m; r++)   /* the ragged end of the batch */
+        for (; r < m; r++)   /* a batch of fewer than FM_ACC samples */
             for (q = 0; q < 4; q++) {
                 FM_T v = FM_INIT(i + q);
                 for (k = 0; k < K; k++)
@@ -150,8 +155,10 @@ static FM_INLINE FM_TARGET_ATTR void FM_NAME(gemm_ep)(
         const FM_T* b = B + i * si;
         const Py_ssize_t o = i * m;
         const FM_T h0 = FM_INIT(i);
-        for (r = 0; r + FM_ACC <= m; r += FM_ACC) {
+        for (r = 0; r < m && m >= FM_ACC; r += FM_ACC) {   /* overlapping end, as above */
             FM_VEC a0, x;
+            if (r + FM_ACC > m)
+                r = m - FM_ACC;
             FM_VZERO(a0);
             FM_VADD_S(a0, h0);
             for (k = 0; k < K; k++) {
