@@ -434,9 +434,10 @@ static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(bce_block)(FM_DV z, FM_DV y, FM_D
 static FM_TARGET_ATTR double FM_NAME(loss_bce)(
         const FM_T* Z, const FM_T* Y, const FM_T* w, Py_ssize_t m, Py_ssize_t n_out,
         FM_T scale, FM_T* delta) {
-    Py_ssize_t k, r, t;
+    Py_ssize_t k, r;
     double total = 0;
 #if FM_VMATH
+    Py_ssize_t t;
     FM_DV acc = {0}, dv, wd, one = {0};
     FM_VEC zv, yv, wv;
     FM_T zb[FM_ACC], yb[FM_ACC], wb[FM_ACC], db[FM_ACC];
