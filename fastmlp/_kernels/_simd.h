@@ -11,8 +11,12 @@
  * (__builtin_cpu_supports also checks that the OS saves the wide registers), or a lower one named
  * by the environment variable FASTMLP_CPU=baseline|avx2|avx512.
  *
- * What stays in Cython (activations, losses, optimizers, batch norm) is compiled for the baseline
- * only: those loops are short, call libm, or are not the time of a small network's step.
+ * Also here, because they are most of a small network's step: the piecewise-linear activations
+ * (identity, relu, leaky_relu) and their derivatives, applied as the forward product leaves the
+ * registers (forward_layer), and the binary cross-entropy with its output delta, whose exp and
+ * log1p run on registers (fdlibm's algorithms as selects, see _simd_body.h; without
+ * __builtin_convertvector they stay scalar libm calls). What stays in Cython (the other
+ * activations and losses, optimizers, batch norm, dropout) is compiled for the baseline only.
  *
  * Compilers without the target attribute (MSVC) and non-x86 machines (aarch64, Apple arm64) get
  * only the baseline version: the code compiles everywhere and falls back to the portable path.
