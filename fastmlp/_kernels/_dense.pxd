@@ -16,3 +16,6 @@ cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, f
 cdef double bce_loss_delta(const floating* Z, const floating* Y, const floating* w,
                            Py_ssize_t m, Py_ssize_t n_out, floating scale,
                            floating* delta_out) noexcept nogil
+
+cdef void apply_activation(int act, floating param, floating* Z, floating* D,
+                           Py_ssize_t n) noexcept nogil

@@ -63,6 +63,8 @@ cdef extern from "_simd.h" nogil:
                              double, double*) noexcept nogil
         double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
                              float, float*) noexcept nogil
+        int (*activate_smooth_d)(int, double*, double*, Py_ssize_t) noexcept nogil
+        int (*activate_smooth_f)(int, float*, float*, Py_ssize_t) noexcept nogil
     fm_table_t fm_loops
     int fm_level
     int fm_cpu_max() noexcept
@@ -145,6 +147,19 @@ cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, f
         fm_loops.grad_b_f(gb_out, delta, m, n_out, alpha, beta_b)
 
 
+cdef void apply_activation(int act, floating param, floating* Z, floating* D,
+                           Py_ssize_t n) noexcept nogil:
+    """``_activations.activate`` (Z := f(Z), D := f'(Z) unless NULL, over n entries), with
+    sigmoid and tanh on this CPU target's registers (``activate_smooth`` in _simd_body.h)."""
+    cdef int done
+    if floating is double:
+        done = fm_loops.activate_smooth_d(act, Z, D, n)
+    else:
+        done = fm_loops.activate_smooth_f(act, Z, D, n)
+    if not done:
+        activate(act, param, Z, D, n)
+
+
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
                         bint use_blas, floating* Z_out, floating* D_out) noexcept nogil:
@@ -155,7 +170,8 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
     On the hand-written loops, bias, product and the piecewise-linear activations (identity,
     relu, leaky_relu) with their derivative are one pass (``forward_layer`` in _simd_body.h):
     Z_out is written once. Other activations, and the BLAS path (bias first, the product
-    accumulated onto it), run ``activate`` over Z_out afterwards, while it is still in cache.
+    accumulated onto it), run ``apply_activation`` over Z_out afterwards, while it is still in
+    cache.
     """
     cdef Py_ssize_t j, r
     cdef floating* z
@@ -169,7 +185,7 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
             fm_loops.forward_layer_f(Z_out, D_out if fused else NULL, W, b, A, m, n_in, n_out,
                                      act if fused else ACT_IDENTITY, param)
         if not fused:
-            activate(act, param, Z_out, D_out, m * n_out)
+            apply_activation(act, param, Z_out, D_out, m * n_out)
         return
     for j in range(n_out):
         z = Z_out + j * m
@@ -178,7 +194,7 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
             z[r] = bj
     gemm(True, False, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
          A, <int> m, <floating> 1, Z_out, <int> m)
-    activate(act, param, Z_out, D_out, m * n_out)
+    apply_activation(act, param, Z_out, D_out, m * n_out)
 
 
 cdef double bce_loss_delta(const floating* Z, const floating* Y, const floating* w,

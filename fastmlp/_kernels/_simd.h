@@ -91,9 +91,11 @@ typedef struct { float v[4]; } fm_vec_f16;
 #define FM_SHUFFLE 0
 #endif
 
-/* The activation ids the fused forward loops apply themselves (the rest stay in Cython's
- * ``activate``); they mirror _activations.pxd. */
+/* The activation ids the loops here apply themselves (the rest stay in Cython's ``activate``);
+ * they mirror _activations.pxd. */
 #define FM_ACT_IDENTITY 0
+#define FM_ACT_SIGMOID 1
+#define FM_ACT_TANH 3
 #define FM_ACT_RELU 2
 #define FM_ACT_LEAKY_RELU 4
 
@@ -222,6 +224,8 @@ typedef struct {
     void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float);
     double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double*);
     double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, float, float*);
+    int (*activate_smooth_d)(int, double*, double*, Py_ssize_t);
+    int (*activate_smooth_f)(int, float*, float*, Py_ssize_t);
 } fm_table_t;
 
 static fm_table_t fm_loops;
@@ -238,6 +242,8 @@ static int fm_level = -1;
     fm_loops.grad_b_f = grad_b_f_##target; \
     fm_loops.loss_bce_d = loss_bce_d_##target; \
     fm_loops.loss_bce_f = loss_bce_f_##target; \
+    fm_loops.activate_smooth_d = activate_smooth_d_##target; \
+    fm_loops.activate_smooth_f = activate_smooth_f_##target; \
 } while (0)
 
 /* The widest level this CPU (and OS) runs: 0 baseline, 1 avx2 (+fma), 2 avx512. */

@@ -504,3 +504,89 @@ static FM_TARGET_ATTR double FM_NAME(loss_bce)(
 #endif
     return total;
 }
+
+/* The sigmoid and tanh activations in place over n elements, with their derivatives into d
+ * unless NULL: sigmoid(z) = 1 / (1 + e) (z >= 0) or e / (1 + e), e = exp(-|z|), f' = f (1 - f)
+ * (as _activations.pxd); tanh as Cephes computes it: x + x^3 P(x^2) / Q(x^2) below |x| = 0.625,
+ * else sign(x) (1 - 2 / (exp(2|x|) + 1)) (relative errors of a few ulp), f' = 1 - f^2. Returns
+ * 0, doing nothing, for any other activation. */
+#if FM_VMATH
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vsmooth)(int act, FM_DV x) {
+    const FM_DV zero = {0};
+    const FM_DV ax = (FM_DV) ((FM_IV) x & 0x7fffffffffffffffLL);
+    if (act == FM_ACT_SIGMOID) {
+        const FM_DV e = FM_NAME(vexp)(-ax);
+        return FM_NAME(vsel)((FM_IV) (x >= 0), zero + 1.0, e) / (1.0 + e);
+    } else {
+        const FM_DV s = FM_NAME(vexp)(2.0 * ax);
+        const FM_DV big = 1.0 - 2.0 / (s + 1.0);
+        const FM_DV zz = x * x;
+        const FM_DV p = (-9.64399179425052238628e-1 * zz - 9.92877231001918586564e1) * zz
+            - 1.61468768441708447952e3;
+        const FM_DV q = ((zz + 1.12811678491632931402e2) * zz + 2.23548839060100448583e3) * zz
+            + 4.84406305325125486048e3;
+        const FM_DV small = FM_NAME(vsel)((FM_IV) (x == 0), x, x + x * zz * (p / q));
+        const FM_DV signed_big = (FM_DV) ((FM_IV) big | ((FM_IV) x & (-0x7fffffffffffffffLL - 1)));
+        return FM_NAME(vsel)((FM_IV) (ax >= 0.625), signed_big, small);
+    }
+}
+#endif
+
+static FM_TARGET_ATTR int FM_NAME(activate_smooth)(int act, FM_T* z, FM_T* d, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    if (act != FM_ACT_SIGMOID && act != FM_ACT_TANH)
+        return 0;
+#if FM_VMATH
+    {
+        FM_VEC v;
+        FM_DV a, da;
+        FM_T buf[FM_ACC];
+        Py_ssize_t l;
+        for (; i < n; i += FM_ACC) {
+            const Py_ssize_t rem = n - i < FM_ACC ? n - i : FM_ACC;
+            if (rem == FM_ACC) {
+                FM_VLOAD(v, z + i);
+            } else {   /* the ragged end, through a zero-padded buffer */
+                memset(buf, 0, sizeof(buf));
+                memcpy(buf, z + i, (size_t) rem * sizeof(FM_T));
+                FM_VLOAD(v, buf);
+            }
+            a = FM_NAME(vsmooth)(act, __builtin_convertvector(v, FM_DV));
+            v = __builtin_convertvector(a, FM_VEC);
+            /* the derivative from the rounded f, as the scalar code */
+            a = __builtin_convertvector(v, FM_DV);
+            da = act == FM_ACT_SIGMOID ? a * (1.0 - a) : 1.0 - a * a;
+            if (rem == FM_ACC) {
+                FM_VSTORE(z + i, v);
+                if (d != NULL) {
+                    FM_VEC dv = __builtin_convertvector(da, FM_VEC);
+                    FM_VSTORE(d + i, dv);
+                }
+            } else {
+                FM_VSTORE(buf, v);
+                for (l = 0; l < rem; l++) z[i + l] = buf[l];
+                if (d != NULL) {
+                    FM_VEC dv = __builtin_convertvector(da, FM_VEC);
+                    FM_VSTORE(buf, dv);
+                    for (l = 0; l < rem; l++) d[i + l] = buf[l];
+                }
+            }
+        }
+    }
+#else
+    for (; i < n; i++) {
+        const double x = z[i];
+        double a;
+        if (act == FM_ACT_SIGMOID) {
+            const double e = exp(-fabs(x));
+            a = (x >= 0 ? 1 : e) / (1 + e);
+        } else {
+            a = tanh(x);
+        }
+        z[i] = (FM_T) a;
+        if (d != NULL)
+            d[i] = act == FM_ACT_SIGMOID ? z[i] * (1 - z[i]) : 1 - z[i] * z[i];
+    }
+#endif
+    return 1;
+}

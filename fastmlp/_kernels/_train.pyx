@@ -33,9 +33,9 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastmlp._kernels._activations cimport ACT_IDENTITY, activate
+from fastmlp._kernels._activations cimport ACT_IDENTITY
 from fastmlp._kernels._batchnorm cimport bn_backward, bn_forward_eval, bn_forward_train
-from fastmlp._kernels._dense cimport dense_backward, dense_forward
+from fastmlp._kernels._dense cimport apply_activation, dense_backward, dense_forward
 from fastmlp._kernels._dropout cimport dropout_apply
 from fastmlp._kernels._loss cimport loss_delta, output_activation
 from fastmlp._kernels._sparse cimport CSR, SparseRows, sparse_backward, sparse_forward
@@ -426,7 +426,7 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
                                  net.bn_eps, net.bn_momentum, bn_state + net.rm_off[k],
                                  bn_state + net.rv_off[k], ws + net.zhat_off[k],
                                  ws + net.istd_off[k])
-            activate(net.act[k], <floating> net.act_param[k], Z, D, m * width)
+            apply_activation(net.act[k], <floating> net.act_param[k], Z, D, m * width)
         if mode == TRAIN and net.dropout[k] > 0:
             dropout_apply(Z, D, m, width, net.dropout[k], seed, step, k)
         A_in = Z
