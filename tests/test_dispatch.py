@@ -335,3 +335,39 @@ def test_tanh_and_sigmoid_on_registers_are_accurate_to_a_few_ulp(target, n):
             # 1 - f^2 cancels near |f| = 1 (FMA targets round it once): rounding of terms <= 1
             np.testing.assert_allclose(D[:, 0], d, rtol=0,
                                        atol=4.5e-16 if dtype == np.float64 else 2.4e-7)
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_out", [2, 3, 10, 17])
+def test_categorical_crossentropy_on_registers_on_each_target(target, dtype, n_out):
+    """Softmax cross-entropy with label smoothing and weights, every batch length (ragged ends
+    through the padded copy, or element by element beyond 16 outputs), extreme and infinite
+    logits: the loss and delta agree with numpy's log-sum-exp."""
+    from fastmlp._kernels import _loss
+    rng = np.random.default_rng(n_out)
+    for m in (1, 5, 8, 13, 32, 37):
+        Z = rng.normal(scale=4, size=(m, n_out))
+        Z[0, 0] = 700.0 if m > 1 else Z[0, 0]          # one confident sample
+        if m > 4:
+            Z[3] = -800.0                               # every output far negative
+        Z = Z.astype(dtype)
+        labels = rng.integers(0, n_out, m)
+        Y = np.eye(n_out, dtype=dtype)[labels]
+        w = rng.uniform(0.2, 2, m).astype(dtype)
+        eps = 0.1
+        delta = np.empty_like(Z)
+        loss = _loss.loss_delta_py(1, Z, Y, sample_weight=w, param=eps, delta_out=delta)
+        z = Z.astype(np.float64)
+        zmax = z.max(axis=1, keepdims=True)
+        lse = zmax + np.log(np.exp(z - zmax).sum(axis=1, keepdims=True))
+        t = (1 - eps) * Y.astype(np.float64) + eps / n_out
+        want = (-(t * (z - lse)).sum(axis=1) * w).mean()
+        sm = np.exp(z - lse)
+        rtol = 1e-13 if dtype == np.float64 else 2e-6
+        assert loss == pytest.approx(want, rel=rtol), (m, loss, want)
+        np.testing.assert_allclose(delta, (sm - t) * w[:, None].astype(np.float64) / m,
+                                   rtol=rtol, atol=1e-16 if dtype == np.float64 else 1e-8)
+    nan_loss = _loss.loss_delta_py(1, np.array([[np.nan, 0.0]], dtype),
+                                   np.array([[1.0, 0.0]], dtype))
+    assert np.isnan(nan_loss)

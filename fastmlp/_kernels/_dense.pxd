@@ -19,3 +19,7 @@ cdef double bce_loss_delta(const floating* Z, const floating* Y, const floating*
 
 cdef void apply_activation(int act, floating param, floating* Z, floating* D,
                            Py_ssize_t n) noexcept nogil
+
+cdef double ce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                          Py_ssize_t m, Py_ssize_t n_out, floating t_on, floating t_off,
+                          floating scale, floating* delta_out) noexcept nogil

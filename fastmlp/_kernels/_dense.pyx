@@ -63,6 +63,10 @@ cdef extern from "_simd.h" nogil:
                              double, double*) noexcept nogil
         double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
                              float, float*) noexcept nogil
+        double (*loss_ce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                            double, double, double, double*) noexcept nogil
+        double (*loss_ce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                            float, float, float, float*) noexcept nogil
         int (*activate_smooth_d)(int, double*, double*, Py_ssize_t) noexcept nogil
         int (*activate_smooth_f)(int, float*, float*, Py_ssize_t) noexcept nogil
     fm_table_t fm_loops
@@ -145,6 +149,19 @@ cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, f
         fm_loops.grad_b_d(gb_out, delta, m, n_out, alpha, beta_b)
     else:
         fm_loops.grad_b_f(gb_out, delta, m, n_out, alpha, beta_b)
+
+
+cdef double ce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                          Py_ssize_t m, Py_ssize_t n_out, floating t_on, floating t_off,
+                          floating scale, floating* delta_out) noexcept nogil:
+    """The categorical cross-entropy part of ``_loss.loss_delta`` on this CPU target's loops
+    (``loss_ce`` in _simd_body.h): softmax of the (n_out, m) logits Z against the targets
+    t_on * Y + t_off; returns sum_r w_r l_r and, unless delta_out is NULL, sets delta_out :=
+    scale * w_r * (softmax(Z) - t)."""
+    if floating is double:
+        return fm_loops.loss_ce_d(Z, Y, w, m, n_out, t_on, t_off, scale, delta_out)
+    else:
+        return fm_loops.loss_ce_f(Z, Y, w, m, n_out, t_on, t_off, scale, delta_out)
 
 
 cdef void apply_activation(int act, floating param, floating* Z, floating* D,

@@ -224,6 +224,8 @@ typedef struct {
     void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float);
     double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double*);
     double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, float, float*);
+    double (*loss_ce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double, double, double*);
+    double (*loss_ce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, float, float, float, float*);
     int (*activate_smooth_d)(int, double*, double*, Py_ssize_t);
     int (*activate_smooth_f)(int, float*, float*, Py_ssize_t);
 } fm_table_t;
@@ -242,6 +244,8 @@ static int fm_level = -1;
     fm_loops.grad_b_f = grad_b_f_##target; \
     fm_loops.loss_bce_d = loss_bce_d_##target; \
     fm_loops.loss_bce_f = loss_bce_f_##target; \
+    fm_loops.loss_ce_d = loss_ce_d_##target; \
+    fm_loops.loss_ce_f = loss_ce_f_##target; \
     fm_loops.activate_smooth_d = activate_smooth_d_##target; \
     fm_loops.activate_smooth_f = activate_smooth_f_##target; \
 } while (0)

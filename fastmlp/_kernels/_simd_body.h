@@ -590,3 +590,144 @@ static FM_TARGET_ATTR int FM_NAME(activate_smooth)(int act, FM_T* z, FM_T* d, Py
 #endif
     return 1;
 }
+
+/* The categorical cross-entropy of softmax(z) against label-smoothed targets t = t_on y + t_off,
+ * Z and Y (n_out, m): returns sum_r w_r (logsumexp(z_r) - sum_k t_kr z_kr) and, unless delta is
+ * NULL, sets delta[k, r] := scale w_r (softmax(z_r)_k - t_kr), as _loss.pyx's scalar loop
+ * (shift by the column's maximum, exp of the shifted logits, their sum's logarithm), a register
+ * of samples at a time. */
+#if FM_VMATH
+/* log(x) lane by lane for normal x > 0 (nan stays nan): fdlibm's log, the exponent and the
+ * mantissa from the bits, the mantissa in [sqrt(2)/2, sqrt(2)). */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(vlog)(FM_DV x) {
+    const FM_IV bits = (FM_IV) x;
+    FM_DV mant = (FM_DV) ((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    const FM_IV high = (FM_IV) (mant > 1.4142135623730951);
+    const FM_DV k = __builtin_convertvector(((bits >> 52) & 0x7ff) - 1023 - high, FM_DV);
+    FM_DV f, hfsq, s, z, R, y;
+    mant = FM_NAME(vsel)(high, 0.5 * mant, mant);
+    f = mant - 1.0;
+    hfsq = 0.5 * f * f;
+    s = f / (2.0 + f);
+    z = s * s;
+    R = z * (6.666666666666735130e-01 + z * (3.999999999940941908e-01
+        + z * (2.857142874366239149e-01 + z * (2.222219843214978396e-01
+        + z * (1.818357216161805012e-01 + z * (1.531383769920937332e-01
+        + z * 1.479819860511658591e-01))))));
+    y = k * 6.93147180369123816490e-01
+        - ((hfsq - (s * (hfsq + R) + k * 1.90821492927058770002e-10)) - f);
+    return FM_NAME(vsel)((FM_IV) (x != x), x, y);
+}
+
+/* One register of samples r0 .. r0 + FM_ACC - 1 read from Z, Y with row stride ld (the padded
+ * copy of a ragged end has its own); delta rows likewise. Returns the weighted losses. */
+static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(ce_block)(
+        const FM_T* Z, const FM_T* Y, FM_DV w, FM_DV sw, Py_ssize_t ld, Py_ssize_t n_out,
+        FM_T t_on, FM_T t_off, FM_T* delta) {
+    FM_DV zmax, z, e, sumexp = {0}, lse, part = {0}, y;
+    FM_VEC v;
+    Py_ssize_t k;
+    FM_VLOAD(v, Z);
+    zmax = __builtin_convertvector(v, FM_DV);
+    for (k = 1; k < n_out; k++) {
+        FM_VLOAD(v, Z + k * ld);
+        z = __builtin_convertvector(v, FM_DV);
+        zmax = FM_NAME(vsel)((FM_IV) (z > zmax), z, zmax);
+    }
+    for (k = 0; k < n_out; k++) {
+        FM_VLOAD(v, Z + k * ld);
+        e = FM_NAME(vexp)(__builtin_convertvector(v, FM_DV) - zmax);
+        sumexp += e;
+        if (delta != NULL) {
+            FM_VEC ev = __builtin_convertvector(e, FM_VEC);
+            FM_VSTORE(delta + k * ld, ev);
+        }
+    }
+    lse = zmax + FM_NAME(vlog)(sumexp);
+    for (k = 0; k < n_out; k++) {
+        FM_VLOAD(v, Y + k * ld);
+        y = __builtin_convertvector(v, FM_DV) * (double) t_on + (double) t_off;
+        FM_VLOAD(v, Z + k * ld);
+        part -= y * (__builtin_convertvector(v, FM_DV) - lse);
+        if (delta != NULL) {
+            FM_VLOAD(v, delta + k * ld);
+            v = __builtin_convertvector((__builtin_convertvector(v, FM_DV) / sumexp - y) * sw,
+                                        FM_VEC);
+            FM_VSTORE(delta + k * ld, v);
+        }
+    }
+    return part * w;
+}
+#endif
+
+static FM_TARGET_ATTR double FM_NAME(loss_ce)(
+        const FM_T* Z, const FM_T* Y, const FM_T* w, Py_ssize_t m, Py_ssize_t n_out,
+        FM_T t_on, FM_T t_off, FM_T scale, FM_T* delta) {
+    Py_ssize_t r, k;
+    double total = 0;
+#if FM_VMATH
+    FM_DV acc = {0}, wd, one = {0};
+    FM_VEC wv;
+    Py_ssize_t t;
+    int l;
+    one += 1.0;
+    for (r = 0; r + FM_ACC <= m; r += FM_ACC) {
+        if (w != NULL) {
+            FM_VLOAD(wv, w + r);
+            wd = __builtin_convertvector(wv, FM_DV);
+        } else {
+            wd = one;
+        }
+        acc += FM_NAME(ce_block)(Z + r, Y + r, wd, wd * (double) scale, m, n_out, t_on, t_off,
+                                 delta != NULL ? delta + r : NULL);
+    }
+    if (r < m) {   /* the ragged end: a zero-padded copy, of weight 0 beyond m */
+        FM_T zb[16 * FM_ACC], yb[16 * FM_ACC], db[16 * FM_ACC], wb[FM_ACC];
+        /* up to 16 outputs: through the padded copy; more: element by element below */
+        if (n_out <= 16) {
+            memset(zb, 0, sizeof(zb)); memset(yb, 0, sizeof(yb)); memset(wb, 0, sizeof(wb));
+            for (k = 0; k < n_out; k++) {
+                memcpy(zb + k * FM_ACC, Z + k * m + r, (size_t) (m - r) * sizeof(FM_T));
+                memcpy(yb + k * FM_ACC, Y + k * m + r, (size_t) (m - r) * sizeof(FM_T));
+            }
+            for (t = r; t < m; t++)
+                wb[t - r] = w != NULL ? w[t] : 1;
+            FM_VLOAD(wv, wb);
+            wd = __builtin_convertvector(wv, FM_DV);
+            acc += FM_NAME(ce_block)(zb, yb, wd, wd * (double) scale, FM_ACC, n_out, t_on, t_off,
+                                     delta != NULL ? db : NULL);
+            if (delta != NULL)
+                for (k = 0; k < n_out; k++)
+                    memcpy(delta + k * m + r, db + k * FM_ACC, (size_t) (m - r) * sizeof(FM_T));
+            r = m;
+        }
+    }
+    {
+        double s_[FM_ACC];
+        int w_;
+        memcpy(s_, &acc, sizeof(s_));
+        for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
+            for (l = 0; l < w_; l++) s_[l] += s_[l + w_];
+        total = s_[0];
+    }
+#else
+    r = 0;
+#endif
+    for (; r < m; r++) {   /* element by element: the portable build, wide ragged ends */
+        double zmax = Z[r], sumexp = 0, lse, part = 0;
+        const double wr = w != NULL ? w[r] : 1, s = (double) scale * wr;
+        for (k = 1; k < n_out; k++)
+            if (Z[k * m + r] > zmax) zmax = Z[k * m + r];
+        for (k = 0; k < n_out; k++)
+            sumexp += exp(Z[k * m + r] - zmax);
+        lse = zmax + log(sumexp);
+        for (k = 0; k < n_out; k++) {
+            const double y = (double) t_on * Y[k * m + r] + (double) t_off;
+            part -= y * (Z[k * m + r] - lse);
+            if (delta != NULL)
+                delta[k * m + r] = (FM_T) ((exp(Z[k * m + r] - zmax) / sumexp - y) * s);
+        }
+        total += part * wr;
+    }
+    return total;
+}
