@@ -238,8 +238,11 @@ class StackRunner(EpochRunner):
         self.weight_scale, self.weighted = weight_scale, weighted
         self.batch_size = batch_size
         self.seeds = seeds
-        self.nets = [m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
-                     for m in models]
+        # A stack may give its networks (the search's, built once per candidate and shared by
+        # its folds); else one per model.
+        nets = getattr(stack, "_nets", None)
+        self.nets = list(nets) if nets is not None else [
+            m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR)) for m in models]
         width = max(net.workspace_size for net in self.nets)
         self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
         self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)
@@ -250,6 +253,46 @@ class StackRunner(EpochRunner):
         self._steps_per_epoch = 0
         self._cleanup = None
 
+    def __enter__(self):
+        # As EpochRunner's, without a model's lock: the stack's buffers are its own (the
+        # search's stacks share template networks between threads, which must not serialize
+        # them).
+        self._cleanup = contextlib.ExitStack()
+        with self._cleanup as cleanup:
+            cleanup.enter_context(_threads.blas_threads(self.model._blas_work(self.batch_size)))
+            if _train.catch_interrupts():
+                cleanup.callback(_train.release_interrupts)
+            if self.interrupt_mark is None:
+                self.interrupt_mark = _train.interrupt_count()
+            self._cleanup = cleanup.pop_all()
+        return self
+
+    class _RowModel:
+        """A stack's model k as ``outputs_provably_finite`` reads it (``_row_model``)."""
+
+    def _row_model(self, k):
+        """Model k's structure with W, b, gamma, beta and running statistics as views of row
+        k of the stack's buffers (what ``outputs_provably_finite`` reads)."""
+        s, net, m = self.stack, self.nets[k], self.stack._models[k]
+        params, bn = s.params[k], s.bn_state[k]
+        sizes = [int(n) for n in net.sizes]
+        widths = [(n,) for n in sizes[1:-1]]
+
+        def views(buffer, offsets, shapes):
+            return [buffer[o:o + int(np.prod(shape))].reshape(shape) if o >= 0 else None
+                    for o, shape in zip(offsets, shapes)]
+
+        row = self._RowModel()
+        row.W = views(params, net.w_off, list(zip(sizes[:-1], sizes[1:])))
+        row.b = views(params, net.b_off, [(n,) for n in sizes[1:]])
+        row.gamma = views(params, net.g_off, widths)
+        row.beta = views(params, net.be_off, widths)
+        row.running_mean = views(bn, net.rm_off, widths)
+        row.running_var = views(bn, net.rv_off, widths)
+        row.batch_norm, row._act_ids, row._act_params = m.batch_norm, m._act_ids, m._act_params
+        row.dtype = m.dtype
+        return row
+
     def _check_outputs(self):
         """As ``EpochRunner``'s, model by model: a model whose outputs on the training rows are
         not all finite goes back to the start of its last epoch and joins ``diverged`` (and
@@ -259,7 +302,7 @@ class StackRunner(EpochRunner):
         for k, net in enumerate(self.nets):
             if k in self.diverged or not self.epochs_done[k]:
                 continue
-            if outputs_provably_finite(s._models[k], x_bound) or _train.outputs_finite(
+            if outputs_provably_finite(self._row_model(k), x_bound) or _train.outputs_finite(
                     net, s.params[k], s.bn_state[k], self.X, self.workspaces[k]):
                 continue
             _train.restore_epoch_start(net, s.params[k], s.opt_state[k, :net.n_state],

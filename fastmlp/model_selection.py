@@ -43,6 +43,7 @@ except ImportError as error:                       # pragma: no cover - depends 
     raise ImportError("fastmlp.model_selection needs scikit-learn >= 1.3: "
                       "pip install 'fastmlp[sklearn]'") from error
 
+from . import _threads
 from . import estimators as _estimators
 from ._engine import StackRunner, TrainingDiverged
 from ._kernels import _train
@@ -52,6 +53,13 @@ __all__ = ["MLPSearchCV"]
 
 
 # -- the one place that knows the estimators' internals ----------------------------------------
+
+def _state_digest(state):
+    """A digest of a ``RandomState``'s state (where a fit's shuffles begin)."""
+    digest = hashlib.sha1(state[1].tobytes())
+    digest.update(repr(state[2:]).encode())
+    return digest.hexdigest()
+
 
 class _Fit:
     """One fastmlp estimator set up as its ``fit`` would set itself up, up to the engine call.
@@ -68,20 +76,29 @@ class _Fit:
     _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
 
     @staticmethod
-    def start(est, X, y, train, cache, sample_weight=None, models=None):
+    def start(est, X, y, train, cache, sample_weight=None, models=None, lean=False):
         """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
         None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
         kept over a search) holds X and y checked and converted once per dtype.
         ``sample_weight`` (n_samples,), over all of X: the weights ``est.fit`` would be given
         with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale).
         ``models`` (a dict kept over one candidate's folds): its initial network, drawn once
-        when ``random_state`` is an int (the draws are then the same for every fold)."""
+        when ``random_state`` is an int (the draws are then the same for every fold).
+
+        ``lean=True`` (a search, whose fitted estimators only score): a fit with the simple
+        stopping rule gets no network of its own. Its initial state is read from a template
+        network shared with the candidate's other folds, it trains as a row of a
+        ``_LeanStack`` and is scored from that row; ``est.model_`` is set only if
+        ``materialize`` is called."""
         if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
                 or est.warm_start:
             return None
-        est._check_params()
-        hidden = est._hidden_sizes()
-        dtype = est._input_dtype(True)
+        if models is None or "checked" not in models:
+            est._check_params()
+            if models is not None:
+                models["checked"] = (est._hidden_sizes(), est._input_dtype(True))
+        hidden, dtype = models["checked"] if models is not None else (
+            est._hidden_sizes(), est._input_dtype(True))
         key = (type(est), str(dtype))
         if key not in cache:
             try:
@@ -101,33 +118,39 @@ class _Fit:
                 return None                        # the fold's fit would see fewer classes
         sizes = [Xc.shape[1], *hidden, Y.shape[1]]
         loss = est._loss_name(Y.shape[1])
-        rs = check_random_state(est.random_state)
         for name in ("coefs_", "intercepts_", "loss_curve_", "best_loss_", "validation_scores_",
                      "best_validation_score_"):
             est.__dict__.pop(name, None)
         drawn = (tuple(sizes), loss, Xc.dtype.str)
+        early = est.early_stopping
+        rs = rs_state = None
+        seed = None
         if models is None or not isinstance(est.random_state, numbers.Integral):
-            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
-        elif drawn in models:
-            model, kwargs, state = models[drawn]
-            est.model_, est._mlp_init_kwargs = copy.deepcopy(model), kwargs
-            rs.set_state(state)                    # where drawing the network leaves it
+            rs = check_random_state(est.random_state)
+            model, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+            shared = False
         else:
-            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
-            models[drawn] = (copy.deepcopy(est.model_), est._mlp_init_kwargs, rs.get_state())
+            if drawn not in models:
+                rs = check_random_state(est.random_state)
+                model, kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+                state = rs.get_state()
+                # The dropout seed each fold's own copy of the network would draw first.
+                first_seed = (int(copy.deepcopy(model._rng).integers(2**63))
+                              if any(r > 0 for r in model.dropout) else 0)
+                models[drawn] = (model, kwargs, state, first_seed, _state_digest(state))
+            model, est._mlp_init_kwargs, rs_state, seed, _ = models[drawn]
+            shared = True
         est.n_iter_ = 0
         est.t_ = 0
         est.n_layers_ = len(sizes)
         est.out_activation_ = est._out_activation(Y.shape[1])
         est.n_outputs_ = Y.shape[1]
-        est._bind_params()
         if scipy.sparse.issparse(Xc):
             # As the estimator: a canonical CSR matrix of the network's dtype, made once.
             sparse_key = (key, "csr")
             if sparse_key not in cache:
-                cache[sparse_key] = est.model_._check_X(Xc)
+                cache[sparse_key] = model._check_X(Xc)
             Xc = cache[sparse_key]
-        early = est.early_stopping
         est.loss_curve_ = []
         est._no_improvement_count = 0
         est.validation_scores_ = [] if early else None
@@ -136,7 +159,24 @@ class _Fit:
         est._rate = _estimators._LearningRate(est.learning_rate, float(est.learning_rate_init),
                                               float(est.power_t), est.solver == "sgd")
         fit = _Fit()
-        fit.est, fit.X, fit.Y, fit.rs = est, Xc, Y, rs
+        fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
+                             or est._loss_per_output())
+        fit.simple = not fit.per_epoch and est._rate.kind != "adaptive"
+        fit.lean = bool(lean and fit.simple)
+        if fit.lean:
+            fit.template = model
+        else:
+            fit.template = None
+            if shared:
+                model = copy.deepcopy(model)
+                if rs is None:
+                    rs = np.random.RandomState()
+                    rs.set_state(rs_state)
+                seed = None
+            est.model_ = model
+            est._bind_params()
+        fit.est, fit.X, fit.Y = est, Xc, Y
+        fit.rs, fit.rs_state = rs, rs_state
         rows = np.asarray(train, dtype=np.intp)
         fit.val = (None, None, None)
         if early:
@@ -165,34 +205,53 @@ class _Fit:
                               f"than the {n_train} training samples, so {n_train} is used.")
             batch = min(est.batch_size, n_train)
         fit.batch = batch
-        model = est.model_
         fit.weights = None
         if sample_weight is None:
-            model.l2 = est.alpha / batch
+            l2 = est.alpha / batch
         else:
             sw = est._check_sample_weight(sample_weight, Xc.shape[0])
             train_sw = sw[rows]
             if not np.any(train_sw > 0):
                 raise ValueError("every training sample has weight 0; give some of them a "
                                  "positive weight")
-            model.l2 = est.alpha / (batch * float(train_sw.mean()))
+            l2 = est.alpha / (batch * float(train_sw.mean()))
             if not np.all(train_sw == train_sw[0]):
                 # The engine scales the row by n_train / sum, as the estimator does.
                 fit.weights = (sw, train_sw.shape[0] / train_sw.sum())
-        fit.seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
-        fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
-                             or est._loss_per_output())
-        fit.simple = not fit.per_epoch and est._rate.kind != "adaptive"
+        model.l2 = fit.l2 = l2
+        fit.last_rate = None
+        if fit.lean:
+            # Built now, in the caller's thread: the template serves every fold's l2.
+            fit.net = model._network(batch, sparse_input=scipy.sparse.issparse(Xc))
+        if seed is None:
+            seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
+        fit.seed = seed
         if early:
             est._best_state = (model.params.copy(), model.bn_state.copy())
-        state = rs.get_state() if est.shuffle else None
-        digest = hashlib.sha1(rows.tobytes())
-        if state is not None:
-            digest.update(state[1].tobytes())
-            digest.update(repr(state[2:]).encode())
+        if est.shuffle:
+            state_digest = (models[drawn][4] if shared and rs_state is not None
+                            and not early else _state_digest(rs.get_state()))
+        else:
+            state_digest = ""
+        rows_key = ("rows", id(train))
+        if early or rows_key not in cache:
+            digest = hashlib.sha1(rows.tobytes()).hexdigest()
+            if early:
+                rows_digest = digest
+            else:
+                cache[rows_key] = (train, digest)      # train kept alive: its id stays unique
+        rows_digest = digest if early else cache[rows_key][1]
+        # Last: what the rows and the shuffles depend on.
         fit.key = (tuple(sizes), Xc.dtype.str, loss, tuple(model.batch_norm), batch,
-                   bool(est.shuffle), digest.hexdigest())
+                   bool(est.shuffle), fit.lean, (rows_digest, state_digest))
         return fit
+
+    def random_state(self):
+        """The estimator's random state where its shuffles begin."""
+        if self.rs is None:
+            self.rs = np.random.RandomState()
+            self.rs.set_state(self.rs_state)
+        return self.rs
 
     def epochs_before_a_stop(self, most):
         return 1 if self.per_epoch else self.est._epochs_before_a_stop(
@@ -221,6 +280,61 @@ class _Fit:
             model.params[:], model.bn_state[:] = est._best_state
             del est._best_state
         est._bind_params()
+
+    def outputs(self, X):
+        """A lean fit's network outputs on X (dense, C-contiguous, of the network's dtype),
+        as ``est.predict`` computes them: the same kernel on the same rows."""
+        model = self.template
+        rows = model._predict_rows(X.shape[0])
+        net = model._network(rows)
+        workspace = np.empty(net.workspace_size, dtype=model.dtype)
+        out = np.empty((X.shape[0], model.sizes[-1]), dtype=model.dtype)
+        work = model._blas_work(rows)
+        if work < _threads.OPENBLAS_THREADING_MIN:
+            _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        else:
+            with _threads.blas_threads(work):
+                _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        return out
+
+    def materialize(self):
+        """Give a lean fit's estimator its own network (``est.model_``), holding the trained
+        state, as the estimator's own fit would have left it."""
+        est = self.est
+        if self.template is None or "model_" in est.__dict__:
+            return
+        model = copy.deepcopy(self.template)
+        model.params[:] = self.params
+        model.bn_state[:] = self.bn_state
+        model._opt_state[:] = self.opt_state[:model._opt_state.size]
+        model._step[:] = self.step
+        model.l2 = self.l2
+        if self.last_rate is not None:
+            model.lr = model._lr_set = self.last_rate
+        if any(r > 0 for r in model.dropout):
+            model._rng.integers(2**63)             # the dropout seed the fit drew
+        est.model_ = model
+        est._bind_params()
+
+
+class _LeanStack:
+    """The buffers of a stack of lean fits (``_Fit.start(..., lean=True)``), one row per fit,
+    filled from the fits' shared template networks: what ``StackRunner`` reads of a stack,
+    without an ``MLP`` object per fit."""
+
+    def __init__(self, fits):
+        templates = [f.template for f in fits]
+        first = templates[0]
+        self._models = templates
+        self._nets = [f.net for f in fits]
+        self.params = np.stack([m.params for m in templates])
+        self.bn_state = np.stack([m.bn_state for m in templates])
+        self.opt_state = np.zeros((len(fits), max(m._opt_state.size for m in templates)),
+                                  dtype=first.dtype)
+        for k, m in enumerate(templates):
+            self.opt_state[k, :m._opt_state.size] = m._opt_state
+        self.steps = np.concatenate([m._step for m in templates])
+        self.diverged_ = {}
 
 
 class _Bookkeeping:
@@ -254,9 +368,8 @@ class _Bookkeeping:
             est.best_loss_ = float(best[j])
             est._no_improvement_count = int(count[j])
             rate = est._rate
-            for _ in range(n_epochs):          # the schedule's epoch counter
-                est.t_ += n_train
-                rate.epoch += 1
+            est.t_ += n_train * n_epochs
+            rate.epoch += n_epochs             # the schedule's epoch counter
             if rate.kind == "invscaling":
                 rate.rate = rate.lr_init / (est.t_ + 1) ** rate.power_t
             est.n_iter_ += n_epochs
@@ -271,17 +384,25 @@ class _Bookkeeping:
 def _train_group(fits, n_jobs):
     """Train the fits of one group (same rows, same shuffles: those of ``fits[0]``) as one
     stack, each to its own stop. Returns, per fit, None or the exception that ended it
-    (divergence)."""
+    (divergence).
+
+    Lean fits (all of the group's or none) end with their trained state in ``fit.params``,
+    ``fit.bn_state``, ``fit.opt_state``, ``fit.step`` (rows of the stack's buffers); the others
+    with their estimator's own network."""
     K = len(fits)
     first = fits[0]
+    lean = first.lean
     if first.val[0] is not None:
         rows, y_all, _ = first.val
         val = (first.X[rows], y_all[rows], None)
         for f in fits:
             f.val = val
-    stack = MLPStack([f.est.model_ for f in fits], _copy=False)
-    for f in fits:
-        f.est._bind_params()                       # views of the stack's rows
+    if lean:
+        stack = _LeanStack(fits)
+    else:
+        stack = MLPStack([f.est.model_ for f in fits], _copy=False)
+        for f in fits:
+            f.est._bind_params()                   # views of the stack's rows
     n_train = first.rows.shape[0]
     scale, weighted, weights = np.ones(K), np.zeros(K, dtype=np.uint8), None
     if any(f.weights is not None for f in fits):
@@ -291,14 +412,15 @@ def _train_group(fits, n_jobs):
             if f.weights is not None:
                 weights[k], scale[k], weighted[k] = f.weights[0], f.weights[1], 1
     seeds = np.array([f.seed for f in fits], dtype=np.uint64)
-    simple = [k for k, f in enumerate(fits) if f.simple]
+    simple = {k for k, f in enumerate(fits) if f.simple}
     books = _Bookkeeping(fits)
     errors = [None] * K
     seen = set()
     sample_idx = np.arange(n_train)
-    rs = first.rs
+    rs = first.random_state()
     runner = StackRunner(stack, first.X, first.Y, weights, scale, weighted, first.batch, seeds,
                          n_jobs)
+    status = runner.status
     with runner:
         most = runner.epochs_per_call(n_train)
         orders = np.empty((most, n_train), dtype=np.intp)
@@ -306,8 +428,8 @@ def _train_group(fits, n_jobs):
             orders[:] = first.rows
         losses = np.empty((most, K))
         rates = np.zeros((most, K))
-        while runner.active() and not runner.interrupted:
-            active = np.flatnonzero(runner.status == _train.Status.OK)
+        active = list(range(K))
+        while active and not runner.interrupted:
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
                 for order in orders[:count]:
@@ -315,14 +437,19 @@ def _train_group(fits, n_jobs):
                     np.take(first.rows, sample_idx, out=order)
             for k in active:
                 rates[:count, k] = fits[k].rates(count)
-            done = runner.run(orders[:count], rates[:count], losses)
+            done = runner.run(orders[:count], rates[:count], losses).tolist()
             for k in active:
                 if done[k]:
-                    model = stack._models[k]
-                    model.lr = model._lr_set = float(rates[done[k] - 1, k])
+                    rate = float(rates[done[k] - 1, k])
+                    if lean:
+                        fits[k].last_rate = rate
+                    else:
+                        model = stack._models[k]
+                        model.lr = model._lr_set = rate
             full = [k for k in active if k in simple and done[k] == count]
             for k in books.block(losses[:count, full], full) if full else ():
                 runner.stop(k)
+            full = set(full)
             for k in active:
                 if k in full:
                     continue
@@ -338,6 +465,7 @@ def _train_group(fits, n_jobs):
                         errors[k] = error
                 elif fits[k].est.n_iter_ >= fits[k].est.max_iter:
                     runner.stop(k)
+            active = [k for k in active if status[k] == _train.Status.OK]
     for k in set(runner.diverged) - seen:
         # Found when the runner closed (the last epoch made the outputs overflow; it is
         # undone): as the estimator, scikit-learn's divergence error without early stopping,
@@ -353,9 +481,27 @@ def _train_group(fits, n_jobs):
         warnings.warn(f"Stochastic Optimizer: Maximum iterations reached and the optimization "
                       f"hasn't converged yet ({books.reached_max} of {K} fits).",
                       ConvergenceWarning)
-    for k, f in enumerate(fits):
-        f.finish(copy.deepcopy(stack._models[k]))
+    if lean:
+        for k, f in enumerate(fits):
+            f.params, f.bn_state = stack.params[k], stack.bn_state[k]
+            f.opt_state, f.step = stack.opt_state[k], stack.steps[k:k + 1]
+    else:
+        for k, f in enumerate(fits):
+            f.finish(copy.deepcopy(stack._models[k]))
     return errors
+
+
+def _immutable(value):
+    """Whether a parameter value is immutable (shared by copies without risk)."""
+    return isinstance(value, (str, numbers.Number, type(None), np.dtype, type)) or (
+        isinstance(value, tuple) and all(map(_immutable, value)))
+
+
+def _copy_estimator(est):
+    """A copy of an unfitted estimator whose parameters are immutable values."""
+    new = object.__new__(type(est))
+    new.__dict__.update(est.__dict__)
+    return new
 
 
 def _pieces(groups, n_jobs):
@@ -505,9 +651,19 @@ class MLPSearchCV(BaseSearchCV):
         # random_state=None: one seed for the whole search, so that the fits share their
         # shuffles and train together (GridSearchCV's fits would each draw their own).
         seed = int(np.random.randint(np.iinfo(np.int32).max))
+        # fastmlp's estimators whose parameters are all immutable values are copied by their
+        # __dict__ (as clone would copy them, without its checks).
+        names = (set(base.get_params(deep=False)) if isinstance(base, _estimators._BaseMLP)
+                 and all(map(_immutable, base.__dict__.values())) else None)
         for c, cand in enumerate(candidates):
             start = time.perf_counter()
-            candidate = clone(base).set_params(**clone(cand, safe=False))
+            if names is not None and set(cand) <= names and all(map(_immutable, cand.values())):
+                candidate = _copy_estimator(base)
+                candidate.__dict__.update(cand)
+                plain = True
+            else:
+                candidate = clone(base).set_params(**clone(cand, safe=False))
+                plain = False
             if isinstance(candidate, _estimators._BaseMLP) and candidate.random_state is None:
                 candidate.random_state = seed
             models = {}
@@ -515,11 +671,13 @@ class MLPSearchCV(BaseSearchCV):
             for s, (train, test) in enumerate(splits):
                 i = c * len(splits) + s
                 start = time.perf_counter() - shared
-                est = copy.deepcopy(candidate)      # as clone (deep copies of the parameters)
+                # As clone (deep copies of the parameters; their values are immutable when
+                # plain).
+                est = _copy_estimator(candidate) if plain else copy.deepcopy(candidate)
                 estimators[i] = est
                 try:
                     fit = None if params else _Fit.start(est, X, y, train, converted,
-                                                         models=models)
+                                                         models=models, lean=True)
                 except Exception as error:          # as GridSearchCV: a failed fit scores
                     if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
                                                               False):
@@ -569,7 +727,7 @@ class MLPSearchCV(BaseSearchCV):
                     raise
                 errors[i] = error
             fit_time[i] = setup_time[i] + time.perf_counter() - start
-        out = self._score_all(estimators, errors, fit_time, splits, X, y, scorers)
+        out = self._score_all(estimators, fits, errors, fit_time, splits, X, y, scorers)
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
@@ -600,12 +758,21 @@ class MLPSearchCV(BaseSearchCV):
                        if hasattr(value, "__len__") and not isinstance(value, (str, dict))
                        else value) for name, value in params.items()}
 
-    def _score_all(self, estimators, errors, fit_time, splits, X, y, scorers):
+    def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers):
         """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
         out = []
         n_splits = len(splits)
+        parts = {}                                 # each split's rows of X and y, taken once
+
+        def part(s, which):
+            if (s, which) not in parts:
+                rows = splits[s][which]
+                parts[s, which] = (_safe_indexing(X, rows), _safe_indexing(y, rows))
+            return parts[s, which]
+
         for i, est in enumerate(estimators):
-            train, test = splits[i % n_splits]
+            s = i % n_splits
+            train, test = splits[s]
             result = {"fit_time": fit_time[i], "n_test_samples": len(test),
                       "fit_error": None}
             start = time.perf_counter()
@@ -619,22 +786,33 @@ class MLPSearchCV(BaseSearchCV):
                 if self.return_train_score:
                     result["train_scores"] = score
             else:
-                result["test_scores"] = self._score(scorers, est, X, y, test)
+                result["test_scores"] = self._score(scorers, est, fits[i], *part(s, 1))
                 if self.return_train_score:
-                    result["train_scores"] = self._score(scorers, est, X, y, train)
+                    result["train_scores"] = self._score(scorers, est, fits[i], *part(s, 0))
             result["score_time"] = time.perf_counter() - start
             out.append(result)
         return out
 
-    def _score(self, scorers, est, X, y, rows):
-        X_part, y_part = _safe_indexing(X, rows), _safe_indexing(y, rows)
+    def _score(self, scorers, est, fit, X_part, y_part):
         try:
             if self.scoring is None and type(est) is _estimators.MLPClassifier \
                     and np.ndim(y_part) == 1:
                 # The default scorer, est.score: accuracy_score's value (the mean of the
                 # matches) without its checks of the labels, which cost more than the
                 # prediction here.
-                return float(np.average(est.predict(X_part) == np.asarray(y_part)))
+                if fit is not None and fit.lean and type(X_part) is np.ndarray \
+                        and X_part.ndim == 2 and X_part.dtype == fit.template.dtype \
+                        and X_part.flags.c_contiguous and X_part.shape[0] \
+                        and "feature_names_in_" not in est.__dict__:
+                    # est.predict's own computation, from the fit's row of its stack.
+                    predicted = est._decode(fit.outputs(X_part))
+                else:
+                    if fit is not None:
+                        fit.materialize()
+                    predicted = est.predict(X_part)
+                return float(np.average(predicted == np.asarray(y_part)))
+            if fit is not None:
+                fit.materialize()
             scores = scorers(est, X_part, y_part)
         except Exception:
             if self.error_score == "raise":
