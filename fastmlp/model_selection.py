@@ -122,23 +122,26 @@ class _Fit:
                      "best_validation_score_"):
             est.__dict__.pop(name, None)
         drawn = (tuple(sizes), loss, Xc.dtype.str)
+        # The initial networks, per candidate or shared by candidates that draw the same ones.
+        draws = None if models is None else models.get("draws", models)
         early = est.early_stopping
         rs = rs_state = None
         seed = None
-        if models is None or not isinstance(est.random_state, numbers.Integral):
+        if draws is None or not isinstance(est.random_state, numbers.Integral):
             rs = check_random_state(est.random_state)
             model, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
             shared = False
         else:
-            if drawn not in models:
+            if drawn not in draws:
                 rs = check_random_state(est.random_state)
                 model, kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
                 state = rs.get_state()
                 # The dropout seed each fold's own copy of the network would draw first.
                 first_seed = (int(copy.deepcopy(model._rng).integers(2**63))
                               if any(r > 0 for r in model.dropout) else 0)
-                models[drawn] = (model, kwargs, state, first_seed, _state_digest(state))
-            model, est._mlp_init_kwargs, rs_state, seed, _ = models[drawn]
+                draws[drawn] = (model, kwargs, state, first_seed, _state_digest(state))
+            model, kwargs, rs_state, seed, _ = draws[drawn]
+            est._mlp_init_kwargs = {**kwargs, "lr": est.learning_rate_init}
             shared = True
         est.n_iter_ = 0
         est.t_ = 0
@@ -169,6 +172,7 @@ class _Fit:
             fit.template = None
             if shared:
                 model = copy.deepcopy(model)
+                model.lr = model.base_lr = model._lr_set = float(est.learning_rate_init)
                 if rs is None:
                     rs = np.random.RandomState()
                     rs.set_state(rs_state)
@@ -229,7 +233,7 @@ class _Fit:
         if early:
             est._best_state = (model.params.copy(), model.bn_state.copy())
         if est.shuffle:
-            state_digest = (models[drawn][4] if shared and rs_state is not None
+            state_digest = (draws[drawn][4] if shared and rs_state is not None
                             and not early else _state_digest(rs.get_state()))
         else:
             state_digest = ""
@@ -309,8 +313,9 @@ class _Fit:
         model._opt_state[:] = self.opt_state[:model._opt_state.size]
         model._step[:] = self.step
         model.l2 = self.l2
-        if self.last_rate is not None:
-            model.lr = model._lr_set = self.last_rate
+        model.base_lr = float(self.est.learning_rate_init)
+        model.lr = model._lr_set = (model.base_lr if self.last_rate is None
+                                    else self.last_rate)
         if any(r > 0 for r in model.dropout):
             model._rng.integers(2**63)             # the dropout seed the fit drew
         est.model_ = model
@@ -491,6 +496,11 @@ def _train_group(fits, n_jobs):
     return errors
 
 
+# Estimator parameters that the initial network (MLP) does not depend on: the engine is given
+# the rate and the L2 coefficient per fit.
+_RATE_ONLY = frozenset({"learning_rate_init", "alpha", "tol", "n_iter_no_change", "max_iter"})
+
+
 def _immutable(value):
     """Whether a parameter value is immutable (shared by copies without risk)."""
     return isinstance(value, (str, numbers.Number, type(None), np.dtype, type)) or (
@@ -655,6 +665,7 @@ class MLPSearchCV(BaseSearchCV):
         # __dict__ (as clone would copy them, without its checks).
         names = (set(base.get_params(deep=False)) if isinstance(base, _estimators._BaseMLP)
                  and all(map(_immutable, base.__dict__.values())) else None)
+        shared_draws = {}
         for c, cand in enumerate(candidates):
             start = time.perf_counter()
             if names is not None and set(cand) <= names and all(map(_immutable, cand.values())):
@@ -667,6 +678,15 @@ class MLPSearchCV(BaseSearchCV):
             if isinstance(candidate, _estimators._BaseMLP) and candidate.random_state is None:
                 candidate.random_state = seed
             models = {}
+            if plain:
+                # Candidates that differ only in settings the initial network does not hold
+                # (the rate, the penalty, the stopping rule) share its draw.
+                same = tuple((name, candidate.__dict__[name]) for name in sorted(names)
+                             if name not in _RATE_ONLY)
+                try:
+                    models["draws"] = shared_draws.setdefault(same, {})
+                except TypeError:                   # an unhashable value
+                    pass
             shared = (time.perf_counter() - start) / len(splits)
             for s, (train, test) in enumerate(splits):
                 i = c * len(splits) + s
