@@ -220,6 +220,8 @@ class StackRunner(EpochRunner):
     leaves it alone (the kernel trains only models whose status is OK).
     """
 
+    # Rows x parameters up to which the outputs are checked by a pass over the rows only.
+    DIRECT_CHECK_WORK = 1 << 16
     # Status of a model that the caller stopped (not one of the kernel's statuses).
     STOPPED = 16
     # The kernel's statuses of a model that diverged: every one but OK and INTERRUPTED.
@@ -246,6 +248,8 @@ class StackRunner(EpochRunner):
         width = max(net.workspace_size for net in self.nets)
         self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
         self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)
+        K = len(models)
+        self._bounds = np.linspace(0, K, min(n_threads, K) + 1).astype(int).tolist()
         self.epochs_done = np.zeros(len(models), dtype=np.intp)
         self.diverged = {}
         self.interrupted = False
@@ -298,12 +302,19 @@ class StackRunner(EpochRunner):
         not all finite goes back to the start of its last epoch and joins ``diverged`` (and
         the stack's ``diverged_``); the others are left alone."""
         s = self.stack
-        x_bound = _max_abs(self.X)
+        x_bound = None
+        # A pass over the rows costs less than the bound's NumPy calls for small data.
+        direct = self.X.shape[0] * s.params.shape[1] <= self.DIRECT_CHECK_WORK
         for k, net in enumerate(self.nets):
             if k in self.diverged or not self.epochs_done[k]:
                 continue
-            if outputs_provably_finite(self._row_model(k), x_bound) or _train.outputs_finite(
-                    net, s.params[k], s.bn_state[k], self.X, self.workspaces[k]):
+            if not direct:
+                if x_bound is None:
+                    x_bound = _max_abs(self.X)
+                if outputs_provably_finite(self._row_model(k), x_bound):
+                    continue
+            if _train.outputs_finite(net, s.params[k], s.bn_state[k], self.X,
+                                     self.workspaces[k]):
                 continue
             _train.restore_epoch_start(net, s.params[k], s.opt_state[k, :net.n_state],
                                        s.bn_state[k], self.workspaces[k])
@@ -335,9 +346,22 @@ class StackRunner(EpochRunner):
         if _train.interrupt_count() != self.interrupt_mark:   # pressed between two calls
             self.interrupted = True
             return done
-        bounds = np.linspace(0, K, min(self.n_threads, K) + 1).astype(int)
+        bounds = self._bounds
         results = [None] * (len(bounds) - 1)
         errors = []
+        if len(results) == 1:
+            # One kernel call on the caller's buffers (C-contiguous rows of epochs).
+            if not rates.flags.c_contiguous:
+                rates = np.ascontiguousarray(rates)
+            out = (losses_out if losses_out.flags.c_contiguous and losses_out.shape[1] == K
+                   else np.empty((len(orders), K)))
+            results[0] = _train.train_stack_epochs(
+                self.nets, s.params, s.opt_state, s.bn_state, s.steps, self.X, self.Y, self.w,
+                self.weight_scale, self.weighted, orders, rates, self.batch_size, self.seeds,
+                self.workspaces, out, self.status, done, self.interrupt_mark)
+            if out is not losses_out:
+                losses_out[:len(orders)] = out
+            return self._after_run(done, orders, results)
 
         def train_group(g):
             try:
@@ -357,23 +381,25 @@ class StackRunner(EpochRunner):
 
         losses_view = [np.empty((len(orders), bounds[g + 1] - bounds[g]))
                        for g in range(len(bounds) - 1)]
-        if len(results) == 1:
-            _train_group(0)
-        else:
-            workers = [threading.Thread(target=train_group, args=(g,))
-                       for g in range(1, len(results))]
+        workers = [threading.Thread(target=train_group, args=(g,))
+                   for g in range(1, len(results))]
+        for worker in workers:
+            worker.start()
+        try:
+            train_group(0)
+        finally:
             for worker in workers:
-                worker.start()
-            try:
-                train_group(0)
-            finally:
-                for worker in workers:
-                    worker.join()
-            if errors:
-                raise errors[0]
+                worker.join()
+        if errors:
+            raise errors[0]
         for g in range(len(results)):
             losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
-        for k in np.flatnonzero(np.isin(self.status, self.NONFINITE)):
+        return self._after_run(done, orders, results)
+
+    def _after_run(self, done, orders, results):
+        status = self.status
+        for k in np.flatnonzero((status != _train.Status.OK) & (status != self.STOPPED)
+                                & (status != _train.Status.INTERRUPTED)):
             if k not in self.diverged:
                 what = _DIVERGED[int(self.status[k])]
                 epoch = int(self.epochs_done[k] + done[k] + 1)

@@ -353,6 +353,26 @@ class _Bookkeeping:
         self.best = np.full(len(fits), np.inf)
         self.count = np.zeros(len(fits))
         self.reached_max = 0
+        self.n_iter = np.zeros(len(fits), dtype=np.intp)     # for flush
+        self.flushed = np.zeros(len(fits), dtype=bool)
+
+    def flush(self, k, curves):
+        """Write fit k's state (its ``n_iter`` epochs of ``curves[:, k]``) into its estimator,
+        as ``block`` would have written it block by block."""
+        if self.flushed[k]:
+            return
+        self.flushed[k] = True
+        est = self.fits[k].est
+        n = int(self.n_iter[k])
+        curve = curves[:n, k].tolist()
+        est.loss_curve_ += curve
+        if curve:
+            est.loss_ = curve[-1]
+        est.best_loss_ = float(self.best[k])
+        est._no_improvement_count = int(self.count[k])
+        est.t_ += self.fits[k].rows.shape[0] * n
+        est._rate.epoch += n
+        est.n_iter_ += n
 
     def block(self, losses, idx):
         """Take the losses (epochs x models) of the models ``idx`` (positions in ``fits``);
@@ -434,6 +454,15 @@ def _train_group(fits, n_jobs):
         losses = np.empty((most, K))
         rates = np.zeros((most, K))
         active = list(range(K))
+        if lean and all(f.est._rate.kind == "constant" for f in fits):
+            sample_idx = _train_constant(fits, runner, books, orders, losses, rates, rs)
+            active = [k for k in range(K) if runner.status[k] == _train.Status.OK]
+            for k in runner.diverged:
+                seen.add(k)
+                try:
+                    fits[k].diverged(runner, k)
+                except ValueError as error:
+                    errors[k] = error
         while active and not runner.interrupted:
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
@@ -499,6 +528,63 @@ def _train_group(fits, n_jobs):
 # Estimator parameters that the initial network (MLP) does not depend on: the engine is given
 # the rate and the L2 coefficient per fit.
 _RATE_ONLY = frozenset({"learning_rate_init", "alpha", "tol", "n_iter_no_change", "max_iter"})
+
+
+def _train_constant(fits, runner, books, orders, losses, rates, rs):
+    """The loop of ``_train_group`` for lean fits at constant rates, with scikit-learn's
+    stopping rule on the training loss vectorized over the models: every model still training
+    has trained the same epochs, so one block of epochs is as long as the first stop allows;
+    the estimators' attributes are written once, at the end (``_Bookkeeping.flush``).
+    Returns the shuffled positions where a later block would continue. A model that diverges
+    leaves with its estimator brought up to date (the caller handles its error)."""
+    first = fits[0]
+    n_train = first.rows.shape[0]
+    K = len(fits)
+    shuffle = first.est.shuffle
+    sample_idx = np.arange(n_train)
+    rates[:] = [f.est._rate.rate for f in fits]
+    max_iter = np.array([f.est.max_iter for f in fits])
+    most = orders.shape[0]
+    status = runner.status
+    active = np.arange(K)
+    epoch = 0
+    curves = np.empty((int(max_iter.max()), K))
+    while active.size and not runner.interrupted:
+        count = int(min(most, (max_iter[active] - epoch).min(),
+                        (books.patience[active] + 1 - books.count[active]).min()))
+        count = max(1, count)
+        if shuffle:
+            for order in orders[:count]:
+                sample_idx = sample_idx[rs.permutation(n_train)]
+                np.take(first.rows, sample_idx, out=order)
+        done = runner.run(orders[:count], rates[:count], losses)
+        full = active[done[active] == count]
+        curves[epoch:epoch + count, full] = losses[:count, full]
+        for k in active[done[active] != count]:
+            # Diverged (its status says so) or interrupted: the estimator is brought up to
+            # the start of this block, then does its own bookkeeping of the epochs done.
+            books.flush(k, curves)
+            for loss in losses[:done[k], k]:
+                if fits[k].epoch_ends(loss):
+                    runner.stop(k)
+                    break
+        epoch += count
+        books.n_iter[full] = epoch
+        if full.size:
+            best, cnt, tol = books.best[full], books.count[full], books.tol[full]
+            for row in losses[:count, full]:
+                cnt = np.where(row > best - tol, cnt + 1, 0)
+                best = np.minimum(best, row)
+            books.best[full], books.count[full] = best, cnt
+            patience_out = cnt > books.patience[full]
+            at_max = ~patience_out & (epoch >= max_iter[full])
+            books.reached_max += int(at_max.sum())
+            for k in full[patience_out | at_max]:
+                runner.stop(k)
+        active = active[status[active] == _train.Status.OK]
+    for k in range(K):
+        books.flush(k, curves)                     # (each fit once)
+    return sample_idx
 
 
 def _immutable(value):
