@@ -333,13 +333,19 @@ class StackRunner(EpochRunner):
         if self.status[k] == _train.Status.OK:
             self.status[k] = self.STOPPED
 
-    def run(self, orders, rates, losses_out):
+    def run(self, orders, rates, losses_out, rule=None):
         """Train ``len(orders)`` epochs at ``rates[e, k]`` for model k; return each model's
         number of epochs done in this call (shape (K,)).
 
         The models are split into ``self.n_threads`` contiguous groups, each trained by its own
         kernel call in its own thread (the kernel releases the GIL); a model's arithmetic does
-        not depend on its group, so the results do not depend on the thread count."""
+        not depend on its group, so the results do not depend on the thread count.
+
+        ``rule``: None, or the five (K,) arrays ``(tol, patience, best, count, left)`` of
+        scikit-learn's stopping rule on the training loss, run by the kernel after every epoch
+        (see ``_train.train_stack_epochs``; ``best``, ``count`` and ``left`` are updated): a
+        model it stops gets the status ``STOPPED`` within the call."""
+        rule = () if rule is None else tuple(rule)
         s = self.stack
         K = len(self.nets)
         done = np.zeros(K, dtype=np.intp)
@@ -358,7 +364,7 @@ class StackRunner(EpochRunner):
             results[0] = _train.train_stack_epochs(
                 self.nets, s.params, s.opt_state, s.bn_state, s.steps, self.X, self.Y, self.w,
                 self.weight_scale, self.weighted, orders, rates, self.batch_size, self.seeds,
-                self.workspaces, out, self.status, done, self.interrupt_mark)
+                self.workspaces, out, self.status, done, self.interrupt_mark, *rule)
             if out is not losses_out:
                 losses_out[:len(orders)] = out
             return self._after_run(done, orders, results)
@@ -377,7 +383,7 @@ class StackRunner(EpochRunner):
                 s.steps[a:b], self.X, self.Y, w, self.weight_scale[a:b], self.weighted[a:b],
                 orders, rates[:, a:b].copy(), self.batch_size, self.seeds[a:b],
                 self.workspaces[a:b], losses_view[g], self.status[a:b], done[a:b],
-                self.interrupt_mark)
+                self.interrupt_mark, *(r[a:b] for r in rule))
 
         losses_view = [np.empty((len(orders), bounds[g + 1] - bounds[g]))
                        for g in range(len(bounds) - 1)]

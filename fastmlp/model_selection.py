@@ -531,56 +531,51 @@ _RATE_ONLY = frozenset({"learning_rate_init", "alpha", "tol", "n_iter_no_change"
 
 
 def _train_constant(fits, runner, books, orders, losses, rates, rs):
-    """The loop of ``_train_group`` for lean fits at constant rates, with scikit-learn's
-    stopping rule on the training loss vectorized over the models: every model still training
-    has trained the same epochs, so one block of epochs is as long as the first stop allows;
+    """The loop of ``_train_group`` for lean fits at constant rates: scikit-learn's stopping
+    rule on the training loss runs inside the kernel (``StackRunner.run``'s ``rule``), so one
+    kernel call trains every model as far as the order buffer reaches, each to its own stop;
     the estimators' attributes are written once, at the end (``_Bookkeeping.flush``).
     Returns the shuffled positions where a later block would continue. A model that diverges
-    leaves with its estimator brought up to date (the caller handles its error)."""
+    or is interrupted leaves with its estimator brought up to date by its own bookkeeping
+    (the caller handles a divergence's error)."""
     first = fits[0]
     n_train = first.rows.shape[0]
     K = len(fits)
     shuffle = first.est.shuffle
     sample_idx = np.arange(n_train)
     rates[:] = [f.est._rate.rate for f in fits]
-    max_iter = np.array([f.est.max_iter for f in fits])
+    max_iter = np.array([f.est.max_iter for f in fits], dtype=np.intp)
+    left = max_iter.copy()
     most = orders.shape[0]
     status = runner.status
     active = np.arange(K)
-    epoch = 0
+    epoch = 0                                      # epochs every active model has trained
     curves = np.empty((int(max_iter.max()), K))
+    rule = (books.tol, books.patience, books.best, books.count, left)
     while active.size and not runner.interrupted:
-        count = int(min(most, (max_iter[active] - epoch).min(),
-                        (books.patience[active] + 1 - books.count[active]).min()))
-        count = max(1, count)
+        count = int(min(most, left[active].max()))
         if shuffle:
             for order in orders[:count]:
                 sample_idx = sample_idx[rs.permutation(n_train)]
                 np.take(first.rows, sample_idx, out=order)
-        done = runner.run(orders[:count], rates[:count], losses)
-        full = active[done[active] == count]
-        curves[epoch:epoch + count, full] = losses[:count, full]
-        for k in active[done[active] != count]:
+        best, no_improvement = books.best.copy(), books.count.copy()
+        done = runner.run(orders[:count], rates[:count], losses, rule)
+        curves[epoch:epoch + count, active] = losses[:count, active]
+        books.n_iter[active] += done[active]
+        for k in active[(status[active] != runner.STOPPED) & (done[active] < count)]:
             # Diverged (its status says so) or interrupted: the estimator is brought up to
-            # the start of this block, then does its own bookkeeping of the epochs done.
+            # the start of this call, then does its own bookkeeping of the epochs done.
+            books.best[k], books.count[k] = best[k], no_improvement[k]
+            books.n_iter[k] = epoch
             books.flush(k, curves)
             for loss in losses[:done[k], k]:
                 if fits[k].epoch_ends(loss):
                     runner.stop(k)
                     break
+        stopped = active[status[active] == runner.STOPPED]
+        books.reached_max += int(np.count_nonzero(
+            books.count[stopped] <= books.patience[stopped]))
         epoch += count
-        books.n_iter[full] = epoch
-        if full.size:
-            best, cnt, tol = books.best[full], books.count[full], books.tol[full]
-            for row in losses[:count, full]:
-                cnt = np.where(row > best - tol, cnt + 1, 0)
-                best = np.minimum(best, row)
-            books.best[full], books.count[full] = best, cnt
-            patience_out = cnt > books.patience[full]
-            at_max = ~patience_out & (epoch >= max_iter[full])
-            books.reached_max += int(at_max.sum())
-            for k in full[patience_out | at_max]:
-                runner.stop(k)
         active = active[status[active] == _train.Status.OK]
     for k in range(K):
         books.flush(k, curves)                     # (each fit once)
