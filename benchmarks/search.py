@@ -81,9 +81,9 @@ class StackMeter:
         self.flops = 0.0
 
     def __enter__(self):
-        def metered(fits, n_jobs):
+        def metered(fits, *args):
             start = time.perf_counter()
-            errors = self.original(fits, n_jobs)
+            errors = self.original(fits, *args)
             end = time.perf_counter()
             # The stacks may train in several threads: the wall time they span.
             self.first = min(self.first, start)

@@ -21,6 +21,7 @@ other than fastmlp's (a ``Pipeline``, for example).
 import copy
 import hashlib
 import numbers
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -406,7 +407,37 @@ class _Bookkeeping:
         return stop
 
 
-def _train_group(fits, n_jobs):
+class _Shuffles:
+    """The shuffled positions of a search's lean stacks, drawn once per starting random state
+    and number of training rows and shared by the stacks that begin there (the folds of
+    equal size and the pieces of a group): scikit-learn's ``sample_idx`` after each epoch's
+    ``rs.permutation``. Kept only while the draws stay below ``MAX_ENTRIES`` positions."""
+
+    MAX_ENTRIES = 1 << 20
+
+    def __init__(self):
+        self._draws = {}
+        self._lock = threading.Lock()
+
+    def positions(self, fit, first, count):
+        """Positions (count, n_train) of epochs ``first`` to ``first + count - 1`` of the
+        shuffles that begin at ``fit``'s random state, or None (not kept: too many)."""
+        n_train = fit.rows.shape[0]
+        if fit.rs_state is None or fit.est.max_iter * n_train > self.MAX_ENTRIES:
+            return None
+        key = (fit.key[-1][1], n_train)
+        with self._lock:
+            if key not in self._draws:
+                rs = np.random.RandomState()
+                rs.set_state(fit.rs_state)
+                self._draws[key] = (rs, [np.arange(n_train)])
+            rs, drawn = self._draws[key]
+            while len(drawn) <= first + count:
+                drawn.append(drawn[-1][rs.permutation(n_train)])
+            return drawn[first + 1:first + count + 1]
+
+
+def _train_group(fits, n_jobs, shuffles=None):
     """Train the fits of one group (same rows, same shuffles: those of ``fits[0]``) as one
     stack, each to its own stop. Returns, per fit, None or the exception that ended it
     (divergence).
@@ -442,7 +473,8 @@ def _train_group(fits, n_jobs):
     errors = [None] * K
     seen = set()
     sample_idx = np.arange(n_train)
-    rs = first.random_state()
+    constant = lean and all(f.est._rate.kind == "constant" for f in fits)
+    rs = None if constant else first.random_state()
     runner = StackRunner(stack, first.X, first.Y, weights, scale, weighted, first.batch, seeds,
                          n_jobs)
     status = runner.status
@@ -454,8 +486,9 @@ def _train_group(fits, n_jobs):
         losses = np.empty((most, K))
         rates = np.zeros((most, K))
         active = list(range(K))
-        if lean and all(f.est._rate.kind == "constant" for f in fits):
-            sample_idx = _train_constant(fits, runner, books, orders, losses, rates, rs)
+        if constant:
+            sample_idx = _train_constant(fits, runner, books, orders, losses, rates, rs,
+                                         shuffles)
             active = [k for k in range(K) if runner.status[k] == _train.Status.OK]
             for k in runner.diverged:
                 seen.add(k)
@@ -463,6 +496,7 @@ def _train_group(fits, n_jobs):
                     fits[k].diverged(runner, k)
                 except ValueError as error:
                     errors[k] = error
+        rs = first.random_state() if rs is None else rs
         while active and not runner.interrupted:
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
@@ -530,7 +564,7 @@ def _train_group(fits, n_jobs):
 _RATE_ONLY = frozenset({"learning_rate_init", "alpha", "tol", "n_iter_no_change", "max_iter"})
 
 
-def _train_constant(fits, runner, books, orders, losses, rates, rs):
+def _train_constant(fits, runner, books, orders, losses, rates, rs, shuffles=None):
     """The loop of ``_train_group`` for lean fits at constant rates: scikit-learn's stopping
     rule on the training loss runs inside the kernel (``StackRunner.run``'s ``rule``), so one
     kernel call trains every model as far as the order buffer reaches, each to its own stop;
@@ -554,7 +588,13 @@ def _train_constant(fits, runner, books, orders, losses, rates, rs):
     rule = (books.tol, books.patience, books.best, books.count, left)
     while active.size and not runner.interrupted:
         count = int(min(most, left[active].max()))
-        if shuffle:
+        positions = None if shuffles is None or not shuffle else \
+            shuffles.positions(first, epoch, count)
+        if positions is not None:
+            for order, where in zip(orders[:count], positions):
+                np.take(first.rows, where, out=order)
+        elif shuffle:
+            rs = first.random_state() if rs is None else rs
             for order in orders[:count]:
                 sample_idx = sample_idx[rs.permutation(n_train)]
                 np.take(first.rows, sample_idx, out=order)
@@ -798,11 +838,13 @@ class MLPSearchCV(BaseSearchCV):
                   f"totalling {n_fits} fits: {n_fits - len(alone)} in {self.n_stacks_} stacks, "
                   f"{len(alone)} one by one")
         pieces = _pieces(list(groups_by_key.values()), n_jobs)
+        shuffles = _Shuffles()
         threads = min(n_jobs, len(pieces))
 
         def train(members):
             start = time.perf_counter()
-            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs)
+            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs,
+                                        shuffles)
             return members, group_errors, time.perf_counter() - start
 
         if threads > 1:
