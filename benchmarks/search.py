@@ -90,7 +90,8 @@ class StackMeter:
             self.seconds = end - self.first if self.seconds is None else \
                 max(self.seconds, end - self.first)
             for f in fits:
-                self.flops += 6.0 * f.est.model_.params.size * f.rows.shape[0] * f.est.n_iter_
+                size = (f.template if f.lean else f.est.model_).params.size
+                self.flops += 6.0 * size * f.rows.shape[0] * f.est.n_iter_
             return errors
         model_selection._train_group = metered
         return self

@@ -496,8 +496,8 @@ def _train_group(fits, n_jobs, shuffles=None):
                     fits[k].diverged(runner, k)
                 except ValueError as error:
                     errors[k] = error
-        rs = first.random_state() if rs is None else rs
         while active and not runner.interrupted:
+            rs = first.random_state() if rs is None else rs
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
                 for order in orders[:count]:
