@@ -39,7 +39,7 @@ try:
     from sklearn.model_selection._validation import (_insert_error_scores,
                                                       _warn_or_raise_about_fit_failures)
     from sklearn.utils import _safe_indexing, check_random_state, indexable
-    from sklearn.utils.multiclass import unique_labels
+    from sklearn.utils.validation import _num_samples
 except ImportError as error:                       # pragma: no cover - depends on the install
     raise ImportError("fastmlp.model_selection needs scikit-learn >= 1.3: "
                       "pip install 'fastmlp[sklearn]'") from error
@@ -114,7 +114,8 @@ class _Fit:
         if est._task == "classification" and yc.ndim == 1:
             fold = (key, "classes", id(train))
             if fold not in cache:
-                cache[fold] = len(unique_labels(yc[train])) == len(est.classes_)
+                # (y was checked: its labels are of one kind, which np.unique sorts.)
+                cache[fold] = len(np.unique(yc[train])) == len(est.classes_)
             if not cache[fold]:
                 return None                        # the fold's fit would see fewer classes
         sizes = [Xc.shape[1], *hidden, Y.shape[1]]
@@ -545,7 +546,10 @@ def _train_group(fits, n_jobs, shuffles=None):
                 errors[k] = error
     if runner.interrupted:
         warnings.warn("Training interrupted by user.")
-    if books.reached_max:
+    if books.reached_max and K == 1:
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({first.est.max_iter}) "
+                      f"reached and the optimization hasn't converged yet.", ConvergenceWarning)
+    elif books.reached_max:
         warnings.warn(f"Stochastic Optimizer: Maximum iterations reached and the optimization "
                       f"hasn't converged yet ({books.reached_max} of {K} fits).",
                       ConvergenceWarning)
@@ -620,6 +624,17 @@ def _train_constant(fits, runner, books, orders, losses, rates, rs, shuffles=Non
     for k in range(K):
         books.flush(k, curves)                     # (each fit once)
     return sample_idx
+
+
+def _draw_key(est, names):
+    """What an estimator's initial network depends on: its parameters but ``_RATE_ONLY``
+    (None when one of them cannot be a key)."""
+    key = tuple((name, est.__dict__[name]) for name in sorted(names) if name not in _RATE_ONLY)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _immutable(value):
@@ -802,12 +817,9 @@ class MLPSearchCV(BaseSearchCV):
             if plain:
                 # Candidates that differ only in settings the initial network does not hold
                 # (the rate, the penalty, the stopping rule) share its draw.
-                same = tuple((name, candidate.__dict__[name]) for name in sorted(names)
-                             if name not in _RATE_ONLY)
-                try:
+                same = _draw_key(candidate, names)
+                if same is not None:
                     models["draws"] = shared_draws.setdefault(same, {})
-                except TypeError:                   # an unhashable value
-                    pass
             shared = (time.perf_counter() - start) / len(splits)
             for s, (train, test) in enumerate(splits):
                 i = c * len(splits) + s
@@ -885,15 +897,43 @@ class MLPSearchCV(BaseSearchCV):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
         if self.refit:
-            self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
+            best = self.best_params_
+            if names is not None and set(best) <= names and all(map(_immutable, best.values())):
+                self.best_estimator_ = _copy_estimator(base)
+                self.best_estimator_.__dict__.update(best)
+            else:
+                self.best_estimator_ = clone(base).set_params(**clone(best, safe=False))
             start = time.perf_counter()
-            self.best_estimator_.fit(X, y, **params)
+            self._refit(self.best_estimator_, X, y, params, converted, shared_draws, names,
+                        n_jobs, shuffles)
             self.refit_time_ = time.perf_counter() - start
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
         self.scorer_ = getattr(scorers, "_scorers", scorers)
         self.cv_results_ = results
         return self
+
+    @staticmethod
+    def _refit(est, X, y, params, converted, shared_draws, names, n_jobs, shuffles):
+        """``est.fit(X, y, **params)``, ending exactly there, trained as a stack of one with
+        the search's checked data, initial networks and engine when it can be."""
+        fit = None
+        if not params and isinstance(est, _estimators._BaseMLP):
+            models = {}
+            if names is not None and isinstance(est.random_state, numbers.Integral):
+                same = _draw_key(est, names)
+                if same is not None and same in shared_draws:
+                    models["draws"] = shared_draws[same]
+            fit = _Fit.start(est, X, y, np.arange(_num_samples(X)), converted, models=models,
+                             lean=True)
+        if fit is None:
+            est.fit(X, y, **params)
+            return
+        error = _train_group([fit], n_jobs, shuffles)[0]
+        if error is not None:
+            raise error
+        if fit.lean:
+            fit.materialize()
 
     @staticmethod
     def _fold_params(params, train):

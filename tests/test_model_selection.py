@@ -243,6 +243,15 @@ def test_lean_stacks_stop_and_diverge_as_gridsearchcv():
     scores = ours.cv_results_["mean_test_score"]
     assert np.isnan(scores).sum() == 16 and np.isfinite(scores).sum() == 16
     assert ours.n_stacks_ == 4                       # one per fold: every candidate lean
+    # The refit (a stack of one, from the search's checked data and draws) is est.fit's.
+    a, b = ours.best_estimator_, theirs.best_estimator_
+    assert set(a.__dict__) == set(b.__dict__)
+    for name in ("n_iter_", "t_", "loss_curve_", "best_loss_", "loss_", "n_features_in_"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("params", "bn_state", "_opt_state", "_step"):
+        np.testing.assert_array_equal(getattr(a.model_, name), getattr(b.model_, name))
+    assert (a.model_.lr, a.model_.base_lr, a.model_.l2) == (b.model_.lr, b.model_.base_lr,
+                                                            b.model_.l2)
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
