@@ -17,6 +17,17 @@ scores ``GridSearchCV`` computes over the same estimator (tests check 1e-10 in f
 Fits that cannot join a stack are fitted one by one, as ``GridSearchCV`` does: ``solver="lbfgs"``,
 fit parameters such as ``sample_weight``, a fold whose training rows lack a class, estimators
 other than fastmlp's (a ``Pipeline``, for example).
+
+The fixed costs are paid per candidate or per stack, not per fit. A fit with scikit-learn's
+stopping rule on the training loss (no early stopping, no verbosity, no adaptive or
+loss-driven rate) is *lean*: it owns no network object, only a row of its stack's buffers,
+filled from one initial network drawn per candidate (shared by the candidates whose settings
+differ only in the rate, the penalty or the stopping rule: they draw the same weights), and it
+is scored from that row. At constant rates the kernel runs the stopping rule after every epoch
+(``train_stack_epochs``' ``rule``), so a stack returns to Python once per buffer of epoch
+orders, not once per ``n_iter_no_change`` epochs; the shuffles are drawn once per starting
+random state and number of rows, for every fold and piece that begins there. The refit is a
+stack of one on the data the search checked.
 """
 import copy
 import hashlib
