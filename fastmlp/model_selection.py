@@ -442,10 +442,19 @@ class _Shuffles:
             if key not in self._draws:
                 rs = np.random.RandomState()
                 rs.set_state(fit.rs_state)
-                self._draws[key] = (rs, [np.arange(n_train)])
-            rs, drawn = self._draws[key]
-            while len(drawn) <= first + count:
-                drawn.append(drawn[-1][rs.permutation(n_train)])
+                drawn = np.empty((fit.est.max_iter + 1, n_train), dtype=np.intp)
+                drawn[0] = np.arange(n_train)
+                self._draws[key] = [rs, drawn, 1]
+            entry = self._draws[key]
+            rs, drawn, n_drawn = entry
+            if drawn.shape[0] < first + count + 1:
+                # (a larger max_iter than the first stack's; views handed out stay valid)
+                grown = np.empty((first + count + 1, n_train), dtype=np.intp)
+                grown[:n_drawn] = drawn[:n_drawn]
+                entry[1] = drawn = grown
+            for e in range(n_drawn, first + count + 1):
+                np.take(drawn[e - 1], rs.permutation(n_train), out=drawn[e])
+            entry[2] = max(n_drawn, first + count + 1)
             return drawn[first + 1:first + count + 1]
 
 
@@ -606,8 +615,7 @@ def _train_constant(fits, runner, books, orders, losses, rates, rs, shuffles=Non
         positions = None if shuffles is None or not shuffle else \
             shuffles.positions(first, epoch, count)
         if positions is not None:
-            for order, where in zip(orders[:count], positions):
-                np.take(first.rows, where, out=order)
+            np.take(first.rows, positions, out=orders[:count])
         elif shuffle:
             rs = first.random_state() if rs is None else rs
             for order in orders[:count]:
