@@ -1012,7 +1012,10 @@ class MLPSearchCV(BaseSearchCV):
                     if fit is not None:
                         fit.materialize()
                     predicted = est.predict(X_part)
-                return float(np.average(predicted == np.asarray(y_part)))
+                # (the count over the number: np.average's value, without its layers)
+                matches = predicted == np.asarray(y_part)
+                return (np.count_nonzero(matches) / len(matches) if len(matches)
+                        else float(np.average(matches)))
             if fit is not None:
                 fit.materialize()
             scores = scorers(est, X_part, y_part)
