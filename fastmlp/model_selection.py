@@ -962,9 +962,9 @@ class MLPSearchCV(BaseSearchCV):
 
     def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers):
         """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
-        out = []
         n_splits = len(splits)
-        parts = {}                                 # each split's rows of X and y, taken once
+        out = [None] * len(estimators)
+        parts = {}            # the current split's rows of X and y, taken once for all its fits
 
         def part(s, which):
             if (s, which) not in parts:
@@ -972,8 +972,12 @@ class MLPSearchCV(BaseSearchCV):
                 parts[s, which] = (_safe_indexing(X, rows), _safe_indexing(y, rows))
             return parts[s, which]
 
-        for i, est in enumerate(estimators):
+        # Split by split, so that one split's rows are held at a time.
+        for i in sorted(range(len(estimators)), key=lambda i: (i % n_splits, i)):
+            est = estimators[i]
             s = i % n_splits
+            if (s, 0) not in parts and (s, 1) not in parts:
+                parts.clear()                      # the previous split's
             train, test = splits[s]
             result = {"fit_time": fit_time[i], "n_test_samples": len(test),
                       "fit_error": None}
@@ -992,7 +996,7 @@ class MLPSearchCV(BaseSearchCV):
                 if self.return_train_score:
                     result["train_scores"] = self._score(scorers, est, fits[i], *part(s, 0))
             result["score_time"] = time.perf_counter() - start
-            out.append(result)
+            out[i] = result
         return out
 
     def _score(self, scorers, est, fit, X_part, y_part):

@@ -278,3 +278,21 @@ def test_lean_fits_scored_by_a_scorer_get_the_estimators_own_network():
         assert f.est.model_.lr == alone.model_.lr and f.est.model_.l2 == alone.model_.l2
         np.testing.assert_array_equal(f.est.predict_proba(X), alone.predict_proba(X))
         np.testing.assert_array_equal(f.est._decode(f.outputs(X)), alone.predict(X))
+
+
+def test_memory_does_not_grow_with_candidates_times_rows(peak_during):
+    """Eight times the candidates: the peak grows by their networks and bookkeeping only,
+    never by a copy of the rows per fit (the folds are read by index, the scores from the
+    stacks' rows)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6000, 40))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    est = MLPClassifier((4,), solver="sgd", max_iter=2, batch_size=100, random_state=0)
+
+    def search(n_candidates):
+        grid = {"learning_rate_init": list(np.linspace(0.01, 0.1, n_candidates))}
+        return lambda: MLPSearchCV(est, grid, cv=2, refit=False).fit(X, y)
+
+    search(2)()                                      # imports and caches out of the way
+    few, many = peak_during(search(2)), peak_during(search(16))
+    assert many - few < 0.25 * X.nbytes, (few, many, X.nbytes)
