@@ -217,7 +217,14 @@ class StackRunner(EpochRunner):
     without stopping the others: ``diverged`` maps its index to the message, and its buffers
     hold the state of the end of its last finite epoch. A caller's stopping rule takes a model
     out between two calls with ``stop(k)``: its status becomes ``STOPPED`` and the kernel
-    leaves it alone (the kernel trains only models whose status is OK).
+    leaves it alone (the kernel trains only models whose status is OK); scikit-learn's rule on
+    the training loss can also run inside the kernel, after every epoch (``run``'s ``rule``).
+
+    The stack gives ``_models`` (the structure of model k: its sizes, activations, dtype; the
+    values are read from row k of ``params`` and ``bn_state``), the row buffers ``params``,
+    ``opt_state``, ``bn_state``, ``steps`` and ``diverged_``, and may give ``_nets``, the
+    models' kernel networks, built beforehand (the search shares them between folds). No
+    model's lock is taken: the rows are the stack's own.
     """
 
     # Rows x parameters up to which the outputs are checked by a pass over the rows only.
