@@ -669,13 +669,14 @@ def _copy_estimator(est):
     return new
 
 
-def _pieces(groups, n_jobs):
+def _pieces(groups, n_jobs, total=None):
     """The groups of fits as work for ``n_jobs`` threads: whole groups when there are enough,
     else each cut into pieces (a piece of a group shuffles as the whole group: its fits share
-    the random state), about four per thread so that the threads end together."""
+    the random state), about four per thread so that the threads end together. ``total``:
+    the number of groups of the whole search, when ``groups`` are some of them."""
     if n_jobs == 1 or not groups:
         return groups
-    cuts = -(-4 * n_jobs // len(groups))
+    cuts = -(-4 * n_jobs // (total or len(groups)))
     return [list(piece) for members in groups
             for piece in np.array_split(members, min(cuts, len(members)))]
 
@@ -821,6 +822,7 @@ class MLPSearchCV(BaseSearchCV):
         names = (set(base.get_params(deep=False)) if isinstance(base, _estimators._BaseMLP)
                  and all(map(_immutable, base.__dict__.values())) else None)
         shared_draws = {}
+        prepared = []
         for c, cand in enumerate(candidates):
             start = time.perf_counter()
             if names is not None and set(cand) <= names and all(map(_immutable, cand.values())):
@@ -839,50 +841,60 @@ class MLPSearchCV(BaseSearchCV):
                 same = _draw_key(candidate, names)
                 if same is not None:
                     models["draws"] = shared_draws.setdefault(same, {})
-            shared = (time.perf_counter() - start) / len(splits)
-            for s, (train, test) in enumerate(splits):
-                i = c * len(splits) + s
-                start = time.perf_counter() - shared
-                # As clone (deep copies of the parameters; their values are immutable when
-                # plain).
-                est = _copy_estimator(candidate) if plain else copy.deepcopy(candidate)
-                estimators[i] = est
-                try:
-                    fit = None if params else _Fit.start(est, X, y, train, converted,
-                                                         models=models, lean=True)
-                except Exception as error:          # as GridSearchCV: a failed fit scores
-                    if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
-                                                              False):
-                        raise
-                    errors[i], fit = error, None
+            prepared.append((candidate, plain, models,
+                             (time.perf_counter() - start) / len(splits)))
+        shuffles = _Shuffles()
+        pool = ThreadPoolExecutor(n_jobs) if n_jobs > 1 else None
+        trained = []
+
+        def train(members):
+            start = time.perf_counter()
+            group_errors = _train_group([fits[i] for i in members], 1 if pool else n_jobs,
+                                        shuffles)
+            return members, group_errors, time.perf_counter() - start
+
+        try:
+            # Fold by fold: a fold's stacks start training (in the pool's threads) while the
+            # next fold's fits are set up.
+            for s, (train_rows, test) in enumerate(splits):
+                fold_groups = defaultdict(list)
+                for c, (candidate, plain, models, shared) in enumerate(prepared):
+                    i = c * len(splits) + s
+                    start = time.perf_counter() - shared
+                    # As clone (deep copies of the parameters; their values are immutable
+                    # when plain).
+                    est = _copy_estimator(candidate) if plain else copy.deepcopy(candidate)
+                    estimators[i] = est
+                    try:
+                        fit = None if params else _Fit.start(est, X, y, train_rows, converted,
+                                                             models=models, lean=True)
+                    except Exception as error:      # as GridSearchCV: a failed fit scores
+                        if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
+                                                                  False):
+                            raise
+                        errors[i], fit = error, None
+                        setup_time[i] = time.perf_counter() - start
+                        continue
                     setup_time[i] = time.perf_counter() - start
-                    continue
-                setup_time[i] = time.perf_counter() - start
-                if fit is None:
-                    alone.append((i, train))
-                else:
-                    fits[i] = fit
-                    groups_by_key[(s, *fit.key)].append(i)
+                    if fit is None:
+                        alone.append((i, train_rows))
+                    else:
+                        fits[i] = fit
+                        fold_groups[fit.key].append(i)
+                for key, members in fold_groups.items():
+                    groups_by_key[(s, *key)] = members
+                for piece in _pieces(list(fold_groups.values()), n_jobs,
+                                     len(fold_groups) * len(splits)):
+                    trained.append(pool.submit(train, piece) if pool else train(piece))
+        finally:
+            if pool:
+                pool.shutdown(wait=True)
+        trained = [t.result() if pool else t for t in trained]
         self.n_stacks_ = len(groups_by_key)
         if self.verbose > 0:
             print(f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
                   f"totalling {n_fits} fits: {n_fits - len(alone)} in {self.n_stacks_} stacks, "
                   f"{len(alone)} one by one")
-        pieces = _pieces(list(groups_by_key.values()), n_jobs)
-        shuffles = _Shuffles()
-        threads = min(n_jobs, len(pieces))
-
-        def train(members):
-            start = time.perf_counter()
-            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs,
-                                        shuffles)
-            return members, group_errors, time.perf_counter() - start
-
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                trained = list(pool.map(train, pieces))
-        else:
-            trained = [train(members) for members in pieces]
         for members, group_errors, elapsed in trained:
             epochs = np.array([max(1, fits[i].est.n_iter_) for i in members], dtype=float)
             for i, share, error in zip(members, epochs / epochs.sum(), group_errors):
