@@ -711,8 +711,10 @@ class MLPSearchCV(BaseSearchCV):
     scoring : str, callable, list, tuple, dict or None, default None
         As ``GridSearchCV``'s (scikit-learn's scorers; None uses ``estimator.score``).
     n_jobs : int or None, default None
-        Threads: each stack's models are split into this many groups, each trained by one
-        kernel call in its own thread. None means 1, -1 every core (joblib's meaning).
+        Threads: the stacks, cut into pieces when there are fewer than about four per
+        thread, train in a pool of this many threads (each piece's kernel calls release the
+        GIL), a fold's stacks while the next fold's fits are set up. None means 1, -1 every
+        core (joblib's meaning). The results do not depend on it.
     refit : bool, str or callable, default True
         Refit ``best_estimator_`` on the whole data (a normal fastmlp estimator).
     cv : int, cross-validation generator or iterable, default None
