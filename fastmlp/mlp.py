@@ -7,6 +7,7 @@ draws the batch orders, and calls the engine once per epoch when Python has work
 """
 import contextlib
 import functools
+import math
 import numbers
 import os
 import sys
@@ -28,7 +29,7 @@ from . import schedules as _schedules
 from ._kernels import _sparse, _train
 from .activations import resolve_activations
 from .callbacks import Callback, EarlyStopping, as_callback
-from .initializers import INITIALIZERS, initial_parameters
+from .initializers import INITIALIZERS, initial_weights
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
 from ._validation import check_real as _check_real
@@ -43,6 +44,14 @@ ActivationSpec = Union[str, tuple[str, float]]
 # get fewer rows, so that the per-row buffers stay within _PREDICT_BUDGET entries.
 _PREDICT_CHUNK = 4096
 _PREDICT_BUDGET = 1 << 24
+
+# The engine's descriptions of networks (``_train.Network``), shared by every model of the same
+# configuration: read-only once built, and costly to build (tens of microseconds) next to the
+# rest of a small model's construction. Settings -> Network, the oldest dropped beyond
+# _NETWORKS_KEPT.
+_NETWORKS = {}
+_NETWORKS_KEPT = 64
+_NETWORKS_LOCK = threading.Lock()
 
 
 class _FrozenList(list):
@@ -142,6 +151,10 @@ def _per_hidden(name, value, n_hidden, check):
     return [check(name, v) for v in values]
 
 
+def _check_dropout(name, value):
+    return _check_real(name, value, 0, 1, high_open=True)
+
+
 def _scaled_to_max_one(w):
     """Non-negative finite weights divided by their largest (float64), so that sums cannot
     overflow; all zeros stay zeros."""
@@ -173,7 +186,12 @@ def _take_rows(X, rows):
     return X[rows] if scipy.sparse.issparse(X) else np.ascontiguousarray(X[rows])
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def _check_dtype(dtype):
+    if dtype is np.float64:         # the default, without NumPy's conversion
+        return _FLOAT64
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -352,65 +370,77 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output width; got {sizes}")
         n_hidden = len(sizes) - 2
-        self._lock = threading.RLock()
-        self.dtype = _check_dtype(dtype)
-        self.sizes = _FrozenList(sizes)
-        self.hidden_activation = (_FrozenList(hidden_activation)
-                                  if isinstance(hidden_activation, list) else hidden_activation)
-        self._act_ids, self._act_params, inits = resolve_activations(hidden_activation, n_hidden)
-        self.loss_name, self._loss_id, self._task = resolve_loss(loss, sizes[-1])
-        self.lr = self.base_lr = lr
-        self.l2, self.l1 = l2, l1
-        self.lr_decay = lr_decay
-        self._check_rates()
-        self.lr = self.base_lr = float(lr)
-        self.l2, self.l1 = float(l2), float(l1)
-        self.lr_decay = None if lr_decay is None else float(lr_decay)
+        # Every setting is checked first, in the order of the signature, then written straight
+        # into __dict__: __setattr__'s guard of the structure has nothing to guard yet.
+        dtype = _check_dtype(dtype)
+        act_ids, act_params, inits = resolve_activations(hidden_activation, n_hidden)
+        loss_name, loss_id, task = resolve_loss(loss, sizes[-1])
+        lr = _check_real("lr", lr, low=0, low_open=True)
+        l2 = _check_real("l2", l2, low=0)
+        l1 = _check_real("l1", l1, low=0)
+        if lr_decay is not None:
+            lr_decay = _check_real("lr_decay", lr_decay, low=0, high=1, low_open=True)
         if schedule is not None and lr_decay is not None:
             raise ValueError("give either lr_decay or schedule, not both "
                              "(lr_decay=d is schedule=ExponentialDecay(d))")
-        self.schedule = schedule
-        self._lr_set = self.lr
-        self.optimizer = _optimizers.get_optimizer(optimizer)
-        self.clip_norm = None if clip_norm is None else _check_real("clip_norm", clip_norm, 0, low_open=True)
-        self.clip_value = None if clip_value is None else _check_real("clip_value", clip_value, 0, low_open=True)
-        self.dropout = _FrozenList(_per_hidden(
-            "dropout", dropout, n_hidden, lambda n, v: _check_real(n, v, 0, 1, high_open=True)))
-        self.batch_norm = _FrozenList(_per_hidden("batch_norm", batch_norm, n_hidden, _check_flag))
+        schedule = (schedule if isinstance(schedule, str) and schedule == "cosine"
+                    else _schedules.get_schedule(schedule))
+        optimizer = _optimizers.get_optimizer(optimizer)
+        if clip_norm is not None:
+            clip_norm = _check_real("clip_norm", clip_norm, 0, low_open=True)
+        if clip_value is not None:
+            clip_value = _check_real("clip_value", clip_value, 0, low_open=True)
+        dropout = _per_hidden("dropout", dropout, n_hidden, _check_dropout)
+        batch_norm = _per_hidden("batch_norm", batch_norm, n_hidden, _check_flag)
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(map(repr, INITIALIZERS))}")
-        self.init = init
-        self.label_smoothing = _check_real("label_smoothing", label_smoothing, 0, 1, high_open=True)
-        self.huber_delta = _check_real("huber_delta", huber_delta, 0, low_open=True)
-        self.early_stopping = _check_flag("early_stopping", early_stopping)
-        self.validation_fraction = _check_real("validation_fraction", validation_fraction, 0, 1,
-                                               low_open=True, high_open=True)
-        self.patience = _check_int("patience", patience, 1)
-        self.min_delta = _check_real("min_delta", min_delta, 0)
+        label_smoothing = _check_real("label_smoothing", label_smoothing, 0, 1, high_open=True)
+        huber_delta = _check_real("huber_delta", huber_delta, 0, low_open=True)
+        early_stopping = _check_flag("early_stopping", early_stopping)
+        validation_fraction = _check_real("validation_fraction", validation_fraction, 0, 1,
+                                          low_open=True, high_open=True)
+        patience = _check_int("patience", patience, 1)
+        min_delta = _check_real("min_delta", min_delta, 0)
+        rng = np.random.default_rng(seed)
 
-        self._rng = np.random.default_rng(seed)
-        layout = self._network(max_batch=1)      # checks the layout before anything is allocated
+        d = self.__dict__
+        d.update(
+            _lock=threading.RLock(), dtype=dtype, sizes=_FrozenList(sizes),
+            hidden_activation=(_FrozenList(hidden_activation)
+                               if isinstance(hidden_activation, list) else hidden_activation),
+            _act_ids=act_ids, _act_params=act_params, loss_name=loss_name, _loss_id=loss_id,
+            _task=task, lr=lr, base_lr=lr, l2=l2, l1=l1, lr_decay=lr_decay, _schedule=schedule,
+            _lr_set=lr, optimizer=optimizer, clip_norm=clip_norm, clip_value=clip_value,
+            dropout=_FrozenList(dropout), batch_norm=_FrozenList(batch_norm), init=init,
+            label_smoothing=label_smoothing, huber_delta=huber_delta,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, min_delta=min_delta, _rng=rng)
+        # Checks the layout before anything is allocated (the settings were checked above).
+        layout = self._network(max_batch=1, _checked=True)
         try:
-            self.params = np.zeros(layout.n_params, dtype=self.dtype)
-            self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
-            self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
-            W, b = initial_parameters(self._rng, sizes, init if init is not None else inits)
+            params = np.zeros(layout.n_params, dtype=dtype)
+            d["params"] = params
+            d["bn_state"] = np.zeros(layout.bn_state_size, dtype=dtype)
+            d["_opt_state"] = np.zeros(layout.n_state, dtype=dtype)
+            W = initial_weights(rng, sizes, init if init is not None else inits)
         except MemoryError:
             raise ValueError(f"layer_sizes {sizes} need {layout.n_params:,} parameters "
-                             f"({layout.n_params * self.dtype.itemsize / 2**30:,.1f} GiB, "
+                             f"({layout.n_params * dtype.itemsize / 2**30:,.1f} GiB, "
                              f"twice that with the optimizer's state), more memory than this "
                              f"machine can allocate; use smaller layers") from None
-        self._step = np.zeros(1, dtype=np.int64)
-        self._bind_views()
-        for k in range(len(W)):
-            self.W[k] = W[k]
+        d["_step"] = np.zeros(1, dtype=np.int64)
+        self._bind_views(layout)
+        # The drawn weights are finite (normal or uniform draws of a finite scale), so they
+        # are copied without the checks of W[k] = ...
+        for target, values in zip(d["W"], W):
+            target[...] = values
         for k in range(n_hidden):
-            if self.batch_norm[k]:
-                self.gamma[k][:] = 1
-                self.running_var[k][:] = 1
-        self.classes_ = None
-        self.history = {"loss": [], "lr": []}
-        self.best_epoch = None
+            if batch_norm[k]:
+                d["gamma"][k][:] = 1
+                d["running_var"][k][:] = 1
+        d["classes_"] = None
+        d["history"] = {"loss": [], "lr": []}
+        d["best_epoch"] = None
 
     @property
     def schedule(self):
@@ -424,14 +454,16 @@ class MLP:
         self._schedule = (value if isinstance(value, str) and value == "cosine"
                           else _schedules.get_schedule(value))
 
-    def _bind_views(self):
+    def _bind_views(self, layout=None):
         """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
-        layout = self._network(max_batch=1)
+        if layout is None:
+            layout = self._network(max_batch=1)
         sizes, widths = self.sizes, self.sizes[1:-1]
 
         def views(buffer, offsets, shapes, minimum=None):
-            return _ParamList((buffer[o:o + int(np.prod(shape))].reshape(shape) if o >= 0
-                               else None for o, shape in zip(offsets, shapes)),
+            # The offsets as plain ints: a NumPy array is slow to read one entry at a time.
+            return _ParamList([buffer[o:o + math.prod(shape)].reshape(shape) if o >= 0
+                               else None for o, shape in zip(offsets.tolist(), shapes)],
                               self._lock, minimum)
 
         d = self.__dict__        # these attributes are read-only (see __setattr__)
@@ -522,7 +554,7 @@ class MLP:
         for name in ("clip_norm", "clip_value"):
             if getattr(self, name) is not None:
                 _check_real(name, getattr(self, name), 0, low_open=True)
-        self.optimizer.hyper        # checks the optimizer's hyperparameters
+        self.optimizer._values()        # checks the optimizer's hyperparameters
 
     def _check_X(self, X):
         """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
@@ -726,28 +758,47 @@ class MLP:
 
     # -- the engine ---------------------------------------------------------------------------
 
-    def _network(self, max_batch, sparse_input=False):
+    def _network(self, max_batch, sparse_input=False, _checked=False):
         """The engine's description of this model for batches of up to ``max_batch`` rows
         (of a sparse X when ``sparse_input``), built once per configuration (hyperparameters
-        may be changed between calls)."""
+        may be changed between calls) and shared by the models of the same configuration.
+        The settings are checked whenever this model meets a new configuration, unless the
+        caller has just checked them (``_checked``); the optimizer's at every call."""
         opt = self.optimizer
         loss_param = (self.label_smoothing if self._task == "multiclass" else
                       self.huber_delta if self.loss_name == "huber" else 0.0)
-        key = (max_batch, loss_param, self.l1, self.l2, tuple(self.batch_norm),
-               tuple(self.dropout), opt.kernel_id, tuple(opt.hyper), opt.weight_decay,
-               self.clip_norm, self.clip_value, sparse_input)
-        cache = self.__dict__.setdefault("_networks", {})
-        if key not in cache:
+        try:
+            key = (max_batch, loss_param, self.l1, self.l2, opt._values(), opt.weight_decay,
+                   self.clip_norm, self.clip_value, sparse_input)
+            net = self.__dict__["_networks"][key]
+        except KeyError:
+            pass
+        except TypeError:               # an unhashable setting: let the checks say which
+            self._check_network_settings()
+            raise
+        else:
+            return net
+        if not _checked:
             self._check_network_settings()      # a setting assigned since the last build
-            if len(cache) >= 8:
-                cache.clear()
-            cache[key] = _train.Network(
+        cache = self.__dict__.setdefault("_networks", {})
+        if len(cache) >= 8:
+            cache.clear()
+        shared = (tuple(self.sizes), tuple(self._act_ids), tuple(self._act_params),
+                  self._loss_id, tuple(self.batch_norm), tuple(self.dropout), opt.kernel_id, key)
+        net = _NETWORKS.get(shared)
+        if net is None:
+            net = _train.Network(
                 self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
                 self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
                 optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
                 clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0,
                 sparse_input=sparse_input)
-        return cache[key]
+            with _NETWORKS_LOCK:
+                while len(_NETWORKS) >= _NETWORKS_KEPT:
+                    del _NETWORKS[next(iter(_NETWORKS))]
+                _NETWORKS[shared] = net
+        cache[key] = net
+        return net
 
     def _blas_work(self, rows):
         """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""

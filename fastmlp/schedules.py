@@ -39,6 +39,7 @@ function that returns NaN) raises ``ValueError`` naming the epoch. ``get_schedul
 user writes (``None``, a name and its parameters, a schedule, a function) into a schedule.
 """
 import abc
+import functools
 import inspect
 import math
 import numbers
@@ -50,6 +51,13 @@ from ._validation import check_int as _check_int, check_real as _check_real
 
 __all__ = ["Schedule", "Constant", "ExponentialDecay", "StepDecay", "InverseScaling", "Cosine",
            "ReduceOnPlateau", "LambdaSchedule", "SCHEDULES", "get_schedule"]
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(cls):
+    """The parameters of the constructor of ``cls`` (``inspect.signature``, which parses the
+    text signature of a builtin at every call: cached, it is a property of the class)."""
+    return MappingProxyType(dict(inspect.signature(cls).parameters))
 
 
 def _check_min_lr(min_lr, base_lr):
@@ -188,7 +196,7 @@ class Schedule(abc.ABC):
         """Forget what was observed (call at the start of a new fit); no-op unless adaptive."""
 
     def __repr__(self):
-        names = inspect.signature(type(self)).parameters
+        names = _parameters(type(self))
         return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
 
 
@@ -526,6 +534,8 @@ def get_schedule(spec=None, **params):
     0.25
     """
     if spec is None:
+        if not params:
+            return Constant()
         spec = "constant"
     if isinstance(spec, str):
         if spec not in SCHEDULES:
@@ -533,7 +543,7 @@ def get_schedule(spec=None, **params):
                              f"{', '.join(map(repr, SCHEDULES))}, or pass a Schedule or a "
                              f"function epoch -> rate")
         cls = SCHEDULES[spec]
-        accepted = inspect.signature(cls).parameters
+        accepted = _parameters(cls)
         unexpected = [name for name in params if name not in accepted]
         missing = [name for name, p in accepted.items()
                    if p.default is p.empty and name not in params]
