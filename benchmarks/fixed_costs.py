@@ -3,7 +3,8 @@
 Times, on the lecture's network and data (``MLP([2, 4, 4, 1], lr=0.3, seed=42, lr_decay=0.95)``,
 150 epochs of batches of 32 on the 140 training rows of ``make_circles``):
 
-- ``construct``: ``MLP(...)``;
+- ``construct``: ``MLP(...)``, in a loop of constructions, and right after a ``train`` (whose
+  kernels have pushed the constructor's code and data out of the CPU's caches);
 - ``train - kernel``: the whole ``train`` call less the time spent inside the training kernel
   (``_train.train_epochs``, timed around each call);
 - ``kernel``: that kernel time, for scale;
@@ -103,6 +104,12 @@ def measure(warm_reps=400, cold_reps=15):
 
     for _ in range(20):                     # imports, first-call caches
         _train(_construct(), X, y)
+    alone = []
+    for _ in range(warm_reps):
+        start = clock()
+        _construct()
+        alone.append(clock() - start)
+    results["construct (in a loop)"] = median_us(alone)
     construct, train_total, train_kernel = [], [], []
     for _ in range(warm_reps):
         start = clock()
@@ -113,7 +120,7 @@ def measure(warm_reps=400, cold_reps=15):
         _train(model, X, y)
         train_total.append(clock() - start)
         train_kernel.append(kernel.seconds)
-    results["construct"] = median_us(construct)
+    results["construct (after a train)"] = median_us(construct)
     results["train - kernel"] = median_us([t - k for t, k in zip(train_total, train_kernel)])
     results["train kernel"] = median_us(train_kernel)
     results["train total"] = median_us(train_total)

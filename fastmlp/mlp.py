@@ -176,6 +176,39 @@ def _mean_one(w):
     return w * scale
 
 
+# The orders of a train call with a shuffle_seed come from a generator in the state
+# np.random.default_rng(shuffle_seed) starts in: a pure function of the seed, kept here, set
+# on a spare generator. Seeding a new one costs more than the rest of a small fit's
+# preparation (tens of microseconds).
+_SEEDED_STATES = {}
+_SPARE_GENERATORS = []
+
+
+def _seeded_generator(seed):
+    """A ``numpy.random.Generator`` in the state ``numpy.random.default_rng(seed)`` starts
+    in, for one train call's orders; hand it to ``_spare_generator`` when done with it."""
+    state = _SEEDED_STATES.get(seed)
+    if state is not None:
+        try:
+            rng = _SPARE_GENERATORS.pop()
+        except IndexError:
+            pass
+        else:
+            rng.bit_generator.state = state
+            return rng
+    rng = np.random.default_rng(seed)
+    if state is None:
+        if len(_SEEDED_STATES) >= 64:
+            _SEEDED_STATES.clear()
+        _SEEDED_STATES[seed] = rng.bit_generator.state
+    return rng
+
+
+def _spare_generator(rng):
+    if len(_SPARE_GENERATORS) < 4:
+        _SPARE_GENERATORS.append(rng)
+
+
 def _kernel_input(X):
     """X as the kernels take it: the checked array, or a sparse matrix's arrays."""
     return _sparse.CSR(X) if scipy.sparse.issparse(X) else X
@@ -187,6 +220,8 @@ def _take_rows(X, rows):
 
 
 _FLOAT64 = np.dtype(np.float64)
+# Ufunc reductions called directly, without the Python layer of np.min and np.max.
+_smallest, _largest = np.minimum.reduce, np.maximum.reduce
 
 
 def _check_dtype(dtype):
@@ -559,10 +594,11 @@ class MLP:
     def _check_X(self, X):
         """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
         or for a ``scipy.sparse`` X, as ``_check_sparse_X``."""
-        if scipy.sparse.issparse(X):
-            return self._check_sparse_X(X)
-        if not hasattr(X, "dtype"):
-            X = np.asarray(X)
+        if type(X) is not np.ndarray:
+            if scipy.sparse.issparse(X):
+                return self._check_sparse_X(X)
+            if not hasattr(X, "dtype"):
+                X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must hold real numbers; got dtype {X.dtype}. Convert it with "
                             f"numpy.asarray(X, dtype=float).")
@@ -577,7 +613,7 @@ class MLP:
         if X.dtype != self.dtype:
             with np.errstate(over="ignore"):     # values beyond float32's range: reported below
                 X = np.ascontiguousarray(X, dtype=self.dtype)
-        else:
+        elif type(X) is not np.ndarray or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X)
         if not _train.all_finite(X):
             row = int(np.argwhere(~np.isfinite(X))[0][0])
@@ -656,9 +692,13 @@ class MLP:
                 what = "1-D (one 0/1 label per sample)" if n_out == 1 else f"(n, {n_out}) 0/1 labels"
                 raise ValueError(f"y must be {what} for {self._task} classification; got shape "
                                  f"{y.shape}")
-            labels = np.unique(Y)
-            unknown = labels[(labels != 0) & (labels != 1)]
-            if unknown.size:
+            if Y.dtype.kind in "biu":   # 0 and 1 only: two reductions, no temporaries
+                binary = _smallest(Y, axis=None) >= 0 and _largest(Y, axis=None) <= 1
+            else:
+                binary = not ((Y != 0) & (Y != 1)).any()
+            if not binary:
+                labels = np.unique(Y)
+                unknown = labels[(labels != 0) & (labels != 1)]
                 raise ValueError(f"y must contain only the labels 0 and 1 for {self._task} "
                                  f"classification; found {unknown[:5].tolist()}")
             return np.ascontiguousarray(Y, dtype=self.dtype), None, None
@@ -812,13 +852,19 @@ class MLP:
 
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        rows = self._predict_rows(X.shape[0], scipy.sparse.issparse(X))
-        X = _kernel_input(X)
-        net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
+        sparse = scipy.sparse.issparse(X)
+        rows = self._predict_rows(X.shape[0], sparse)
+        if sparse:
+            X = _sparse.CSR(X)
+        net = self._network(rows, sparse_input=sparse)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        with _threads.blas_threads(self._blas_work(rows)):
+        work = self._blas_work(rows)
+        if work < _threads.OPENBLAS_THREADING_MIN:      # a block that would limit nothing
             _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        else:
+            with _threads.blas_threads(work):
+                _train.predict(net, self.params, self.bn_state, X, workspace, out)
         return out
 
     def _objective(self, X, Y, w, out=None):
@@ -1000,7 +1046,8 @@ class MLP:
         if self.lr != self._lr_set:       # lr assigned since: the new base rate, as in the lecture
             self.base_lr = self.lr
 
-        rng = self._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+        rng = (self._rng if shuffle_seed is None or not shuffle
+               else _seeded_generator(int(shuffle_seed)))
         seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
         schedule.reset()
         bar = self._progress_bar(epochs) if progress else None
@@ -1017,6 +1064,8 @@ class MLP:
             # Undone in reverse order however training ends: callbacks' on_train_end, the
             # progress bar, the engine's Ctrl-C handler and BLAS thread limit.
             cleanup.enter_context(runner)
+            if rng is not self._rng:
+                cleanup.callback(_spare_generator, rng)
             if bar is not None:
                 cleanup.callback(bar.close)
             begun = []          # on_train_end, in order, for the callbacks that began
@@ -1056,6 +1105,7 @@ class MLP:
         order_buffer[:] = identity
         losses = np.empty(per_call)
         history = self.history
+        d = self.__dict__       # lr is not structural: no need of __setattr__'s guard
         start_time = time.perf_counter()
         stop = False
         first = 0
@@ -1063,7 +1113,9 @@ class MLP:
             count = min(per_call, epochs - first)
             orders = order_buffer[:count]
             if shuffle:         # the same stream as count calls of rng.permutation(n)
-                rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
+                if first:
+                    orders[:] = identity
+                rng.permuted(orders, axis=1, out=orders)
             rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
                      else schedule.rates(self.base_lr, count, start=first + 1))
             try:
@@ -1073,7 +1125,7 @@ class MLP:
                 history["loss"] += losses[:done_now].tolist()
                 history["lr"] += rates[:done_now].tolist()
                 if done_now:
-                    self.lr = self._lr_set = float(rates[done_now - 1])
+                    d["lr"] = d["_lr_set"] = float(rates[done_now - 1])
             first += done
             if runner.interrupted:
                 stop = True

@@ -53,6 +53,9 @@ __all__ = ["Schedule", "Constant", "ExponentialDecay", "StepDecay", "InverseScal
            "ReduceOnPlateau", "LambdaSchedule", "SCHEDULES", "get_schedule"]
 
 
+_smallest, _largest = np.minimum.reduce, np.maximum.reduce
+
+
 @functools.lru_cache(maxsize=None)
 def _parameters(cls):
     """The parameters of the constructor of ``cls`` (``inspect.signature``, which parses the
@@ -169,15 +172,22 @@ class Schedule(abc.ABC):
         start = _check_int("start", start, 1)
         base_lr = _check_real("base_lr", base_lr, low=0, low_open=True)
         try:
-            values = np.array([self._rate(e, base_lr) for e in range(start, start + epochs)],
-                              dtype=np.float64)
+            values = np.array(self._block(start, start + epochs, base_lr), dtype=np.float64)
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             values = None
-        if values is None or not np.all(np.isfinite(values) & (values > 0)):
+        # min > 0 and max < inf: every value finite and > 0 (a NaN fails both comparisons).
+        if values is None or (epochs and not (_smallest(values) > 0
+                                              and _largest(values) < math.inf)):
             # Some rate is bad: let rate() find the first and say which epoch.
             values = np.array([self.rate(e, base_lr) for e in range(start, start + epochs)],
                               dtype=np.float64)
         return values
+
+    def _block(self, start, stop, base_lr):
+        """``[self._rate(e, base_lr) for e in range(start, stop)]``, unchecked; a subclass may
+        compute the same values with less Python per epoch."""
+        formula = self._rate
+        return [formula(e, base_lr) for e in range(start, stop)]
 
     def observe(self, epoch, loss):
         """Take note of the monitored loss at the end of epoch ``epoch``.
@@ -236,6 +246,12 @@ class ExponentialDecay(Schedule):
 
     def _rate(self, epoch, base_lr):
         return base_lr * self.decay ** (epoch - 1)
+
+    def _block(self, start, stop, base_lr):
+        if type(self)._rate is not ExponentialDecay._rate:      # a subclass's own formula
+            return super()._block(start, stop, base_lr)
+        decay = self.decay
+        return [base_lr * decay ** (e - 1) for e in range(start, stop)]
 
 
 class StepDecay(Schedule):
