@@ -45,6 +45,13 @@ ActivationSpec = Union[str, tuple[str, float]]
 _PREDICT_CHUNK = 4096
 _PREDICT_BUDGET = 1 << 24
 
+# Schedules whose rates depend on nothing but the epoch and the base rate, and the most epochs
+# whose rates a train call computes at once (without Python work between its kernel calls).
+_PURE_SCHEDULES = frozenset({_schedules.Constant, _schedules.ExponentialDecay,
+                             _schedules.StepDecay, _schedules.InverseScaling,
+                             _schedules.Cosine})
+_MAX_RATES = 1 << 16
+
 # The engine's descriptions of networks (``_train.Network``), shared by every model of the same
 # configuration: read-only once built, and costly to build (tens of microseconds) next to the
 # rest of a small model's construction. Settings -> Network, the oldest dropped beyond
@@ -1106,6 +1113,13 @@ class MLP:
         losses = np.empty(per_call)
         history = self.history
         d = self.__dict__       # lr is not structural: no need of __setattr__'s guard
+        all_rates = None
+        if not per_epoch and type(schedule) in _PURE_SCHEDULES and epochs <= _MAX_RATES:
+            # Nothing can change the base rate between the blocks: every rate at once.
+            try:
+                all_rates = schedule.rates(self.base_lr, epochs)
+            except ValueError:      # raised by the block that holds the bad rate, as before
+                pass
         start_time = time.perf_counter()
         stop = False
         first = 0
@@ -1116,7 +1130,8 @@ class MLP:
                 if first:
                     orders[:] = identity
                 rng.permuted(orders, axis=1, out=orders)
-            rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
+            rates = (all_rates[first:first + count] if all_rates is not None else
+                     np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
                      else schedule.rates(self.base_lr, count, start=first + 1))
             try:
                 done = runner.run(orders, rates, losses)
