@@ -7,6 +7,9 @@ Times, on the lecture's network and data (``MLP([2, 4, 4, 1], lr=0.3, seed=42, l
   kernels have pushed the constructor's code and data out of the CPU's caches);
 - ``train - kernel``: the whole ``train`` call less the time spent inside the training kernel
   (``_train.train_epochs``, timed around each call);
+- ``of which order draws``: NumPy's part of it, drawing the epochs' batch orders (replayed
+  with the same calls right after each train, in the same state of the caches): a floor, since
+  the orders must stay the stream of ``rng.permutation``;
 - ``kernel``: that kernel time, for scale;
 - ``predict_proba`` / ``forward`` / ``predict`` on 1 row and on 1000 rows, and what of it is
   outside the prediction kernel (``_train.predict``);
@@ -90,6 +93,27 @@ class KernelClock:
             setattr(self.kernels, name, original)
 
 
+def _order_blocks(n, epochs):
+    """The shapes of the order blocks a train call of ``epochs`` epochs over ``n`` rows shuffles
+    (as many epochs per kernel call as ``_engine.MAX_ORDER_ENTRIES`` allows)."""
+    from fastmlp import _engine
+    per_call = min(epochs, max(1, _engine.MAX_ORDER_ENTRIES // n))
+    return [np.empty((min(per_call, epochs - first), n), dtype=np.intp)
+            for first in range(0, epochs, per_call)]
+
+
+def _draw_orders(blocks):
+    """Seconds to draw the batch orders into ``blocks`` as a train call with a shuffle_seed
+    does (one ``permutation`` per epoch, the same stream): NumPy's share of the fixed cost,
+    timed right after a train call, so in the same state of the CPU's caches."""
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for orders in blocks:
+        orders[:] = np.arange(orders.shape[1])
+        rng.permuted(orders, axis=1, out=orders)
+    return time.perf_counter() - start
+
+
 def measure(warm_reps=400, cold_reps=15):
     """Every figure, in microseconds: a dict name -> median."""
     X, y = lecture_data()
@@ -110,7 +134,8 @@ def measure(warm_reps=400, cold_reps=15):
         _construct()
         alone.append(clock() - start)
     results["construct (in a loop)"] = median_us(alone)
-    construct, train_total, train_kernel = [], [], []
+    construct, train_total, train_kernel, draws = [], [], [], []
+    blocks = _order_blocks(len(X), 150)
     for _ in range(warm_reps):
         start = clock()
         model = _construct()
@@ -120,8 +145,10 @@ def measure(warm_reps=400, cold_reps=15):
         _train(model, X, y)
         train_total.append(clock() - start)
         train_kernel.append(kernel.seconds)
+        draws.append(_draw_orders(blocks))
     results["construct (after a train)"] = median_us(construct)
     results["train - kernel"] = median_us([t - k for t, k in zip(train_total, train_kernel)])
+    results["  of which order draws (replayed)"] = median_us(draws)
     results["train kernel"] = median_us(train_kernel)
     results["train total"] = median_us(train_total)
 

@@ -51,6 +51,29 @@ _PURE_SCHEDULES = frozenset({_schedules.Constant, _schedules.ExponentialDecay,
                              _schedules.StepDecay, _schedules.InverseScaling,
                              _schedules.Cosine})
 _MAX_RATES = 1 << 16
+_RATES = {}     # (schedule's class and settings, base rate, epochs) -> read-only rates
+
+
+def _pure_rates(schedule, base_lr, epochs):
+    """``schedule.rates(base_lr, epochs)`` of a schedule in ``_PURE_SCHEDULES``, read-only and
+    kept for the next fit of the same settings; None when some rate is bad (the block that
+    holds it then raises, as without this shortcut)."""
+    key = (type(schedule), tuple(vars(schedule).items()), base_lr, epochs)
+    try:
+        rates = _RATES.get(key)
+    except TypeError:               # a setting replaced by an unhashable value: not kept
+        key, rates = None, None
+    if rates is None:
+        try:
+            rates = schedule.rates(base_lr, epochs)
+        except ValueError:
+            return None
+        rates.flags.writeable = False
+        if key is not None:
+            if len(_RATES) >= 64:
+                _RATES.clear()
+            _RATES[key] = rates
+    return rates
 
 # The engine's descriptions of networks (``_train.Network``), shared by every model of the same
 # configuration: read-only once built, and costly to build (tens of microseconds) next to the
@@ -511,10 +534,15 @@ class MLP:
         d = self.__dict__        # these attributes are read-only (see __setattr__)
         d["W"] = views(self.params, layout.w_off, zip(sizes[:-1], sizes[1:]))
         d["b"] = views(self.params, layout.b_off, zip(sizes[1:]))
-        d["gamma"] = views(self.params, layout.g_off, zip(widths))
-        d["beta"] = views(self.params, layout.be_off, zip(widths))
-        d["running_mean"] = views(self.bn_state, layout.rm_off, zip(widths))
-        d["running_var"] = views(self.bn_state, layout.rv_off, zip(widths), minimum=0)
+        if any(self.batch_norm):
+            d["gamma"] = views(self.params, layout.g_off, zip(widths))
+            d["beta"] = views(self.params, layout.be_off, zip(widths))
+            d["running_mean"] = views(self.bn_state, layout.rm_off, zip(widths))
+            d["running_var"] = views(self.bn_state, layout.rv_off, zip(widths), minimum=0)
+        else:                    # nothing of batch normalization in the buffers
+            for name in ("gamma", "beta", "running_mean", "running_var"):
+                d[name] = _ParamList([None] * len(widths), self._lock,
+                                     0 if name == "running_var" else None)
 
     def __setattr__(self, name, value):
         if name in _STRUCTURAL and name in self.__dict__:
@@ -1116,10 +1144,7 @@ class MLP:
         all_rates = None
         if not per_epoch and type(schedule) in _PURE_SCHEDULES and epochs <= _MAX_RATES:
             # Nothing can change the base rate between the blocks: every rate at once.
-            try:
-                all_rates = schedule.rates(self.base_lr, epochs)
-            except ValueError:      # raised by the block that holds the bad rate, as before
-                pass
+            all_rates = _pure_rates(schedule, self.base_lr, epochs)
         start_time = time.perf_counter()
         stop = False
         first = 0

@@ -235,3 +235,16 @@ def test_the_seeded_states_and_spare_generators_stay_bounded(binary_data):
     for seed in range(80):
         MLP([2, 2, 1], seed=0).train(X, y, epochs=1, verbose=False, shuffle_seed=seed)
     assert len(fastmlp.mlp._SEEDED_STATES) <= 64 and len(fastmlp.mlp._SPARE_GENERATORS) <= 4
+
+
+def test_the_rates_kept_for_the_next_fit_follow_a_schedule_changed_in_place(binary_data):
+    X, y = binary_data(50, 2, seed=0)
+    schedule = schedules.ExponentialDecay(0.9)
+    model = MLP([2, 3, 1], lr=0.1, seed=0, schedule=schedule)
+    model.train(X, y, epochs=3, verbose=False)
+    schedule.decay = 0.5
+    model.train(X, y, epochs=3, verbose=False)
+    assert model.history["lr"] == [0.1, 0.05, 0.025]
+    schedule.decay = np.array(0.25)     # unhashable, yet a number: used, not kept
+    model.train(X, y, epochs=2, verbose=False)
+    assert model.history["lr"] == [0.1, 0.025]
