@@ -520,10 +520,17 @@ class MLP:
                           else _schedules.get_schedule(value))
 
     def _bind_views(self, layout=None):
-        """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
+        """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers, and
+        note the figures of the layer sizes that each prediction reads (``_blas_work``,
+        ``_predict_rows``)."""
         if layout is None:
             layout = self._network(max_batch=1)
         sizes, widths = self.sizes, self.sizes[1:-1]
+        d = self.__dict__        # these attributes are read-only (see __setattr__)
+        d["_widest"] = max([a * b for a, b in zip(sizes[:-1], sizes[1:])])
+        # Entries per row of a prediction pass: activations, derivatives, deltas, targets (and
+        # the batch input, for dense X).
+        d["_row_entries"] = 4 * sum(sizes[1:])
 
         def views(buffer, offsets, shapes, minimum=None):
             # The offsets as plain ints: a NumPy array is slow to read one entry at a time.
@@ -531,7 +538,6 @@ class MLP:
                                else None for o, shape in zip(offsets.tolist(), shapes)],
                               self._lock, minimum)
 
-        d = self.__dict__        # these attributes are read-only (see __setattr__)
         d["W"] = views(self.params, layout.w_off, zip(sizes[:-1], sizes[1:]))
         d["b"] = views(self.params, layout.b_off, zip(sizes[1:]))
         if any(self.batch_norm):
@@ -567,7 +573,8 @@ class MLP:
         # The views, the lock and the engine's cached layouts are rebuilt on unpickling, so that
         # W and b stay views of params in the copy. The buffers are copied under the lock, so
         # a copy made while another thread trains is the state between two epochs, not a mix.
-        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock")
+        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock",
+                 "_widest", "_row_entries")
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in views}
             for name in ("params", "bn_state", "_opt_state", "_step"):
@@ -877,17 +884,16 @@ class MLP:
 
     def _blas_work(self, rows):
         """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""
-        return rows * max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return rows * self._widest
 
     def _predict_rows(self, n, sparse=False):
         """Rows per prediction pass: ``_PREDICT_CHUNK``, fewer for very wide layers."""
-        # The batch input (not for sparse X), then activations, derivatives, deltas, targets.
-        per_row = (0 if sparse else self.sizes[0]) + 4 * sum(self.sizes[1:])
+        per_row = self._row_entries if sparse else self._row_entries + self.sizes[0]
         return max(1, min(n, _PREDICT_CHUNK, _PREDICT_BUDGET // per_row))
 
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        sparse = scipy.sparse.issparse(X)
+        sparse = type(X) is not np.ndarray and scipy.sparse.issparse(X)
         rows = self._predict_rows(X.shape[0], sparse)
         if sparse:
             X = _sparse.CSR(X)
