@@ -13,6 +13,9 @@ Times, on the lecture's network and data (``MLP([2, 4, 4, 1], lr=0.3, seed=42, l
 - ``kernel``: that kernel time, for scale;
 - ``predict_proba`` / ``forward`` / ``predict`` on 1 row and on 1000 rows, and what of it is
   outside the prediction kernel (``_train.predict``);
+- ``MLPClassifier`` (the scikit-learn face, the same network and 150 epochs of SGD) and
+  ``MLPStack`` (16 such models trained together): the estimator's fit less the kernel, the
+  stack's whole fit (its kernels run in threads);
 - ``cold fit``: construction and ``train`` after a 0.2 s pause, as ``python -m benchmarks``
   times a fit (the caches of the CPU and the interpreter have gone cold meanwhile).
 
@@ -42,7 +45,7 @@ if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
 import numpy as np
 
 PAUSE = 0.2
-KERNEL_NAMES = ("train_epochs", "predict")
+KERNEL_NAMES = ("train_epochs", "train_stack_epochs", "predict")
 
 
 def lecture_data():
@@ -167,6 +170,35 @@ def measure(warm_reps=400, cold_reps=15):
             results[f"{method} {rows}"] = median_us(total)
             results[f"{method} {rows} - kernel"] = median_us(
                 [t - k for t, k in zip(total, inside)])
+
+    from fastmlp import MLP
+    from fastmlp.stack import MLPStack
+    from fastmlp.estimators import MLPClassifier
+
+    def estimator_fit():
+        MLPClassifier(hidden_layer_sizes=(4, 4), max_iter=150, batch_size=32, random_state=0,
+                      solver="sgd", learning_rate_init=0.3, tol=0.0).fit(X, y)
+
+    def stack_fit():
+        base = MLP([2, 4, 4, 1], seed=42, lr_decay=0.95)
+        MLPStack.from_grid(base, {"lr": [0.1, 0.3]}, seeds=list(range(8))).train(
+            X, y, epochs=150, batch_size=32, shuffle_seed=0)
+
+    import warnings
+    # The stack's kernels run in threads, so their times add up beyond the wall time: the
+    # whole fit is timed there.
+    for name, fit, reps in (("MLPClassifier fit - kernel", estimator_fit, warm_reps // 4),
+                            ("MLPStack (16 models) fit, total", stack_fit, warm_reps // 8)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit()
+            outside = []
+            for _ in range(max(reps, 5)):
+                kernel.seconds = 0.0
+                start = clock()
+                fit()
+                outside.append(clock() - start - (kernel.seconds if "kernel" in name else 0))
+        results[name] = median_us(outside)
 
     kernel.restore()
     cold, cold_construct = [], []
