@@ -82,6 +82,7 @@ def _pure_rates(schedule, base_lr, epochs):
 _NETWORKS = {}
 _NETWORKS_KEPT = 64
 _NETWORKS_LOCK = threading.Lock()
+_NO_NETWORKS = {}       # a model's networks before its first (never written)
 
 
 class _FrozenList(list):
@@ -250,8 +251,9 @@ def _take_rows(X, rows):
 
 
 _FLOAT64 = np.dtype(np.float64)
-# Ufunc reductions called directly, without the Python layer of np.min and np.max.
-_smallest, _largest = np.minimum.reduce, np.maximum.reduce
+# A ufunc reduction called directly, without the Python layer of np.max.
+_largest = np.maximum.reduce
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
 
 
 def _check_dtype(dtype):
@@ -734,8 +736,11 @@ class MLP:
                 what = "1-D (one 0/1 label per sample)" if n_out == 1 else f"(n, {n_out}) 0/1 labels"
                 raise ValueError(f"y must be {what} for {self._task} classification; got shape "
                                  f"{y.shape}")
-            if Y.dtype.kind in "biu":   # 0 and 1 only: two reductions, no temporaries
-                binary = _smallest(Y, axis=None) >= 0 and _largest(Y, axis=None) <= 1
+            if Y.dtype.kind == "b":
+                binary = True
+            elif Y.dtype.kind in "iu" and Y.dtype.isnative:
+                # One reduction, no temporary: read as unsigned, a negative label is huge.
+                binary = _largest(Y.view(_UNSIGNED[Y.dtype.itemsize]), axis=None) <= 1
             else:
                 binary = not ((Y != 0) & (Y != 1)).any()
             if not binary:
@@ -852,13 +857,11 @@ class MLP:
         try:
             key = (max_batch, loss_param, self.l1, self.l2, opt._values(), opt.weight_decay,
                    self.clip_norm, self.clip_value, sparse_input)
-            net = self.__dict__["_networks"][key]
-        except KeyError:
-            pass
+            net = self.__dict__.get("_networks", _NO_NETWORKS).get(key)
         except TypeError:               # an unhashable setting: let the checks say which
             self._check_network_settings()
             raise
-        else:
+        if net is not None:
             return net
         if not _checked:
             self._check_network_settings()      # a setting assigned since the last build

@@ -213,7 +213,8 @@ def test_check_flag_accepts_the_two_bools_only(value, expected):
 
 @pytest.mark.parametrize("labels, found", [
     (np.array([0, 1, 2, 1]), [2]), (np.array([0, -1, 1, 5]), [-1, 5]),
-    (np.array([0, 1, 255], dtype=np.uint8), [255]), (np.array([0.0, 0.5, 1.0]), [0.5]),
+    (np.array([0, 1, 255], dtype=np.uint8), [255]), (np.array([0, -128, 1], dtype=np.int8), [-128]),
+    (np.array([1, 0, -3], dtype=">i4"), [-3]), (np.array([0.0, 0.5, 1.0]), [0.5]),
     (np.array([0.0, np.nan, 1.0]), [np.nan])])
 def test_binary_labels_other_than_0_and_1_are_named(labels, found):
     model = MLP([1, 2, 1])
@@ -224,6 +225,8 @@ def test_binary_labels_other_than_0_and_1_are_named(labels, found):
 
 @pytest.mark.parametrize("labels", [np.array([0, 1, 1]), np.array([True, False, True]),
                                     np.array([0, 1, 0], dtype=np.uint16),
+                                    np.array([1, 0, 1], dtype=">i8"),
+                                    np.array([[0, 1], [1, 1], [0, 0]], dtype=np.int32)[:, 1],
                                     np.array([0.0, 1.0, 1.0])])
 def test_binary_labels_of_every_real_dtype_are_taken(labels):
     Y, _, _ = MLP([1, 2, 1])._encode_targets(labels, 3)
