@@ -576,7 +576,7 @@ class MLP:
         # W and b stay views of params in the copy. The buffers are copied under the lock, so
         # a copy made while another thread trains is the state between two epochs, not a mix.
         views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock",
-                 "_widest", "_row_entries")
+                 "_widest", "_row_entries", "_structure")
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in views}
             for name in ("params", "bn_state", "_opt_state", "_step"):
@@ -868,8 +868,12 @@ class MLP:
         cache = self.__dict__.setdefault("_networks", {})
         if len(cache) >= 8:
             cache.clear()
-        shared = (tuple(self.sizes), tuple(self._act_ids), tuple(self._act_params),
-                  self._loss_id, tuple(self.batch_norm), tuple(self.dropout), opt.kernel_id, key)
+        structure = self.__dict__.get("_structure")
+        if structure is None:           # the settings no assignment can change
+            structure = self.__dict__["_structure"] = (
+                tuple(self.sizes), tuple(self._act_ids), tuple(self._act_params), self._loss_id,
+                tuple(self.batch_norm), tuple(self.dropout), opt.kernel_id)
+        shared = (structure, key)
         net = _NETWORKS.get(shared)
         if net is None:
             net = _train.Network(
