@@ -13,9 +13,10 @@ Times, on the lecture's network and data (``MLP([2, 4, 4, 1], lr=0.3, seed=42, l
 - ``kernel``: that kernel time, for scale;
 - ``predict_proba`` / ``forward`` / ``predict`` on 1 row and on 1000 rows, and what of it is
   outside the prediction kernel (``_train.predict``);
-- ``MLPClassifier`` (the scikit-learn face, the same network and 150 epochs of SGD) and
-  ``MLPStack`` (16 such models trained together): the estimator's fit less the kernel, the
-  stack's whole fit (its kernels run in threads);
+- ``MLPClassifier`` (the scikit-learn face, the same network and 150 epochs of SGD): its
+  ``predict_proba`` on 1 and 1000 rows, its fit less the kernel; and
+  ``MLPStack`` (16 such models trained together): the stack's whole fit (its kernels run in
+  threads);
 - ``cold fit``: construction and ``train`` after a 0.2 s pause, as ``python -m benchmarks``
   times a fit (the caches of the CPU and the interpreter have gone cold meanwhile).
 
@@ -185,6 +186,20 @@ def measure(warm_reps=400, cold_reps=15):
             X, y, epochs=150, batch_size=32, shuffle_seed=0)
 
     import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = MLPClassifier(hidden_layer_sizes=(4, 4), max_iter=150, batch_size=32,
+                               random_state=0, solver="sgd", learning_rate_init=0.3,
+                               tol=0.0).fit(X, y)
+    for rows, data in (("1 row", X1), ("1000 rows", X1000)):
+        for _ in range(20):
+            fitted.predict_proba(data)
+        total = []
+        for _ in range(warm_reps * (5 if rows == "1 row" else 1)):
+            start = clock()
+            fitted.predict_proba(data)
+            total.append(clock() - start)
+        results[f"MLPClassifier.predict_proba {rows}"] = median_us(total)
     # The stack's kernels run in threads, so their times add up beyond the wall time: the
     # whole fit is timed there.
     for name, fit, reps in (("MLPClassifier fit - kernel", estimator_fit, warm_reps // 4),
