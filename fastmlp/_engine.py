@@ -23,10 +23,9 @@ from ._kernels._dense import ACTIVATION_IDS
 __all__ = ["TrainingDiverged", "EpochRunner", "StackRunner", "MAX_ORDER_ENTRIES",
            "interrupt_count", "check_state_finite"]
 
-# Largest number of sample indices handed to one kernel call: bounds the order buffer (512 KiB)
-# whatever the number of epochs, while a small data set's epochs go to the kernel in few calls
-# (the lecture's 150 epochs of 140 rows in one), each of which costs some microseconds of Python.
-MAX_ORDER_ENTRIES = 1 << 16
+# Largest number of sample indices handed to one kernel call: bounds the order buffer whatever
+# the number of epochs.
+MAX_ORDER_ENTRIES = 1 << 13
 
 
 # What diverged, by the kernel's status.
