@@ -136,7 +136,7 @@ def test_exponential_decays_block_is_its_formula_and_a_subclass_keeps_its_own():
 def test_a_rate_that_goes_bad_in_a_later_block_is_refused_there_as_before(binary_data):
     # A function is not one of the pure schedules: its rates are asked block by block, so the
     # epochs before the bad one train, and the error names the epoch.
-    X, y = binary_data(4096, 2, seed=0)
+    X, y = binary_data(_engine.MAX_ORDER_ENTRIES // 2, 2, seed=0)     # two epochs per block
     model = MLP([2, 3, 1], seed=0, schedule=lambda e: 0.1 if e != 4 else float("nan"))
     before = model.params.copy()
     with pytest.raises(ValueError, match="epoch 4"):
