@@ -53,6 +53,12 @@ cpdef enum Status:
     NONFINITE_OPT_STATE = 4
     NONFINITE_BN_STATE = 5
 
+# The status train_stack_epochs' stopping rule gives a model it stops (not a return status;
+# the same value as fastmlp._engine.StackRunner.STOPPED, a caller's stop).
+cdef enum:
+    _STACK_STOPPED = 16
+STACK_STOPPED = _STACK_STOPPED
+
 # Ctrl-C during training. Python's own handler cannot run while a kernel holds the thread (and
 # only ever runs in the main thread), so a C handler counts the presses instead: every fit notes
 # the count when it starts and stops at the end of the epoch in which the count has changed. A
@@ -976,7 +982,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            Py_ssize_t chunk, const uint64_t* seeds, floating** workspaces,
                            floating* shared, double* loss_out, int* status, Py_ssize_t* done,
                            int64_t* step_at_start, double* totals,
-                           int interrupt_mark) noexcept nogil:
+                           int interrupt_mark, const double* rule_tol,
+                           const double* rule_patience, double* rule_best, double* rule_count,
+                           Py_ssize_t* rule_left) noexcept nogil:
     """Train every model whose status is OK on the same batches: each model takes exactly the
     steps ``train_epochs_nogil`` would take for it alone (``batch_step``).
 
@@ -988,7 +996,11 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
-    on. Returns INTERRUPTED when Ctrl-C was caught (after the epoch), else OK."""
+    on. Returns INTERRUPTED when Ctrl-C was caught (after the epoch), else OK.
+
+    With ``rule_tol`` not NULL, scikit-learn's stopping rule on the training loss runs after
+    every epoch of every model (see ``train_stack_epochs``): a model it stops gets the status
+    STACK_STOPPED and is left alone from the next epoch on."""
     cdef Py_ssize_t e, start, first, end, m, i, k, b
     cdef const Net* net = nets[0]
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
@@ -1079,6 +1091,18 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 continue
             loss_out[e * n_models + k] = totals[k] / n + penalty(net, thetas[k])
             done[k] = e + 1
+            if rule_tol != NULL:
+                # scikit-learn's _update_no_improvement_count and its two stops.
+                batch_loss = loss_out[e * n_models + k]
+                if batch_loss > rule_best[k] - rule_tol[k]:
+                    rule_count[k] += 1
+                else:
+                    rule_count[k] = 0
+                if batch_loss < rule_best[k]:
+                    rule_best[k] = batch_loss
+                rule_left[k] -= 1
+                if rule_count[k] > rule_patience[k] or rule_left[k] <= 0:
+                    status[k] = _STACK_STOPPED
         if fastmlp_sigint_count != interrupt_mark:
             return INTERRUPTED
     return OK
@@ -1097,7 +1121,9 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                        const double[:, ::1] rates, Py_ssize_t batch_size,
                        const uint64_t[::1] seeds, floating[:, ::1] workspaces,
                        double[:, ::1] loss_out, int[::1] status, Py_ssize_t[::1] done,
-                       interrupt_mark=None):
+                       interrupt_mark=None, const double[::1] rule_tol=None,
+                       const double[::1] rule_patience=None, double[::1] rule_best=None,
+                       double[::1] rule_count=None, Py_ssize_t[::1] rule_left=None):
     """Train K models on shared batches for ``len(orders)`` epochs, with the GIL released.
 
     Model k is described by ``networks[k]`` and owns row k of ``thetas``, ``opt_states``,
@@ -1135,6 +1161,14 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         Epochs each model finished in this call.
     interrupt_mark : int or None
         As for ``train_epochs``.
+    rule_tol, rule_patience, rule_best, rule_count : (K,) float64, optional
+        scikit-learn's stopping rule on the training loss, run after each epoch of model k:
+        ``rule_count[k]`` (IN/OUT) grows by one when the epoch's loss exceeds
+        ``rule_best[k] - rule_tol[k]`` and is reset to 0 otherwise, ``rule_best[k]`` (IN/OUT)
+        keeps the lowest loss; the model stops (status ``STACK_STOPPED``) once
+        ``rule_count[k] > rule_patience[k]``. Give all five rule arrays or none.
+    rule_left : (K,) intp, optional, IN/OUT
+        Epochs model k may still train (``max_iter`` minus those done); it stops at 0.
 
     Returns
     -------
@@ -1185,6 +1219,14 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                 raise ValueError("weighted models need sample_weight")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    cdef int n_rule = ((rule_tol is not None) + (rule_patience is not None)
+                       + (rule_best is not None) + (rule_count is not None)
+                       + (rule_left is not None))
+    if n_rule and (n_rule != 5 or rule_tol.shape[0] != K or rule_patience.shape[0] != K
+                   or rule_best.shape[0] != K or rule_count.shape[0] != K
+                   or rule_left.shape[0] != K):
+        raise ValueError(f"the stopping rule needs rule_tol, rule_patience, rule_best, "
+                         f"rule_count and rule_left, each of {K} entries")
     if n_epochs == 0 or n == 0:
         return OK
     with nogil:
@@ -1223,8 +1265,12 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                 NULL if sample_weight is None else &sample_weight[0, 0],
                 1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
                 &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
-                chunk, seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0], step_at_start,
-                totals, mark)
+                chunk, seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0],
+                step_at_start, totals, mark, NULL if rule_tol is None else &rule_tol[0],
+                NULL if rule_tol is None else &rule_patience[0],
+                NULL if rule_tol is None else &rule_best[0],
+                NULL if rule_tol is None else &rule_count[0],
+                NULL if rule_tol is None else &rule_left[0])
     finally:
         free(nets); free(theta_p); free(opt_p); free(bn_p); free(ws_p); free(seeds_p)
         free(step_at_start); free(totals); free(shared)
