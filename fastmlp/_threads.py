@@ -24,7 +24,6 @@ own ``openblas_set_num_threads`` (or, for the other libraries and for OpenBLAS o
 layer, whose limit is per thread, the controller's ``set_num_threads``). The original limits are
 restored when the last fit ends.
 """
-import contextlib
 import os
 import threading
 
@@ -182,36 +181,49 @@ def _threaded():
     return any(work >= OPENBLAS_THREADING_MIN for work in _fits.values())
 
 
-@contextlib.contextmanager
-def blas_threads(work):
+class blas_threads:
     """Within this block, BLAS uses the threads the policy gives (see the module docstring).
 
     ``work`` is the largest m * n * k of the products to come. The outermost block in a thread
     counts as one running fit (a fit's validation pass inside the fit counts once); limits are
     set while a running fit has products of at least ``OPENBLAS_THREADING_MIN`` (smaller ones
-    never run threaded). Blocks may end in any order.
+    never run threaded). Blocks may end in any order. A class rather than a generator: a
+    small fit or a one-row prediction pays about a microsecond for it.
     """
-    global _original
-    depth = getattr(_local, "depth", 0)
-    counted = _setting is not None and depth == 0
-    _local.depth = depth + 1
-    key = object()
-    try:
-        if counted:
+    __slots__ = ("work", "counted")
+
+    def __init__(self, work):
+        self.work = work
+        self.counted = False
+
+    def __enter__(self):
+        global _original
+        depth = getattr(_local, "depth", 0)
+        _local.depth = depth + 1
+        if _setting is None or depth:
+            return self
+        try:
             with _lock:
-                _fits[key] = work               # one step: no count without its key
-                if _original is None and work >= OPENBLAS_THREADING_MIN:
+                _fits[self] = self.work         # one step: no count without its key
+                self.counted = True
+                if _original is None and self.work >= OPENBLAS_THREADING_MIN:
                     _original = [pool.get() for pool in _find_pools()]
                 if _original is not None:
                     _apply()
                     _apply(per_thread=True)
-        yield
-    finally:
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
         _local.depth -= 1
-        if counted:
+        if self.counted:
+            self.counted = False
             with _lock:
-                if _fits.pop(key, None) is not None:
+                if _fits.pop(self, None) is not None:
                     _released()
+        return False
 
 
 def _released():
