@@ -32,9 +32,15 @@ __all__ = ["set_num_threads", "get_num_threads", "blas_threads"]
 # OpenBLAS threads a product only from m * n * k >= 65536 * 4 (its GEMM_MULTITHREAD_THRESHOLD):
 # a fit whose products are all smaller never needs a limit set (it still counts as a fit).
 OPENBLAS_THREADING_MIN = 1 << 18
-# Below this m * n * k, a second thread costs more in synchronisation than it saves: see
-# ``benchmarks/switchover.py --threads`` (products of the engine's shapes, one thread against
-# two, on an idle machine).
+# A fit whose largest product (m * n * k) is below this runs BLAS on one thread: a second
+# thread costs about as much in synchronisation as it saves. ``benchmarks/switchover.py
+# --threads`` measures the engine's products on one thread against two. On this project's
+# 2-core machine, idle: the `wide` network's products with batches of 128 (2.1e7 to 5.1e7) run
+# 1.9x faster on two threads (float32 1651 us a batch against 3143, 187 GFLOP/s, 92% of a
+# 2048x2048 product's rate; float64 1.94x), so a second thread pays there. A second thread on a
+# core that other processes keep busy makes a product several times slower (OpenBLAS's threads
+# wait for each other by spinning); fastmlp does not guess at other processes' load:
+# ``set_num_threads(1)`` is the setting for a busy machine.
 MULTITHREAD_MIN = 1 << 23
 
 _lock = threading.Lock()
