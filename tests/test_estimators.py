@@ -23,6 +23,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import LabelBinarizer as SkLabelBinarizer
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
@@ -460,6 +461,74 @@ def test_fit_and_partial_fit_do_not_copy_X(dtype, peak_during):
     # The measure sees copies: X of the other dtype must be converted.
     other = X.astype(np.float32 if dtype == np.float64 else np.float64)
     assert peak_during(lambda: clf.partial_fit(other, y)) > 0.45 * X.nbytes
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([0, 1], dtype=np.int64), np.array([3, -2, 7], dtype=np.int8),
+    np.array([2, 5, 9, 4], dtype=np.uint8), np.array([10**6, 1, 5], dtype=np.int32),
+    np.array([0, 4_000_000_000], dtype=np.uint32), np.array([-10**12, 10**12, 0]),
+])
+def test_plain_arrays_skip_sklearns_checks_with_the_same_results(labels, monkeypatch):
+    """A C-contiguous float ndarray X with 1-D integer labels skips scikit-learn's validation
+    and label encoding: the classes (values and dtype), the encoding and the fitted weights are
+    those of scikit-learn's path, which the same data given as lists takes."""
+    import fastmlp.estimators as est
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = labels[rng.integers(0, len(labels), 60)]
+    kw = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    calls = []
+    monkeypatch.setattr(est, "_validate_data",
+                        lambda *a, _v=est._validate_data, **k: calls.append(1) or _v(*a, **k))
+    plain = MLPClassifier(**kw).fit(X, y)
+    assert calls == []
+    checked = MLPClassifier(**kw).fit(X.tolist(), y.tolist())
+    assert calls == [1]
+    reference = SkLabelBinarizer().fit(y)
+    assert plain.classes_.dtype == reference.classes_.dtype
+    np.testing.assert_array_equal(plain.classes_, reference.classes_)
+    assert plain._label_binarizer.y_type_ == reference.y_type_
+    assert plain.n_features_in_ == 3
+    np.testing.assert_array_equal(plain._label_binarizer.transform(y), reference.transform(y))
+    np.testing.assert_array_equal(plain.classes_.astype(object), checked.classes_.astype(object))
+    for a, b in zip(plain.coefs_ + plain.intercepts_, checked.coefs_ + checked.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(plain.predict(X), checked.predict(X))
+    # Continued training: partial_fit and a warm start check y against classes_.
+    plain.partial_fit(X, y)
+    checked.partial_fit(X.tolist(), y.tolist())
+    for a, b in zip(plain.coefs_, checked.coefs_):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        plain.partial_fit(X[:2], np.full(2, labels.max() + 1, dtype=labels.dtype))
+    if len(labels) > 2:
+        plain.set_params(warm_start=True)
+        with pytest.raises(ValueError, match="same classes as in the previous call"):
+            plain.fit(X, np.where(y == labels[0], labels[1], y))
+
+
+def test_plain_arrays_still_meet_sklearns_errors():
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2)
+    X_bad = X.copy()
+    X_bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.fit(X_bad, y)
+    assert not hasattr(clf, "n_features_in_")
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.fit(X, y[:-1])
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features, but MLPClassifier is expecting 3"):
+        clf.partial_fit(X[:, :2], y)
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    y_bad = y.astype(float)
+    y_bad[0] = np.inf
+    with pytest.raises(ValueError, match="Input y contains infinity"):
+        reg.fit(X, y_bad)
+    plain = reg.fit(X, y.astype(float)).coefs_
+    checked = clone(reg).fit(X.tolist(), y.astype(float).tolist()).coefs_
+    for a, b in zip(plain, checked):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float32_input_trains_and_predicts_in_float32():
