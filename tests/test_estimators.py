@@ -19,6 +19,7 @@ from joblib import parallel_backend
 from sklearn import datasets
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
@@ -505,6 +506,22 @@ def test_plain_arrays_skip_sklearns_checks_with_the_same_results(labels, monkeyp
         plain.set_params(warm_start=True)
         with pytest.raises(ValueError, match="same classes as in the previous call"):
             plain.fit(X, np.where(y == labels[0], labels[1], y))
+
+
+def test_score_is_sklearns_accuracy():
+    X, y = iris()
+    y = y.astype(np.int32) + 7
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
+    expected = accuracy_score(y, clf.predict(X))
+    assert 0.2 < expected < 0.95
+    assert clf.score(X, y) == expected and type(clf.score(X, y)) is float
+    assert clf.score(X, list(y)) == expected
+    other = y.copy()
+    other[:10] = 100                                # labels the classifier does not know
+    assert clf.score(X, other) == accuracy_score(other, clf.predict(X))
+    w = np.linspace(0, 1, len(y))
+    assert clf.score(X, y, sample_weight=w) == accuracy_score(y, clf.predict(X),
+                                                               sample_weight=w)
 
 
 def test_plain_arrays_still_meet_sklearns_errors():
