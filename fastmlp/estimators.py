@@ -119,10 +119,10 @@ def _stochastic_solver(estimator):
 
 
 def _encode_integer_labels(y):
-    """(classes, codes) of 1-D integer labels y (not uint64): the distinct labels, sorted, of y's dtype
-    (as ``sklearn.utils.multiclass.unique_labels`` gives them), and the index of each label
-    among them; None for fewer than two classes. By counting when the labels span a range
-    not much wider than there are samples, else by sorting."""
+    """(classes, codes) of 1-D integer labels y (not uint64): the distinct labels, sorted, of
+    y's dtype (as ``sklearn.utils.multiclass.unique_labels`` gives them), and the index of
+    each label among them; None for fewer than two classes. By counting when the labels span
+    a range not much wider than there are samples, else by sorting."""
     yi = y.astype(np.intp, copy=False)
     lo, hi = int(yi.min()), int(yi.max())
     if hi - lo <= 2 * yi.shape[0] + 256:
@@ -998,7 +998,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         fresh = not hasattr(self, "classes_") or (not self.warm_start and not incremental)
         # (uint64 labels beyond int64's range are "continuous" to scikit-learn: its path.)
         if (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu"
-                and y.dtype != np.uint64 and self._plain_X(X, dtype, reset) and y.shape[0] == X.shape[0]):
+                and y.dtype != np.uint64 and self._plain_X(X, dtype, reset)
+                and y.shape[0] == X.shape[0]):
             encoded = self._encode_plain_labels(y, fresh, incremental)
             if encoded is not None:
                 if reset:
@@ -1050,7 +1051,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = classes
             return codes
         classes = self.classes_
-        if (self._label_binarizer.y_type_ not in ("binary", "multiclass")
+        binarizer = self.__dict__.get("_label_binarizer")
+        if (binarizer is None or binarizer.y_type_ not in ("binary", "multiclass")
                 or classes.dtype.kind not in "iu" or len(classes) < 2):
             return None
         codes = np.searchsorted(classes, y)
