@@ -14,7 +14,9 @@ checkout ``pip install ".[sklearn]"``), imported only here: ``import fastmlp`` d
 it. A fitted estimator saves to fastmlp's safe model format
 (``estimator.save(path)``, ``fastmlp.load(path)``).
 
-How a fit drives the engine (``fastmlp._engine``): X is checked once; the rows an epoch visits
+How a fit drives the engine (``fastmlp._engine``): X is checked once (a C-contiguous float
+ndarray with integer labels, or float targets, by a finiteness pass and a count of the labels,
+without scikit-learn's general machinery, which costs milliseconds); the rows an epoch visits
 are handed to the kernel as indices in scikit-learn's permutation order (the validation split
 of ``early_stopping`` is taken on indices too), so X is never copied; and one kernel call runs
 as many epochs as the stopping rule allows: with the ``tol`` / ``n_iter_no_change`` rule on the
