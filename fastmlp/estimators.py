@@ -90,6 +90,13 @@ from .schedules import get_schedule
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _SKLEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
+# A dense prediction that BLAS runs on one thread anyway (fastmlp.set_num_threads(1), or
+# products too small for more), through layers of at most _CACHE_WEIGHTS
+# weights each, runs _CACHE_ROWS rows at a time: the chunk's activations stay in the core's
+# cache next to the weights. On digits' network (64-100-10) 1000 rows predict 10-15% faster
+# than in one pass; a wide first layer (784-256) needs long passes instead.
+_CACHE_ROWS = 32
+_CACHE_WEIGHTS = 1 << 14
 _REGRESSION_LOSSES = ("squared_error", "poisson", "absolute_error", "huber")
 _SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
 
@@ -710,8 +717,14 @@ class _BaseMLP(BaseEstimator):
         between calls (prediction reads only the architecture, which a fitted network never
         changes): a one-row prediction costs little more than the kernel."""
         sparse = scipy.sparse.issparse(X)
-        rows = model._predict_rows(X.shape[0], sparse)
         n = X.shape[0]
+        rows = model._predict_rows(n, sparse)
+        if (rows > _CACHE_ROWS and not sparse
+                and (_threads.get_num_threads() == 1
+                     or model._blas_work(n) < _threads.MULTITHREAD_MIN)
+                and max(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:]))
+                <= _CACHE_WEIGHTS):
+            rows = _CACHE_ROWS
         if sparse:
             X = _sparse.CSR(X)
         cache = self.__dict__.get("_predict_networks")    # set with the views of model_

@@ -524,6 +524,29 @@ def test_score_is_sklearns_accuracy():
                                                                sample_weight=w)
 
 
+@pytest.mark.parametrize("hidden, n, threads, chunked", [
+    ((100,), 1000, "auto", True), ((100,), 3000, "auto", False), ((100,), 3000, 1, True),
+    ((300,), 1000, 1, False)])
+def test_predictions_in_cache_sized_chunks_equal_one_pass(hidden, n, threads, chunked):
+    """Small networks predict many rows in chunks of a few rows (the activations stay in
+    cache) where BLAS would run on one thread anyway: the same probabilities as the network's
+    pass over all the rows at once."""
+    import fastmlp.estimators as est
+    X, y = datasets.load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(hidden, max_iter=3, random_state=0).fit(X, y)
+    rows = np.vstack([X] * 2)[:n]
+    fastmlp.set_num_threads(threads)
+    try:
+        proba = clf.predict_proba(rows)
+    finally:
+        fastmlp.set_num_threads("auto")
+    assert {key[0] for key in clf._predict_networks[1]} == ({est._CACHE_ROWS} if chunked
+                                                            else {n})
+    np.testing.assert_allclose(proba, clf.model_._predict_raw(rows), rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(proba[:40], clf.predict_proba(rows[:40]))
+
+
 def test_plain_arrays_still_meet_sklearns_errors():
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2)
