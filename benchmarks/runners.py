@@ -4,8 +4,10 @@ Each runner builds its model from ``problem.W0``/``problem.b0`` (the initial wei
 draws for the configuration's seed) and times what a user's script pays: from constructing the
 model to the end of training (JAX's compilation excepted: it is done beforehand, per shape).
 Then it scores the test set. fastmlp, the NumPy baseline, the NumPy oracle, JAX and PyTorch
-visit the batches in the same order (``problem.orders``); scikit-learn shuffles with its own
-generator, and it has no per-epoch learning-rate decay, so it keeps the base rate throughout.
+visit the batches in the same order (``problem.orders``), and each pays for drawing it inside
+the timed region, as a user's script does (``draw_orders``; fastmlp draws its own, from the
+same generator); scikit-learn shuffles with its own generator, and it has no per-epoch
+learning-rate decay, so it keeps the base rate throughout.
 
 fastmlp runs with its default settings (its own thread policy) unless ``--threads`` was given.
 """
@@ -72,6 +74,16 @@ def _construct(cls, *args, **kwargs):
         raise
 
 
+def draw_orders(problem):
+    """The epochs' batch orders, drawn as a user's script draws them (one
+    ``rng.permutation(n)`` per epoch from ``numpy.random.default_rng(shuffle_seed)``): equal
+    to ``problem.orders``. Runners call it inside their timed region, since fastmlp draws its
+    orders inside its own."""
+    rng = np.random.default_rng(problem.shuffle_seed)
+    n = len(problem.X_train)
+    return [rng.permutation(n) for _ in range(problem.config.epochs)]
+
+
 def _timed(train):
     start = time.perf_counter()
     train()
@@ -125,8 +137,8 @@ def run_numpy(problem):
     def train():
         model = SimpleMLP(problem.W0, problem.b0, c.hidden_activation, c.multiclass,
                                problem.dtype)
-        holder.append(model.train(problem.X_train, _targets(problem), problem.orders, rates,
-                                  c.batch_size))
+        holder.append(model.train(problem.X_train, _targets(problem), draw_orders(problem),
+                                  rates, c.batch_size))
 
     seconds = _timed(train)
     model = holder[0]
@@ -149,7 +161,7 @@ def run_reference(problem):
                            dtype=problem.dtype, W=problem.W0, b=problem.b0,
                            **_softmax_kwargs(c))
         model.train(problem.X_train, y, epochs=c.epochs, batch_size=c.batch_size,
-                    orders=problem.orders)
+                    orders=draw_orders(problem))
         holder.append(model)
 
     seconds = _timed(train)
@@ -203,24 +215,25 @@ def run_torch(problem):
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
         problem.dtype]
     hidden = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[c.hidden_activation]
-    linears = [nn.Linear(*W.shape, dtype=dtype) for W in problem.W0]
-    with torch.no_grad():
-        for linear, W, b in zip(linears, problem.W0, problem.b0):
-            linear.weight.copy_(torch.tensor(W.T))   # torch stores (fan_out, fan_in)
-            linear.bias.copy_(torch.tensor(b))
-    layers = [layer for linear in linears[:-1] for layer in (linear, hidden())]
-    model = nn.Sequential(*layers, linears[-1])
     X = torch.from_numpy(problem.X_train)
     if c.multiclass:
         y, loss_fn = torch.from_numpy(problem.y_train), nn.CrossEntropyLoss()
     else:
         y = torch.from_numpy(problem.y_train.astype(problem.dtype).reshape(-1, 1))
         loss_fn = nn.BCEWithLogitsLoss()
-    orders = [torch.from_numpy(order) for order in problem.orders]
-    optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=0.0)
     n, batch = X.shape[0], c.batch_size
+    holder = []
 
     def train():
+        linears = [nn.Linear(*W.shape, dtype=dtype) for W in problem.W0]
+        with torch.no_grad():
+            for linear, W, b in zip(linears, problem.W0, problem.b0):
+                linear.weight.copy_(torch.tensor(W.T))   # torch stores (fan_out, fan_in)
+                linear.bias.copy_(torch.tensor(b))
+        layers = [layer for linear in linears[:-1] for layer in (linear, hidden())]
+        model = nn.Sequential(*layers, linears[-1])
+        optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=0.0)
+        orders = [torch.from_numpy(order) for order in draw_orders(problem)]
         for epoch, order in enumerate(orders):
             for group in optimizer.param_groups:
                 group["lr"] = problem.rate(epoch)
@@ -229,8 +242,10 @@ def run_torch(problem):
                 optimizer.zero_grad(set_to_none=True)
                 loss_fn(model(X[index]), y[index]).backward()
                 optimizer.step()
+        holder.append((model, linears))
 
     seconds = _timed(train)
+    model, linears = holder[0]
     with torch.no_grad():
         logits = model(torch.from_numpy(problem.X_test)).numpy()
     predicted = logits.argmax(axis=1) if c.multiclass else (logits[:, 0] >= 0).astype(int)
@@ -257,7 +272,8 @@ def _run_jax(problem, form):
     rates = [problem.rate(e) for e in range(c.epochs)]
     holder = []
     seconds = _timed(lambda: holder.append(trainer.fit(
-        problem.W0, problem.b0, problem.X_train, _targets(problem), problem.orders, rates)))
+        problem.W0, problem.b0, problem.X_train, _targets(problem), draw_orders(problem),
+        rates)))
     W, b = holder[0]
     from fastmlp.reference import SimpleMLP
     model = SimpleMLP(W, b, c.hidden_activation, c.multiclass, problem.dtype)

@@ -18,6 +18,7 @@ import scipy.sparse
 
 from . import _threads
 from ._kernels import _sparse, _train
+from ._kernels._dense import ACTIVATION_IDS
 
 __all__ = ["TrainingDiverged", "EpochRunner", "StackRunner", "MAX_ORDER_ENTRIES",
            "interrupt_count", "check_state_finite"]
@@ -153,10 +154,14 @@ class EpochRunner:
         m = self.model
         if not self.epochs_done or self.diverged:
             return
-        if self._x_bound is None:
-            self._x_bound = _max_abs(self.X)
-        if outputs_provably_finite(m, self._x_bound) or _train.outputs_finite(
-                self.net, m.params, m.bn_state, self.X, self.workspace):
+        if _proof_pays(m, self.X):
+            if self._x_bound is None:
+                self._x_bound = _max_abs(self.X)
+            proved = outputs_provably_finite(m, self._x_bound)
+        else:
+            proved = False
+        if proved or _train.outputs_finite(self.net, m.params, m.bn_state, self.X,
+                                           self.workspace):
             return
         _train.restore_epoch_start(self.net, m.params, m._opt_state, m.bn_state, self.workspace)
         m._step[0] -= self._steps_per_epoch
@@ -217,7 +222,14 @@ class StackRunner(EpochRunner):
     without stopping the others: ``diverged`` maps its index to the message, and its buffers
     hold the state of the end of its last finite epoch. A caller's stopping rule takes a model
     out between two calls with ``stop(k)``: its status becomes ``STOPPED`` and the kernel
-    leaves it alone (the kernel trains only models whose status is OK).
+    leaves it alone (the kernel trains only models whose status is OK); scikit-learn's rule on
+    the training loss can also run inside the kernel, after every epoch (``run``'s ``rule``).
+
+    The stack gives ``_models`` (the structure of model k: its sizes, activations, dtype; the
+    values are read from row k of ``params`` and ``bn_state``), the row buffers ``params``,
+    ``opt_state``, ``bn_state``, ``steps`` and ``diverged_``, and may give ``_nets``, the
+    models' kernel networks, built beforehand (the search shares them between folds). No
+    model's lock is taken: the rows are the stack's own.
     """
 
     # Status of a model that the caller stopped (not one of the kernel's statuses).
@@ -238,11 +250,16 @@ class StackRunner(EpochRunner):
         self.weight_scale, self.weighted = weight_scale, weighted
         self.batch_size = batch_size
         self.seeds = seeds
-        self.nets = [m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR))
-                     for m in models]
+        # A stack may give its networks (the search's, built once per candidate and shared by
+        # its folds); else one per model.
+        nets = getattr(stack, "_nets", None)
+        self.nets = list(nets) if nets is not None else [
+            m._network(batch_size, sparse_input=isinstance(X, _sparse.CSR)) for m in models]
         width = max(net.workspace_size for net in self.nets)
         self.workspaces = np.empty((len(models), width), dtype=self.model.dtype)
         self.status = np.full(len(models), int(_train.Status.OK), dtype=np.intc)
+        K = len(models)
+        self._bounds = np.linspace(0, K, min(n_threads, K) + 1).astype(int).tolist()
         self.epochs_done = np.zeros(len(models), dtype=np.intp)
         self.diverged = {}
         self.interrupted = False
@@ -250,17 +267,62 @@ class StackRunner(EpochRunner):
         self._steps_per_epoch = 0
         self._cleanup = None
 
+    def __enter__(self):
+        # As EpochRunner's, without a model's lock: the stack's buffers are its own (the
+        # search's stacks share template networks between threads, which must not serialize
+        # them).
+        self._cleanup = contextlib.ExitStack()
+        with self._cleanup as cleanup:
+            cleanup.enter_context(_threads.blas_threads(self.model._blas_work(self.batch_size)))
+            if _train.catch_interrupts():
+                cleanup.callback(_train.release_interrupts)
+            if self.interrupt_mark is None:
+                self.interrupt_mark = _train.interrupt_count()
+            self._cleanup = cleanup.pop_all()
+        return self
+
+    class _RowModel:
+        """A stack's model k as ``outputs_provably_finite`` reads it (``_row_model``)."""
+
+    def _row_model(self, k):
+        """Model k's structure with W, b, gamma, beta and running statistics as views of row
+        k of the stack's buffers (what ``outputs_provably_finite`` reads)."""
+        s, net, m = self.stack, self.nets[k], self.stack._models[k]
+        params, bn = s.params[k], s.bn_state[k]
+        sizes = [int(n) for n in net.sizes]
+        widths = [(n,) for n in sizes[1:-1]]
+
+        def views(buffer, offsets, shapes):
+            return [buffer[o:o + int(np.prod(shape))].reshape(shape) if o >= 0 else None
+                    for o, shape in zip(offsets, shapes)]
+
+        row = self._RowModel()
+        row.W = views(params, net.w_off, list(zip(sizes[:-1], sizes[1:])))
+        row.b = views(params, net.b_off, [(n,) for n in sizes[1:]])
+        row.gamma = views(params, net.g_off, widths)
+        row.beta = views(params, net.be_off, widths)
+        row.running_mean = views(bn, net.rm_off, widths)
+        row.running_var = views(bn, net.rv_off, widths)
+        row.batch_norm, row._act_ids, row._act_params = m.batch_norm, m._act_ids, m._act_params
+        row.dtype = m.dtype
+        return row
+
     def _check_outputs(self):
         """As ``EpochRunner``'s, model by model: a model whose outputs on the training rows are
         not all finite goes back to the start of its last epoch and joins ``diverged`` (and
         the stack's ``diverged_``); the others are left alone."""
         s = self.stack
-        x_bound = _max_abs(self.X)
+        x_bound = None
         for k, net in enumerate(self.nets):
             if k in self.diverged or not self.epochs_done[k]:
                 continue
-            if outputs_provably_finite(s._models[k], x_bound) or _train.outputs_finite(
-                    net, s.params[k], s.bn_state[k], self.X, self.workspaces[k]):
+            proved = False
+            # (model k's structure: a search's template; its values: row k, _row_model)
+            if _proof_pays(s._models[k], self.X):
+                x_bound = _max_abs(self.X) if x_bound is None else x_bound
+                proved = outputs_provably_finite(self._row_model(k), x_bound)
+            if proved or _train.outputs_finite(net, s.params[k], s.bn_state[k], self.X,
+                                               self.workspaces[k]):
                 continue
             _train.restore_epoch_start(net, s.params[k], s.opt_state[k, :net.n_state],
                                        s.bn_state[k], self.workspaces[k])
@@ -279,22 +341,41 @@ class StackRunner(EpochRunner):
         if self.status[k] == _train.Status.OK:
             self.status[k] = self.STOPPED
 
-    def run(self, orders, rates, losses_out):
+    def run(self, orders, rates, losses_out, rule=None):
         """Train ``len(orders)`` epochs at ``rates[e, k]`` for model k; return each model's
         number of epochs done in this call (shape (K,)).
 
         The models are split into ``self.n_threads`` contiguous groups, each trained by its own
         kernel call in its own thread (the kernel releases the GIL); a model's arithmetic does
-        not depend on its group, so the results do not depend on the thread count."""
+        not depend on its group, so the results do not depend on the thread count.
+
+        ``rule``: None, or the five (K,) arrays ``(tol, patience, best, count, left)`` of
+        scikit-learn's stopping rule on the training loss, run by the kernel after every epoch
+        (see ``_train.train_stack_epochs``; ``best``, ``count`` and ``left`` are updated): a
+        model it stops gets the status ``STOPPED`` within the call."""
+        rule = () if rule is None else tuple(rule)
         s = self.stack
         K = len(self.nets)
         done = np.zeros(K, dtype=np.intp)
         if _train.interrupt_count() != self.interrupt_mark:   # pressed between two calls
             self.interrupted = True
             return done
-        bounds = np.linspace(0, K, min(self.n_threads, K) + 1).astype(int)
+        bounds = self._bounds
         results = [None] * (len(bounds) - 1)
         errors = []
+        if len(results) == 1:
+            # One kernel call on the caller's buffers (C-contiguous rows of epochs).
+            if not rates.flags.c_contiguous:
+                rates = np.ascontiguousarray(rates)
+            out = (losses_out if losses_out.flags.c_contiguous and losses_out.shape[1] == K
+                   else np.empty((len(orders), K)))
+            results[0] = _train.train_stack_epochs(
+                self.nets, s.params, s.opt_state, s.bn_state, s.steps, self.X, self.Y, self.w,
+                self.weight_scale, self.weighted, orders, rates, self.batch_size, self.seeds,
+                self.workspaces, out, self.status, done, self.interrupt_mark, *rule)
+            if out is not losses_out:
+                losses_out[:len(orders)] = out
+            return self._after_run(done, orders, results)
 
         def train_group(g):
             try:
@@ -310,27 +391,29 @@ class StackRunner(EpochRunner):
                 s.steps[a:b], self.X, self.Y, w, self.weight_scale[a:b], self.weighted[a:b],
                 orders, rates[:, a:b].copy(), self.batch_size, self.seeds[a:b],
                 self.workspaces[a:b], losses_view[g], self.status[a:b], done[a:b],
-                self.interrupt_mark)
+                self.interrupt_mark, *(r[a:b] for r in rule))
 
         losses_view = [np.empty((len(orders), bounds[g + 1] - bounds[g]))
                        for g in range(len(bounds) - 1)]
-        if len(results) == 1:
-            _train_group(0)
-        else:
-            workers = [threading.Thread(target=train_group, args=(g,))
-                       for g in range(1, len(results))]
+        workers = [threading.Thread(target=train_group, args=(g,))
+                   for g in range(1, len(results))]
+        for worker in workers:
+            worker.start()
+        try:
+            train_group(0)
+        finally:
             for worker in workers:
-                worker.start()
-            try:
-                train_group(0)
-            finally:
-                for worker in workers:
-                    worker.join()
-            if errors:
-                raise errors[0]
+                worker.join()
+        if errors:
+            raise errors[0]
         for g in range(len(results)):
             losses_out[:len(orders), bounds[g]:bounds[g + 1]] = losses_view[g]
-        for k in np.flatnonzero(np.isin(self.status, self.NONFINITE)):
+        return self._after_run(done, orders, results)
+
+    def _after_run(self, done, orders, results):
+        status = self.status
+        for k in np.flatnonzero((status != _train.Status.OK) & (status != self.STOPPED)
+                                & (status != _train.Status.INTERRUPTED)):
             if k not in self.diverged:
                 what = _DIVERGED[int(self.status[k])]
                 epoch = int(self.epochs_done[k] + done[k] + 1)
@@ -366,12 +449,36 @@ _GROWTH = {"identity": lambda p: (1.0, 0.0), "relu": lambda p: (1.0, 0.0),
            "sigmoid": lambda p: (0.0, 1.0), "tanh": lambda p: (0.0, 1.0)}
 
 
+# Below this many multiply-adds (rows times weights), a pass of the network over the training
+# rows takes less time than the proof of outputs_provably_finite, whose NumPy calls cost some
+# microseconds each however small the layers (measured: the lecture's 2-4-4-1 network on 140
+# rows, 3920 multiply-adds, 5 us for the pass against 25 us for the proof).
+_PASS_BEFORE_PROOF = 1 << 16
+
+
+def _proof_pays(model, X):
+    """Whether to try ``outputs_provably_finite`` before the pass over the rows of X."""
+    sizes = model.sizes
+    weights = sum([a * b for a, b in zip(sizes[:-1], sizes[1:])])
+    return X.shape[0] * weights > _PASS_BEFORE_PROOF
+
+
 def _max_abs(X):
     """max |X| (of the stored values of a sparse X), without a temporary copy of X."""
     data = X.data if isinstance(X, _sparse.CSR) else X
     if not np.size(data):
         return 0.0
-    return max(float(np.max(data)), -float(np.min(data)))
+    return max(float(_largest(data, axis=None)), -float(_smallest(data, axis=None)))
+
+
+# Ufunc reductions called directly: np.max and friends add a Python layer that costs more than
+# the reduction itself on the small arrays of a small network.
+_largest, _smallest, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
+# A tenth of a millionth of each dtype's largest number: logits below it are finite, with room
+# to spare for the arithmetic that follows them (softmax, the loss).
+_LIMITS = {np.dtype(np.float64): 1e-6 * float(np.finfo(np.float64).max),
+           np.dtype(np.float32): 1e-6 * float(np.finfo(np.float32).max)}
+_ACTIVATION_NAMES = {v: k for k, v in ACTIVATION_IDS.items()}
 
 
 def outputs_provably_finite(model, x_bound, bn_eps=1e-5):
@@ -383,22 +490,22 @@ def outputs_provably_finite(model, x_bound, bn_eps=1e-5):
     True is a proof; False only means the bound is too loose to tell (then the engine runs
     the network over the training rows). With finite weights the bound stays far below the
     dtype's range for every sensibly trained network, so the pass is rarely needed."""
-    from ._kernels._dense import ACTIVATION_IDS
-    names = {v: k for k, v in ACTIVATION_IDS.items()}
-    limit = 1e-6 * float(np.finfo(model.dtype).max)
+    limit = _LIMITS[model.dtype]
     bound = float(x_bound)
+    last = len(model.W) - 1
     with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(len(model.W)):
-            W, b = model.W[k], model.b[k]
-            z = np.abs(W).sum(axis=0, dtype=np.float64) * bound + np.abs(b)
-            if k == len(model.W) - 1:
-                return bool(np.all(z < limit))
+        for k, (W, b) in enumerate(zip(model.W, model.b)):
+            z = _sum(np.abs(W), axis=0, dtype=np.float64)
+            z *= bound
+            z += np.abs(b)
+            if k == last:
+                return bool(_largest(z) < limit)
             if model.batch_norm[k]:
                 mean, var = model.running_mean[k], model.running_var[k]
                 z = ((z + np.abs(mean)) / np.sqrt(var.astype(np.float64) + bn_eps)
                      * np.abs(model.gamma[k]) + np.abs(model.beta[k]))
-            slope, offset = _GROWTH[names[model._act_ids[k]]](model._act_params[k])
-            bound = float(np.max(z)) * slope + offset
+            slope, offset = _GROWTH[_ACTIVATION_NAMES[model._act_ids[k]]](model._act_params[k])
+            bound = float(_largest(z)) * slope + offset
             if not bound < limit:
                 return False
     return False

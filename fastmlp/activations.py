@@ -60,6 +60,22 @@ def resolve_activations(spec, n_hidden):
         For an unknown name (the message lists the valid ones), a bad parameter, or a list of
         the wrong length.
     """
+    if isinstance(spec, str):           # the common case: one name for every layer
+        resolved = _RESOLVED.get((spec, n_hidden))
+        if resolved is None:
+            resolved = _resolve(spec, n_hidden)
+            if len(_RESOLVED) >= 256:
+                _RESOLVED.clear()
+            _RESOLVED[spec, n_hidden] = resolved
+        return [list(r) for r in resolved]
+    return _resolve(spec, n_hidden)
+
+
+# (name, n_hidden) -> the tuples resolve_activations returns as lists: the same every time.
+_RESOLVED = {}
+
+
+def _resolve(spec, n_hidden):
     specs = list(spec) if isinstance(spec, list) else [spec] * n_hidden
     if len(specs) != n_hidden:
         raise ValueError(f"hidden_activation lists {len(specs)} activations for {n_hidden} "

@@ -12,29 +12,32 @@ xavier/glorot   sqrt(2 / (fan_in + fan_out))          sqrt(6 / (fan_in + fan_out
 lecun           sqrt(1 / fan_in)                      sqrt(3 / fan_in)
 ==============  ====================================  ==============================
 """
+import math
+
 import numpy as np
 
-__all__ = ["INITIALIZERS", "DEFAULT_INIT", "initial_parameters", "he_normal", "xavier_normal"]
+__all__ = ["INITIALIZERS", "DEFAULT_INIT", "initial_parameters", "initial_weights", "he_normal",
+           "xavier_normal"]
 
 
 def he_normal(rng, fan_in, fan_out):
     """He normal: ``N(0, 2 / fan_in)``, for ReLU layers."""
-    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+    return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
 
 
 def xavier_normal(rng, fan_in, fan_out):
     """Glorot/Xavier normal: ``N(0, 2 / (fan_in + fan_out))``, for sigmoid and tanh layers."""
-    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=(fan_in, fan_out))
+    return rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), size=(fan_in, fan_out))
 
 
 def lecun_normal(rng, fan_in, fan_out):
     """LeCun normal: ``N(0, 1 / fan_in)``."""
-    return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=(fan_in, fan_out))
+    return rng.normal(0.0, math.sqrt(1.0 / fan_in), size=(fan_in, fan_out))
 
 
 def _uniform(scale):
     def draw(rng, fan_in, fan_out):
-        limit = np.sqrt(scale(fan_in, fan_out))
+        limit = math.sqrt(scale(fan_in, fan_out))
         return rng.uniform(-limit, limit, size=(fan_in, fan_out))
     return draw
 
@@ -59,6 +62,22 @@ DEFAULT_INIT = {
 }
 
 
+def initial_weights(rng, layer_sizes, inits):
+    """Draw the float64 weights of every layer (see ``initial_parameters``, which adds the
+    biases).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [W.shape for W in initial_weights(np.random.default_rng(0), [2, 3, 1], "he_normal")]
+    [(2, 3), (3, 1)]
+    """
+    if isinstance(inits, str):
+        inits = [inits] * (len(layer_sizes) - 1)
+    return [INITIALIZERS[init](rng, fan_in, fan_out)
+            for init, fan_in, fan_out in zip(inits, layer_sizes[:-1], layer_sizes[1:])]
+
+
 def initial_parameters(rng, layer_sizes, inits):
     """Draw float64 weights and zero biases for every layer.
 
@@ -77,10 +96,6 @@ def initial_parameters(rng, layer_sizes, inits):
         ``W[k]`` has shape ``(layer_sizes[k], layer_sizes[k+1])``, ``b[k]`` shape
         ``(layer_sizes[k+1],)``.
     """
-    n_layers = len(layer_sizes) - 1
-    if isinstance(inits, str):
-        inits = [inits] * n_layers
-    W = [INITIALIZERS[init](rng, fan_in, fan_out)
-         for init, fan_in, fan_out in zip(inits, layer_sizes[:-1], layer_sizes[1:])]
+    W = initial_weights(rng, layer_sizes, inits)
     b = [np.zeros(fan_out) for fan_out in layer_sizes[1:]]
     return W, b

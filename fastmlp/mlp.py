@@ -7,6 +7,7 @@ draws the batch orders, and calls the engine once per epoch when Python has work
 """
 import contextlib
 import functools
+import math
 import numbers
 import os
 import sys
@@ -28,7 +29,7 @@ from . import schedules as _schedules
 from ._kernels import _sparse, _train
 from .activations import resolve_activations
 from .callbacks import Callback, EarlyStopping, as_callback
-from .initializers import INITIALIZERS, initial_parameters
+from .initializers import INITIALIZERS, initial_weights
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
 from ._validation import check_real as _check_real
@@ -43,6 +44,45 @@ ActivationSpec = Union[str, tuple[str, float]]
 # get fewer rows, so that the per-row buffers stay within _PREDICT_BUDGET entries.
 _PREDICT_CHUNK = 4096
 _PREDICT_BUDGET = 1 << 24
+
+# Schedules whose rates depend on nothing but the epoch and the base rate, and the most epochs
+# whose rates a train call computes at once (without Python work between its kernel calls).
+_PURE_SCHEDULES = frozenset({_schedules.Constant, _schedules.ExponentialDecay,
+                             _schedules.StepDecay, _schedules.InverseScaling,
+                             _schedules.Cosine})
+_MAX_RATES = 1 << 16
+_RATES = {}     # (schedule's class and settings, base rate, epochs) -> read-only rates
+
+
+def _pure_rates(schedule, base_lr, epochs):
+    """``schedule.rates(base_lr, epochs)`` of a schedule in ``_PURE_SCHEDULES``, read-only and
+    kept for the next fit of the same settings; None when some rate is bad (the block that
+    holds it then raises, as without this shortcut)."""
+    key = (type(schedule), tuple(vars(schedule).items()), base_lr, epochs)
+    try:
+        rates = _RATES.get(key)
+    except TypeError:               # a setting replaced by an unhashable value: not kept
+        key, rates = None, None
+    if rates is None:
+        try:
+            rates = schedule.rates(base_lr, epochs)
+        except ValueError:
+            return None
+        rates.flags.writeable = False
+        if key is not None:
+            if len(_RATES) >= 64:
+                _RATES.clear()
+            _RATES[key] = rates
+    return rates
+
+# The engine's descriptions of networks (``_train.Network``), shared by every model of the same
+# configuration: read-only once built, and costly to build (tens of microseconds) next to the
+# rest of a small model's construction. Settings -> Network, the oldest dropped beyond
+# _NETWORKS_KEPT.
+_NETWORKS = {}
+_NETWORKS_KEPT = 64
+_NETWORKS_LOCK = threading.Lock()
+_NO_NETWORKS = {}       # a model's networks before its first (never written)
 
 
 class _FrozenList(list):
@@ -142,6 +182,10 @@ def _per_hidden(name, value, n_hidden, check):
     return [check(name, v) for v in values]
 
 
+def _check_dropout(name, value):
+    return _check_real(name, value, 0, 1, high_open=True)
+
+
 def _scaled_to_max_one(w):
     """Non-negative finite weights divided by their largest (float64), so that sums cannot
     overflow; all zeros stay zeros."""
@@ -163,6 +207,39 @@ def _mean_one(w):
     return w * scale
 
 
+# The orders of a train call with a shuffle_seed come from a generator in the state
+# np.random.default_rng(shuffle_seed) starts in: a pure function of the seed, kept here, set
+# on a spare generator. Seeding a new one costs more than the rest of a small fit's
+# preparation (tens of microseconds).
+_SEEDED_STATES = {}
+_SPARE_GENERATORS = []
+
+
+def _seeded_generator(seed):
+    """A ``numpy.random.Generator`` in the state ``numpy.random.default_rng(seed)`` starts
+    in, for one train call's orders; hand it to ``_spare_generator`` when done with it."""
+    state = _SEEDED_STATES.get(seed)
+    if state is not None:
+        try:
+            rng = _SPARE_GENERATORS.pop()
+        except IndexError:
+            pass
+        else:
+            rng.bit_generator.state = state
+            return rng
+    rng = np.random.default_rng(seed)
+    if state is None:
+        if len(_SEEDED_STATES) >= 64:
+            _SEEDED_STATES.clear()
+        _SEEDED_STATES[seed] = rng.bit_generator.state
+    return rng
+
+
+def _spare_generator(rng):
+    if len(_SPARE_GENERATORS) < 4:
+        _SPARE_GENERATORS.append(rng)
+
+
 def _kernel_input(X):
     """X as the kernels take it: the checked array, or a sparse matrix's arrays."""
     return _sparse.CSR(X) if scipy.sparse.issparse(X) else X
@@ -173,7 +250,15 @@ def _take_rows(X, rows):
     return X[rows] if scipy.sparse.issparse(X) else np.ascontiguousarray(X[rows])
 
 
+_FLOAT64 = np.dtype(np.float64)
+# A ufunc reduction called directly, without the Python layer of np.max.
+_largest = np.maximum.reduce
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
 def _check_dtype(dtype):
+    if dtype is np.float64:         # the default, without NumPy's conversion
+        return _FLOAT64
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -352,65 +437,77 @@ class MLP:
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output width; got {sizes}")
         n_hidden = len(sizes) - 2
-        self._lock = threading.RLock()
-        self.dtype = _check_dtype(dtype)
-        self.sizes = _FrozenList(sizes)
-        self.hidden_activation = (_FrozenList(hidden_activation)
-                                  if isinstance(hidden_activation, list) else hidden_activation)
-        self._act_ids, self._act_params, inits = resolve_activations(hidden_activation, n_hidden)
-        self.loss_name, self._loss_id, self._task = resolve_loss(loss, sizes[-1])
-        self.lr = self.base_lr = lr
-        self.l2, self.l1 = l2, l1
-        self.lr_decay = lr_decay
-        self._check_rates()
-        self.lr = self.base_lr = float(lr)
-        self.l2, self.l1 = float(l2), float(l1)
-        self.lr_decay = None if lr_decay is None else float(lr_decay)
+        # Every setting is checked first, in the order of the signature, then written straight
+        # into __dict__: __setattr__'s guard of the structure has nothing to guard yet.
+        dtype = _check_dtype(dtype)
+        act_ids, act_params, inits = resolve_activations(hidden_activation, n_hidden)
+        loss_name, loss_id, task = resolve_loss(loss, sizes[-1])
+        lr = _check_real("lr", lr, low=0, low_open=True)
+        l2 = _check_real("l2", l2, low=0)
+        l1 = _check_real("l1", l1, low=0)
+        if lr_decay is not None:
+            lr_decay = _check_real("lr_decay", lr_decay, low=0, high=1, low_open=True)
         if schedule is not None and lr_decay is not None:
             raise ValueError("give either lr_decay or schedule, not both "
                              "(lr_decay=d is schedule=ExponentialDecay(d))")
-        self.schedule = schedule
-        self._lr_set = self.lr
-        self.optimizer = _optimizers.get_optimizer(optimizer)
-        self.clip_norm = None if clip_norm is None else _check_real("clip_norm", clip_norm, 0, low_open=True)
-        self.clip_value = None if clip_value is None else _check_real("clip_value", clip_value, 0, low_open=True)
-        self.dropout = _FrozenList(_per_hidden(
-            "dropout", dropout, n_hidden, lambda n, v: _check_real(n, v, 0, 1, high_open=True)))
-        self.batch_norm = _FrozenList(_per_hidden("batch_norm", batch_norm, n_hidden, _check_flag))
+        schedule = (schedule if isinstance(schedule, str) and schedule == "cosine"
+                    else _schedules.get_schedule(schedule))
+        optimizer = _optimizers.get_optimizer(optimizer)
+        if clip_norm is not None:
+            clip_norm = _check_real("clip_norm", clip_norm, 0, low_open=True)
+        if clip_value is not None:
+            clip_value = _check_real("clip_value", clip_value, 0, low_open=True)
+        dropout = _per_hidden("dropout", dropout, n_hidden, _check_dropout)
+        batch_norm = _per_hidden("batch_norm", batch_norm, n_hidden, _check_flag)
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(map(repr, INITIALIZERS))}")
-        self.init = init
-        self.label_smoothing = _check_real("label_smoothing", label_smoothing, 0, 1, high_open=True)
-        self.huber_delta = _check_real("huber_delta", huber_delta, 0, low_open=True)
-        self.early_stopping = _check_flag("early_stopping", early_stopping)
-        self.validation_fraction = _check_real("validation_fraction", validation_fraction, 0, 1,
-                                               low_open=True, high_open=True)
-        self.patience = _check_int("patience", patience, 1)
-        self.min_delta = _check_real("min_delta", min_delta, 0)
+        label_smoothing = _check_real("label_smoothing", label_smoothing, 0, 1, high_open=True)
+        huber_delta = _check_real("huber_delta", huber_delta, 0, low_open=True)
+        early_stopping = _check_flag("early_stopping", early_stopping)
+        validation_fraction = _check_real("validation_fraction", validation_fraction, 0, 1,
+                                          low_open=True, high_open=True)
+        patience = _check_int("patience", patience, 1)
+        min_delta = _check_real("min_delta", min_delta, 0)
+        rng = np.random.default_rng(seed)
 
-        self._rng = np.random.default_rng(seed)
-        layout = self._network(max_batch=1)      # checks the layout before anything is allocated
+        d = self.__dict__
+        d.update(
+            _lock=threading.RLock(), dtype=dtype, sizes=_FrozenList(sizes),
+            hidden_activation=(_FrozenList(hidden_activation)
+                               if isinstance(hidden_activation, list) else hidden_activation),
+            _act_ids=act_ids, _act_params=act_params, loss_name=loss_name, _loss_id=loss_id,
+            _task=task, lr=lr, base_lr=lr, l2=l2, l1=l1, lr_decay=lr_decay, _schedule=schedule,
+            _lr_set=lr, optimizer=optimizer, clip_norm=clip_norm, clip_value=clip_value,
+            dropout=_FrozenList(dropout), batch_norm=_FrozenList(batch_norm), init=init,
+            label_smoothing=label_smoothing, huber_delta=huber_delta,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, min_delta=min_delta, _rng=rng)
+        # Checks the layout before anything is allocated (the settings were checked above).
+        layout = self._network(max_batch=1, _checked=True)
         try:
-            self.params = np.zeros(layout.n_params, dtype=self.dtype)
-            self.bn_state = np.zeros(layout.bn_state_size, dtype=self.dtype)
-            self._opt_state = np.zeros(layout.n_state, dtype=self.dtype)
-            W, b = initial_parameters(self._rng, sizes, init if init is not None else inits)
+            params = np.zeros(layout.n_params, dtype=dtype)
+            d["params"] = params
+            d["bn_state"] = np.zeros(layout.bn_state_size, dtype=dtype)
+            d["_opt_state"] = np.zeros(layout.n_state, dtype=dtype)
+            W = initial_weights(rng, sizes, init if init is not None else inits)
         except MemoryError:
             raise ValueError(f"layer_sizes {sizes} need {layout.n_params:,} parameters "
-                             f"({layout.n_params * self.dtype.itemsize / 2**30:,.1f} GiB, "
+                             f"({layout.n_params * dtype.itemsize / 2**30:,.1f} GiB, "
                              f"twice that with the optimizer's state), more memory than this "
                              f"machine can allocate; use smaller layers") from None
-        self._step = np.zeros(1, dtype=np.int64)
-        self._bind_views()
-        for k in range(len(W)):
-            self.W[k] = W[k]
+        d["_step"] = np.zeros(1, dtype=np.int64)
+        self._bind_views(layout)
+        # The drawn weights are finite (normal or uniform draws of a finite scale), so they
+        # are copied without the checks of W[k] = ...
+        for target, values in zip(d["W"], W):
+            target[...] = values
         for k in range(n_hidden):
-            if self.batch_norm[k]:
-                self.gamma[k][:] = 1
-                self.running_var[k][:] = 1
-        self.classes_ = None
-        self.history = {"loss": [], "lr": []}
-        self.best_epoch = None
+            if batch_norm[k]:
+                d["gamma"][k][:] = 1
+                d["running_var"][k][:] = 1
+        d["classes_"] = None
+        d["history"] = {"loss": [], "lr": []}
+        d["best_epoch"] = None
 
     @property
     def schedule(self):
@@ -424,23 +521,36 @@ class MLP:
         self._schedule = (value if isinstance(value, str) and value == "cosine"
                           else _schedules.get_schedule(value))
 
-    def _bind_views(self):
-        """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers."""
-        layout = self._network(max_batch=1)
+    def _bind_views(self, layout=None):
+        """Make W, b, gamma, beta, running_mean and running_var views of the flat buffers, and
+        note the figures of the layer sizes that each prediction reads (``_blas_work``,
+        ``_predict_rows``)."""
+        if layout is None:
+            layout = self._network(max_batch=1)
         sizes, widths = self.sizes, self.sizes[1:-1]
+        d = self.__dict__        # these attributes are read-only (see __setattr__)
+        d["_widest"] = max([a * b for a, b in zip(sizes[:-1], sizes[1:])])
+        # Entries per row of a prediction pass: activations, derivatives, deltas, targets (and
+        # the batch input, for dense X).
+        d["_row_entries"] = 4 * sum(sizes[1:])
 
         def views(buffer, offsets, shapes, minimum=None):
-            return _ParamList((buffer[o:o + int(np.prod(shape))].reshape(shape) if o >= 0
-                               else None for o, shape in zip(offsets, shapes)),
+            # The offsets as plain ints: a NumPy array is slow to read one entry at a time.
+            return _ParamList([buffer[o:o + math.prod(shape)].reshape(shape) if o >= 0
+                               else None for o, shape in zip(offsets.tolist(), shapes)],
                               self._lock, minimum)
 
-        d = self.__dict__        # these attributes are read-only (see __setattr__)
         d["W"] = views(self.params, layout.w_off, zip(sizes[:-1], sizes[1:]))
         d["b"] = views(self.params, layout.b_off, zip(sizes[1:]))
-        d["gamma"] = views(self.params, layout.g_off, zip(widths))
-        d["beta"] = views(self.params, layout.be_off, zip(widths))
-        d["running_mean"] = views(self.bn_state, layout.rm_off, zip(widths))
-        d["running_var"] = views(self.bn_state, layout.rv_off, zip(widths), minimum=0)
+        if any(self.batch_norm):
+            d["gamma"] = views(self.params, layout.g_off, zip(widths))
+            d["beta"] = views(self.params, layout.be_off, zip(widths))
+            d["running_mean"] = views(self.bn_state, layout.rm_off, zip(widths))
+            d["running_var"] = views(self.bn_state, layout.rv_off, zip(widths), minimum=0)
+        else:                    # nothing of batch normalization in the buffers
+            for name in ("gamma", "beta", "running_mean", "running_var"):
+                d[name] = _ParamList([None] * len(widths), self._lock,
+                                     0 if name == "running_var" else None)
 
     def __setattr__(self, name, value):
         if name in _STRUCTURAL and name in self.__dict__:
@@ -465,7 +575,8 @@ class MLP:
         # The views, the lock and the engine's cached layouts are rebuilt on unpickling, so that
         # W and b stay views of params in the copy. The buffers are copied under the lock, so
         # a copy made while another thread trains is the state between two epochs, not a mix.
-        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock")
+        views = ("W", "b", "gamma", "beta", "running_mean", "running_var", "_networks", "_lock",
+                 "_widest", "_row_entries", "_structure")
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in views}
             for name in ("params", "bn_state", "_opt_state", "_step"):
@@ -522,15 +633,16 @@ class MLP:
         for name in ("clip_norm", "clip_value"):
             if getattr(self, name) is not None:
                 _check_real(name, getattr(self, name), 0, low_open=True)
-        self.optimizer.hyper        # checks the optimizer's hyperparameters
+        self.optimizer._values()        # checks the optimizer's hyperparameters
 
     def _check_X(self, X):
         """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
         or for a ``scipy.sparse`` X, as ``_check_sparse_X``."""
-        if scipy.sparse.issparse(X):
-            return self._check_sparse_X(X)
-        if not hasattr(X, "dtype"):
-            X = np.asarray(X)
+        if type(X) is not np.ndarray:
+            if scipy.sparse.issparse(X):
+                return self._check_sparse_X(X)
+            if not hasattr(X, "dtype"):
+                X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must hold real numbers; got dtype {X.dtype}. Convert it with "
                             f"numpy.asarray(X, dtype=float).")
@@ -545,7 +657,7 @@ class MLP:
         if X.dtype != self.dtype:
             with np.errstate(over="ignore"):     # values beyond float32's range: reported below
                 X = np.ascontiguousarray(X, dtype=self.dtype)
-        else:
+        elif type(X) is not np.ndarray or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X)
         if not _train.all_finite(X):
             row = int(np.argwhere(~np.isfinite(X))[0][0])
@@ -624,9 +736,16 @@ class MLP:
                 what = "1-D (one 0/1 label per sample)" if n_out == 1 else f"(n, {n_out}) 0/1 labels"
                 raise ValueError(f"y must be {what} for {self._task} classification; got shape "
                                  f"{y.shape}")
-            labels = np.unique(Y)
-            unknown = labels[(labels != 0) & (labels != 1)]
-            if unknown.size:
+            if Y.dtype.kind == "b":
+                binary = True
+            elif Y.dtype.kind in "iu" and Y.dtype.isnative:
+                # One reduction, no temporary: read as unsigned, a negative label is huge.
+                binary = _largest(Y.view(_UNSIGNED[Y.dtype.itemsize]), axis=None) <= 1
+            else:
+                binary = not ((Y != 0) & (Y != 1)).any()
+            if not binary:
+                labels = np.unique(Y)
+                unknown = labels[(labels != 0) & (labels != 1)]
                 raise ValueError(f"y must contain only the labels 0 and 1 for {self._task} "
                                  f"classification; found {unknown[:5].tolist()}")
             return np.ascontiguousarray(Y, dtype=self.dtype), None, None
@@ -726,48 +845,74 @@ class MLP:
 
     # -- the engine ---------------------------------------------------------------------------
 
-    def _network(self, max_batch, sparse_input=False):
+    def _network(self, max_batch, sparse_input=False, _checked=False):
         """The engine's description of this model for batches of up to ``max_batch`` rows
         (of a sparse X when ``sparse_input``), built once per configuration (hyperparameters
-        may be changed between calls)."""
+        may be changed between calls) and shared by the models of the same configuration.
+        The settings are checked whenever this model meets a new configuration, unless the
+        caller has just checked them (``_checked``); the optimizer's at every call."""
         opt = self.optimizer
         loss_param = (self.label_smoothing if self._task == "multiclass" else
                       self.huber_delta if self.loss_name == "huber" else 0.0)
-        key = (max_batch, loss_param, self.l1, self.l2, tuple(self.batch_norm),
-               tuple(self.dropout), opt.kernel_id, tuple(opt.hyper), opt.weight_decay,
-               self.clip_norm, self.clip_value, sparse_input)
-        cache = self.__dict__.setdefault("_networks", {})
-        if key not in cache:
+        try:
+            key = (max_batch, loss_param, self.l1, self.l2, opt._values(), opt.weight_decay,
+                   self.clip_norm, self.clip_value, sparse_input)
+            net = self.__dict__.get("_networks", _NO_NETWORKS).get(key)
+        except TypeError:               # an unhashable setting: let the checks say which
+            self._check_network_settings()
+            raise
+        if net is not None:
+            return net
+        if not _checked:
             self._check_network_settings()      # a setting assigned since the last build
-            if len(cache) >= 8:
-                cache.clear()
-            cache[key] = _train.Network(
+        cache = self.__dict__.setdefault("_networks", {})
+        if len(cache) >= 8:
+            cache.clear()
+        structure = self.__dict__.get("_structure")
+        if structure is None:           # the settings no assignment can change
+            structure = self.__dict__["_structure"] = (
+                tuple(self.sizes), tuple(self._act_ids), tuple(self._act_params), self._loss_id,
+                tuple(self.batch_norm), tuple(self.dropout), opt.kernel_id)
+        shared = (structure, key)
+        net = _NETWORKS.get(shared)
+        if net is None:
+            net = _train.Network(
                 self.sizes, self._act_ids, self._act_params, self._loss_id, loss_param,
                 self.l1, self.l2, max_batch, batch_norm=self.batch_norm, dropout=self.dropout,
                 optimizer=opt.kernel_id, hyper=opt.hyper, weight_decay=opt.weight_decay,
                 clip_norm=self.clip_norm or 0.0, clip_value=self.clip_value or 0.0,
                 sparse_input=sparse_input)
-        return cache[key]
+            with _NETWORKS_LOCK:
+                while len(_NETWORKS) >= _NETWORKS_KEPT:
+                    del _NETWORKS[next(iter(_NETWORKS))]
+                _NETWORKS[shared] = net
+        cache[key] = net
+        return net
 
     def _blas_work(self, rows):
         """The largest product (m * n_in * n_out) of a pass over ``rows`` rows."""
-        return rows * max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return rows * self._widest
 
     def _predict_rows(self, n, sparse=False):
         """Rows per prediction pass: ``_PREDICT_CHUNK``, fewer for very wide layers."""
-        # The batch input (not for sparse X), then activations, derivatives, deltas, targets.
-        per_row = (0 if sparse else self.sizes[0]) + 4 * sum(self.sizes[1:])
+        per_row = self._row_entries if sparse else self._row_entries + self.sizes[0]
         return max(1, min(n, _PREDICT_CHUNK, _PREDICT_BUDGET // per_row))
 
     def _predict_raw(self, X):
         """The kernels' outputs (probabilities, or values for regression), shape (n, n_out)."""
-        rows = self._predict_rows(X.shape[0], scipy.sparse.issparse(X))
-        X = _kernel_input(X)
-        net = self._network(rows, sparse_input=isinstance(X, _sparse.CSR))
+        sparse = type(X) is not np.ndarray and scipy.sparse.issparse(X)
+        rows = self._predict_rows(X.shape[0], sparse)
+        if sparse:
+            X = _sparse.CSR(X)
+        net = self._network(rows, sparse_input=sparse)
         workspace = np.empty(net.workspace_size, dtype=self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        with _threads.blas_threads(self._blas_work(rows)):
+        work = self._blas_work(rows)
+        if work < _threads.OPENBLAS_THREADING_MIN:      # a block that would limit nothing
             _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        else:
+            with _threads.blas_threads(work):
+                _train.predict(net, self.params, self.bn_state, X, workspace, out)
         return out
 
     def _objective(self, X, Y, w, out=None):
@@ -949,7 +1094,8 @@ class MLP:
         if self.lr != self._lr_set:       # lr assigned since: the new base rate, as in the lecture
             self.base_lr = self.lr
 
-        rng = self._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+        rng = (self._rng if shuffle_seed is None or not shuffle
+               else _seeded_generator(int(shuffle_seed)))
         seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
         schedule.reset()
         bar = self._progress_bar(epochs) if progress else None
@@ -966,6 +1112,8 @@ class MLP:
             # Undone in reverse order however training ends: callbacks' on_train_end, the
             # progress bar, the engine's Ctrl-C handler and BLAS thread limit.
             cleanup.enter_context(runner)
+            if rng is not self._rng:
+                cleanup.callback(_spare_generator, rng)
             if bar is not None:
                 cleanup.callback(bar.close)
             begun = []          # on_train_end, in order, for the callbacks that began
@@ -1005,6 +1153,11 @@ class MLP:
         order_buffer[:] = identity
         losses = np.empty(per_call)
         history = self.history
+        d = self.__dict__       # lr is not structural: no need of __setattr__'s guard
+        all_rates = None
+        if not per_epoch and type(schedule) in _PURE_SCHEDULES and epochs <= _MAX_RATES:
+            # Nothing can change the base rate between the blocks: every rate at once.
+            all_rates = _pure_rates(schedule, self.base_lr, epochs)
         start_time = time.perf_counter()
         stop = False
         first = 0
@@ -1012,8 +1165,11 @@ class MLP:
             count = min(per_call, epochs - first)
             orders = order_buffer[:count]
             if shuffle:         # the same stream as count calls of rng.permutation(n)
-                rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
-            rates = (np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
+                if first:
+                    orders[:] = identity
+                rng.permuted(orders, axis=1, out=orders)
+            rates = (all_rates[first:first + count] if all_rates is not None else
+                     np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
                      else schedule.rates(self.base_lr, count, start=first + 1))
             try:
                 done = runner.run(orders, rates, losses)
@@ -1022,7 +1178,7 @@ class MLP:
                 history["loss"] += losses[:done_now].tolist()
                 history["lr"] += rates[:done_now].tolist()
                 if done_now:
-                    self.lr = self._lr_set = float(rates[done_now - 1])
+                    d["lr"] = d["_lr_set"] = float(rates[done_now - 1])
             first += done
             if runner.interrupted:
                 stop = True

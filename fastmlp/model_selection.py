@@ -17,10 +17,22 @@ scores ``GridSearchCV`` computes over the same estimator (tests check 1e-10 in f
 Fits that cannot join a stack are fitted one by one, as ``GridSearchCV`` does: ``solver="lbfgs"``,
 fit parameters such as ``sample_weight``, a fold whose training rows lack a class, estimators
 other than fastmlp's (a ``Pipeline``, for example).
+
+The fixed costs are paid per candidate or per stack, not per fit. A fit with scikit-learn's
+stopping rule on the training loss (no early stopping, no verbosity, no adaptive or
+loss-driven rate) is *lean*: it owns no network object, only a row of its stack's buffers,
+filled from one initial network drawn per candidate (shared by the candidates whose settings
+differ only in the rate, the penalty or the stopping rule: they draw the same weights), and it
+is scored from that row. At constant rates the kernel runs the stopping rule after every epoch
+(``train_stack_epochs``' ``rule``), so a stack returns to Python once per buffer of epoch
+orders, not once per ``n_iter_no_change`` epochs; the shuffles are drawn once per starting
+random state and number of rows, for every fold and piece that begins there. The refit is a
+stack of one on the data the search checked.
 """
 import copy
 import hashlib
 import numbers
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -38,11 +50,12 @@ try:
     from sklearn.model_selection._validation import (_insert_error_scores,
                                                       _warn_or_raise_about_fit_failures)
     from sklearn.utils import _safe_indexing, check_random_state, indexable
-    from sklearn.utils.multiclass import unique_labels
+    from sklearn.utils.validation import _num_samples
 except ImportError as error:                       # pragma: no cover - depends on the install
     raise ImportError("fastmlp.model_selection needs scikit-learn >= 1.3: "
                       "pip install 'fastmlp[sklearn]'") from error
 
+from . import _threads
 from . import estimators as _estimators
 from ._engine import StackRunner, TrainingDiverged
 from ._kernels import _train
@@ -52,6 +65,13 @@ __all__ = ["MLPSearchCV"]
 
 
 # -- the one place that knows the estimators' internals ----------------------------------------
+
+def _state_digest(state):
+    """A digest of a ``RandomState``'s state (where a fit's shuffles begin)."""
+    digest = hashlib.sha1(state[1].tobytes())
+    digest.update(repr(state[2:]).encode())
+    return digest.hexdigest()
+
 
 class _Fit:
     """One fastmlp estimator set up as its ``fit`` would set itself up, up to the engine call.
@@ -68,20 +88,29 @@ class _Fit:
     _INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_", "classes_", "_label_binarizer")
 
     @staticmethod
-    def start(est, X, y, train, cache, sample_weight=None, models=None):
+    def start(est, X, y, train, cache, sample_weight=None, models=None, lean=False):
         """Set ``est`` up for training on the rows ``train`` of (X, y); return a ``_Fit``, or
         None when this fit cannot join a stack (it is then fitted alone). ``cache`` (a dict
         kept over a search) holds X and y checked and converted once per dtype.
         ``sample_weight`` (n_samples,), over all of X: the weights ``est.fit`` would be given
         with X[train] (its ``_Fit.weights`` are then the engine's raw row and scale).
         ``models`` (a dict kept over one candidate's folds): its initial network, drawn once
-        when ``random_state`` is an int (the draws are then the same for every fold)."""
+        when ``random_state`` is an int (the draws are then the same for every fold).
+
+        ``lean=True`` (a search, whose fitted estimators only score): a fit with the simple
+        stopping rule gets no network of its own. Its initial state is read from a template
+        network shared with the candidate's other folds, it trains as a row of a
+        ``_LeanStack`` and is scored from that row; ``est.model_`` is set only if
+        ``materialize`` is called."""
         if not isinstance(est, _estimators._BaseMLP) or est.solver == "lbfgs" \
                 or est.warm_start:
             return None
-        est._check_params()
-        hidden = est._hidden_sizes()
-        dtype = est._input_dtype(True)
+        if models is None or "checked" not in models:
+            est._check_params()
+            if models is not None:
+                models["checked"] = (est._hidden_sizes(), est._input_dtype(True))
+        hidden, dtype = models["checked"] if models is not None else (
+            est._hidden_sizes(), est._input_dtype(True))
         key = (type(est), str(dtype))
         if key not in cache:
             try:
@@ -96,38 +125,48 @@ class _Fit:
         if est._task == "classification" and yc.ndim == 1:
             fold = (key, "classes", id(train))
             if fold not in cache:
-                cache[fold] = len(unique_labels(yc[train])) == len(est.classes_)
+                # (y was checked: its labels are of one kind, which np.unique sorts.)
+                cache[fold] = len(np.unique(yc[train])) == len(est.classes_)
             if not cache[fold]:
                 return None                        # the fold's fit would see fewer classes
         sizes = [Xc.shape[1], *hidden, Y.shape[1]]
         loss = est._loss_name(Y.shape[1])
-        rs = check_random_state(est.random_state)
         for name in ("coefs_", "intercepts_", "loss_curve_", "best_loss_", "validation_scores_",
                      "best_validation_score_"):
             est.__dict__.pop(name, None)
         drawn = (tuple(sizes), loss, Xc.dtype.str)
-        if models is None or not isinstance(est.random_state, numbers.Integral):
-            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
-        elif drawn in models:
-            model, kwargs, state = models[drawn]
-            est.model_, est._mlp_init_kwargs = copy.deepcopy(model), kwargs
-            rs.set_state(state)                    # where drawing the network leaves it
+        # The initial networks, per candidate or shared by candidates that draw the same ones.
+        draws = None if models is None else models.get("draws", models)
+        early = est.early_stopping
+        rs = rs_state = None
+        seed = None
+        if draws is None or not isinstance(est.random_state, numbers.Integral):
+            rs = check_random_state(est.random_state)
+            model, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+            shared = False
         else:
-            est.model_, est._mlp_init_kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
-            models[drawn] = (copy.deepcopy(est.model_), est._mlp_init_kwargs, rs.get_state())
+            if drawn not in draws:
+                rs = check_random_state(est.random_state)
+                model, kwargs = est._new_model(sizes, loss, rs, Xc.dtype)
+                state = rs.get_state()
+                # The dropout seed each fold's own copy of the network would draw first.
+                first_seed = (int(copy.deepcopy(model._rng).integers(2**63))
+                              if any(r > 0 for r in model.dropout) else 0)
+                draws[drawn] = (model, kwargs, state, first_seed, _state_digest(state))
+            model, kwargs, rs_state, seed, _ = draws[drawn]
+            est._mlp_init_kwargs = {**kwargs, "lr": est.learning_rate_init}
+            shared = True
         est.n_iter_ = 0
         est.t_ = 0
         est.n_layers_ = len(sizes)
         est.out_activation_ = est._out_activation(Y.shape[1])
         est.n_outputs_ = Y.shape[1]
-        est._bind_params()
         if scipy.sparse.issparse(Xc):
             # As the estimator: a canonical CSR matrix of the network's dtype, made once.
             sparse_key = (key, "csr")
             if sparse_key not in cache:
-                cache[sparse_key] = est.model_._check_X(Xc)
+                cache[sparse_key] = model._check_X(Xc)
             Xc = cache[sparse_key]
-        early = est.early_stopping
         est.loss_curve_ = []
         est._no_improvement_count = 0
         est.validation_scores_ = [] if early else None
@@ -136,7 +175,25 @@ class _Fit:
         est._rate = _estimators._LearningRate(est.learning_rate, float(est.learning_rate_init),
                                               float(est.power_t), est.solver == "sgd")
         fit = _Fit()
-        fit.est, fit.X, fit.Y, fit.rs = est, Xc, Y, rs
+        fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
+                             or est._loss_per_output())
+        fit.simple = not fit.per_epoch and est._rate.kind != "adaptive"
+        fit.lean = bool(lean and fit.simple)
+        if fit.lean:
+            fit.template = model
+        else:
+            fit.template = None
+            if shared:
+                model = copy.deepcopy(model)
+                model.lr = model.base_lr = model._lr_set = float(est.learning_rate_init)
+                if rs is None:
+                    rs = np.random.RandomState()
+                    rs.set_state(rs_state)
+                seed = None
+            est.model_ = model
+            est._bind_params()
+        fit.est, fit.X, fit.Y = est, Xc, Y
+        fit.rs, fit.rs_state = rs, rs_state
         rows = np.asarray(train, dtype=np.intp)
         fit.val = (None, None, None)
         if early:
@@ -165,34 +222,53 @@ class _Fit:
                               f"than the {n_train} training samples, so {n_train} is used.")
             batch = min(est.batch_size, n_train)
         fit.batch = batch
-        model = est.model_
         fit.weights = None
         if sample_weight is None:
-            model.l2 = est.alpha / batch
+            l2 = est.alpha / batch
         else:
             sw = est._check_sample_weight(sample_weight, Xc.shape[0])
             train_sw = sw[rows]
             if not np.any(train_sw > 0):
                 raise ValueError("every training sample has weight 0; give some of them a "
                                  "positive weight")
-            model.l2 = est.alpha / (batch * float(train_sw.mean()))
+            l2 = est.alpha / (batch * float(train_sw.mean()))
             if not np.all(train_sw == train_sw[0]):
                 # The engine scales the row by n_train / sum, as the estimator does.
                 fit.weights = (sw, train_sw.shape[0] / train_sw.sum())
-        fit.seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
-        fit.per_epoch = bool(early or est.verbose or est._rate.per_epoch
-                             or est._loss_per_output())
-        fit.simple = not fit.per_epoch and est._rate.kind != "adaptive"
+        model.l2 = fit.l2 = l2
+        fit.last_rate = None
+        if fit.lean:
+            # Built now, in the caller's thread: the template serves every fold's l2.
+            fit.net = model._network(batch, sparse_input=scipy.sparse.issparse(Xc))
+        if seed is None:
+            seed = int(model._rng.integers(2**63)) if any(r > 0 for r in model.dropout) else 0
+        fit.seed = seed
         if early:
             est._best_state = (model.params.copy(), model.bn_state.copy())
-        state = rs.get_state() if est.shuffle else None
-        digest = hashlib.sha1(rows.tobytes())
-        if state is not None:
-            digest.update(state[1].tobytes())
-            digest.update(repr(state[2:]).encode())
+        if est.shuffle:
+            state_digest = (draws[drawn][4] if shared and rs_state is not None
+                            and not early else _state_digest(rs.get_state()))
+        else:
+            state_digest = ""
+        rows_key = ("rows", id(train))
+        if early or rows_key not in cache:
+            digest = hashlib.sha1(rows.tobytes()).hexdigest()
+            if early:
+                rows_digest = digest
+            else:
+                cache[rows_key] = (train, digest)      # train kept alive: its id stays unique
+        rows_digest = digest if early else cache[rows_key][1]
+        # Last: what the rows and the shuffles depend on.
         fit.key = (tuple(sizes), Xc.dtype.str, loss, tuple(model.batch_norm), batch,
-                   bool(est.shuffle), digest.hexdigest())
+                   bool(est.shuffle), fit.lean, (rows_digest, state_digest))
         return fit
+
+    def random_state(self):
+        """The estimator's random state where its shuffles begin."""
+        if self.rs is None:
+            self.rs = np.random.RandomState()
+            self.rs.set_state(self.rs_state)
+        return self.rs
 
     def epochs_before_a_stop(self, most):
         return 1 if self.per_epoch else self.est._epochs_before_a_stop(
@@ -222,6 +298,62 @@ class _Fit:
             del est._best_state
         est._bind_params()
 
+    def outputs(self, X):
+        """A lean fit's network outputs on X (dense, C-contiguous, of the network's dtype),
+        as ``est.predict`` computes them: the same kernel on the same rows."""
+        model = self.template
+        rows = model._predict_rows(X.shape[0])
+        net = model._network(rows)
+        workspace = np.empty(net.workspace_size, dtype=model.dtype)
+        out = np.empty((X.shape[0], model.sizes[-1]), dtype=model.dtype)
+        work = model._blas_work(rows)
+        if work < _threads.OPENBLAS_THREADING_MIN:
+            _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        else:
+            with _threads.blas_threads(work):
+                _train.predict(net, self.params, self.bn_state, X, workspace, out)
+        return out
+
+    def materialize(self):
+        """Give a lean fit's estimator its own network (``est.model_``), holding the trained
+        state, as the estimator's own fit would have left it."""
+        est = self.est
+        if self.template is None or "model_" in est.__dict__:
+            return
+        model = copy.deepcopy(self.template)
+        model.params[:] = self.params
+        model.bn_state[:] = self.bn_state
+        model._opt_state[:] = self.opt_state[:model._opt_state.size]
+        model._step[:] = self.step
+        model.l2 = self.l2
+        model.base_lr = float(self.est.learning_rate_init)
+        model.lr = model._lr_set = (model.base_lr if self.last_rate is None
+                                    else self.last_rate)
+        if any(r > 0 for r in model.dropout):
+            model._rng.integers(2**63)             # the dropout seed the fit drew
+        est.model_ = model
+        est._bind_params()
+
+
+class _LeanStack:
+    """The buffers of a stack of lean fits (``_Fit.start(..., lean=True)``), one row per fit,
+    filled from the fits' shared template networks: what ``StackRunner`` reads of a stack,
+    without an ``MLP`` object per fit."""
+
+    def __init__(self, fits):
+        templates = [f.template for f in fits]
+        first = templates[0]
+        self._models = templates
+        self._nets = [f.net for f in fits]
+        self.params = np.stack([m.params for m in templates])
+        self.bn_state = np.stack([m.bn_state for m in templates])
+        self.opt_state = np.zeros((len(fits), max(m._opt_state.size for m in templates)),
+                                  dtype=first.dtype)
+        for k, m in enumerate(templates):
+            self.opt_state[k, :m._opt_state.size] = m._opt_state
+        self.steps = np.concatenate([m._step for m in templates])
+        self.diverged_ = {}
+
 
 class _Bookkeeping:
     """scikit-learn's stopping rule on the training loss (``_BaseMLP._epoch_ends`` without
@@ -234,6 +366,26 @@ class _Bookkeeping:
         self.best = np.full(len(fits), np.inf)
         self.count = np.zeros(len(fits))
         self.reached_max = 0
+        self.n_iter = np.zeros(len(fits), dtype=np.intp)     # for flush
+        self.flushed = np.zeros(len(fits), dtype=bool)
+
+    def flush(self, k, curves):
+        """Write fit k's state (its ``n_iter`` epochs of ``curves[:, k]``) into its estimator,
+        as ``block`` would have written it block by block."""
+        if self.flushed[k]:
+            return
+        self.flushed[k] = True
+        est = self.fits[k].est
+        n = int(self.n_iter[k])
+        curve = curves[:n, k].tolist()
+        est.loss_curve_ += curve
+        if curve:
+            est.loss_ = curve[-1]
+        est.best_loss_ = float(self.best[k])
+        est._no_improvement_count = int(self.count[k])
+        est.t_ += self.fits[k].rows.shape[0] * n
+        est._rate.epoch += n
+        est.n_iter_ += n
 
     def block(self, losses, idx):
         """Take the losses (epochs x models) of the models ``idx`` (positions in ``fits``);
@@ -254,9 +406,8 @@ class _Bookkeeping:
             est.best_loss_ = float(best[j])
             est._no_improvement_count = int(count[j])
             rate = est._rate
-            for _ in range(n_epochs):          # the schedule's epoch counter
-                est.t_ += n_train
-                rate.epoch += 1
+            est.t_ += n_train * n_epochs
+            rate.epoch += n_epochs             # the schedule's epoch counter
             if rate.kind == "invscaling":
                 rate.rate = rate.lr_init / (est.t_ + 1) ** rate.power_t
             est.n_iter_ += n_epochs
@@ -268,20 +419,67 @@ class _Bookkeeping:
         return stop
 
 
-def _train_group(fits, n_jobs):
+class _Shuffles:
+    """The shuffled positions of a search's lean stacks, drawn once per starting random state
+    and number of training rows and shared by the stacks that begin there (the folds of
+    equal size and the pieces of a group): scikit-learn's ``sample_idx`` after each epoch's
+    ``rs.permutation``. Kept only while the draws stay below ``MAX_ENTRIES`` positions."""
+
+    MAX_ENTRIES = 1 << 20
+
+    def __init__(self):
+        self._draws = {}
+        self._lock = threading.Lock()
+
+    def positions(self, fit, first, count):
+        """Positions (count, n_train) of epochs ``first`` to ``first + count - 1`` of the
+        shuffles that begin at ``fit``'s random state, or None (not kept: too many)."""
+        n_train = fit.rows.shape[0]
+        if fit.rs_state is None or fit.est.max_iter * n_train > self.MAX_ENTRIES:
+            return None
+        key = (fit.key[-1][1], n_train)
+        with self._lock:
+            if key not in self._draws:
+                rs = np.random.RandomState()
+                rs.set_state(fit.rs_state)
+                drawn = np.empty((fit.est.max_iter + 1, n_train), dtype=np.intp)
+                drawn[0] = np.arange(n_train)
+                self._draws[key] = [rs, drawn, 1]
+            entry = self._draws[key]
+            rs, drawn, n_drawn = entry
+            if drawn.shape[0] < first + count + 1:
+                # (a larger max_iter than the first stack's; views handed out stay valid)
+                grown = np.empty((first + count + 1, n_train), dtype=np.intp)
+                grown[:n_drawn] = drawn[:n_drawn]
+                entry[1] = drawn = grown
+            for e in range(n_drawn, first + count + 1):
+                np.take(drawn[e - 1], rs.permutation(n_train), out=drawn[e])
+            entry[2] = max(n_drawn, first + count + 1)
+            return drawn[first + 1:first + count + 1]
+
+
+def _train_group(fits, n_jobs, shuffles=None):
     """Train the fits of one group (same rows, same shuffles: those of ``fits[0]``) as one
     stack, each to its own stop. Returns, per fit, None or the exception that ended it
-    (divergence)."""
+    (divergence).
+
+    Lean fits (all of the group's or none) end with their trained state in ``fit.params``,
+    ``fit.bn_state``, ``fit.opt_state``, ``fit.step`` (rows of the stack's buffers); the others
+    with their estimator's own network."""
     K = len(fits)
     first = fits[0]
+    lean = first.lean
     if first.val[0] is not None:
         rows, y_all, _ = first.val
         val = (first.X[rows], y_all[rows], None)
         for f in fits:
             f.val = val
-    stack = MLPStack([f.est.model_ for f in fits], _copy=False)
-    for f in fits:
-        f.est._bind_params()                       # views of the stack's rows
+    if lean:
+        stack = _LeanStack(fits)
+    else:
+        stack = MLPStack([f.est.model_ for f in fits], _copy=False)
+        for f in fits:
+            f.est._bind_params()                   # views of the stack's rows
     n_train = first.rows.shape[0]
     scale, weighted, weights = np.ones(K), np.zeros(K, dtype=np.uint8), None
     if any(f.weights is not None for f in fits):
@@ -291,14 +489,16 @@ def _train_group(fits, n_jobs):
             if f.weights is not None:
                 weights[k], scale[k], weighted[k] = f.weights[0], f.weights[1], 1
     seeds = np.array([f.seed for f in fits], dtype=np.uint64)
-    simple = [k for k, f in enumerate(fits) if f.simple]
+    simple = {k for k, f in enumerate(fits) if f.simple}
     books = _Bookkeeping(fits)
     errors = [None] * K
     seen = set()
     sample_idx = np.arange(n_train)
-    rs = first.rs
+    constant = lean and all(f.est._rate.kind == "constant" for f in fits)
+    rs = None if constant else first.random_state()
     runner = StackRunner(stack, first.X, first.Y, weights, scale, weighted, first.batch, seeds,
                          n_jobs)
+    status = runner.status
     with runner:
         most = runner.epochs_per_call(n_train)
         orders = np.empty((most, n_train), dtype=np.intp)
@@ -306,8 +506,19 @@ def _train_group(fits, n_jobs):
             orders[:] = first.rows
         losses = np.empty((most, K))
         rates = np.zeros((most, K))
-        while runner.active() and not runner.interrupted:
-            active = np.flatnonzero(runner.status == _train.Status.OK)
+        active = list(range(K))
+        if constant:
+            sample_idx = _train_constant(fits, runner, books, orders, losses, rates, rs,
+                                         shuffles)
+            active = [k for k in range(K) if runner.status[k] == _train.Status.OK]
+            for k in runner.diverged:
+                seen.add(k)
+                try:
+                    fits[k].diverged(runner, k)
+                except ValueError as error:
+                    errors[k] = error
+        while active and not runner.interrupted:
+            rs = first.random_state() if rs is None else rs
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
                 for order in orders[:count]:
@@ -315,14 +526,19 @@ def _train_group(fits, n_jobs):
                     np.take(first.rows, sample_idx, out=order)
             for k in active:
                 rates[:count, k] = fits[k].rates(count)
-            done = runner.run(orders[:count], rates[:count], losses)
+            done = runner.run(orders[:count], rates[:count], losses).tolist()
             for k in active:
                 if done[k]:
-                    model = stack._models[k]
-                    model.lr = model._lr_set = float(rates[done[k] - 1, k])
+                    rate = float(rates[done[k] - 1, k])
+                    if lean:
+                        fits[k].last_rate = rate
+                    else:
+                        model = stack._models[k]
+                        model.lr = model._lr_set = rate
             full = [k for k in active if k in simple and done[k] == count]
             for k in books.block(losses[:count, full], full) if full else ():
                 runner.stop(k)
+            full = set(full)
             for k in active:
                 if k in full:
                     continue
@@ -338,6 +554,7 @@ def _train_group(fits, n_jobs):
                         errors[k] = error
                 elif fits[k].est.n_iter_ >= fits[k].est.max_iter:
                     runner.stop(k)
+            active = [k for k in active if status[k] == _train.Status.OK]
     for k in set(runner.diverged) - seen:
         # Found when the runner closed (the last epoch made the outputs overflow; it is
         # undone): as the estimator, scikit-learn's divergence error without early stopping,
@@ -349,22 +566,117 @@ def _train_group(fits, n_jobs):
                 errors[k] = error
     if runner.interrupted:
         warnings.warn("Training interrupted by user.")
-    if books.reached_max:
+    if books.reached_max and K == 1:
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({first.est.max_iter}) "
+                      f"reached and the optimization hasn't converged yet.", ConvergenceWarning)
+    elif books.reached_max:
         warnings.warn(f"Stochastic Optimizer: Maximum iterations reached and the optimization "
                       f"hasn't converged yet ({books.reached_max} of {K} fits).",
                       ConvergenceWarning)
-    for k, f in enumerate(fits):
-        f.finish(copy.deepcopy(stack._models[k]))
+    if lean:
+        for k, f in enumerate(fits):
+            f.params, f.bn_state = stack.params[k], stack.bn_state[k]
+            f.opt_state, f.step = stack.opt_state[k], stack.steps[k:k + 1]
+    else:
+        for k, f in enumerate(fits):
+            f.finish(copy.deepcopy(stack._models[k]))
     return errors
 
 
-def _pieces(groups, n_jobs):
+# Estimator parameters that the initial network (MLP) does not depend on: the engine is given
+# the rate and the L2 coefficient per fit.
+_RATE_ONLY = frozenset({"learning_rate_init", "alpha", "tol", "n_iter_no_change", "max_iter"})
+
+
+def _train_constant(fits, runner, books, orders, losses, rates, rs, shuffles=None):
+    """The loop of ``_train_group`` for lean fits at constant rates: scikit-learn's stopping
+    rule on the training loss runs inside the kernel (``StackRunner.run``'s ``rule``), so one
+    kernel call trains every model as far as the order buffer reaches, each to its own stop;
+    the estimators' attributes are written once, at the end (``_Bookkeeping.flush``).
+    Returns the shuffled positions where a later block would continue. A model that diverges
+    or is interrupted leaves with its estimator brought up to date by its own bookkeeping
+    (the caller handles a divergence's error)."""
+    first = fits[0]
+    n_train = first.rows.shape[0]
+    K = len(fits)
+    shuffle = first.est.shuffle
+    sample_idx = np.arange(n_train)
+    rates[:] = [f.est._rate.rate for f in fits]
+    max_iter = np.array([f.est.max_iter for f in fits], dtype=np.intp)
+    left = max_iter.copy()
+    most = orders.shape[0]
+    status = runner.status
+    active = np.arange(K)
+    epoch = 0                                      # epochs every active model has trained
+    curves = np.empty((int(max_iter.max()), K))
+    rule = (books.tol, books.patience, books.best, books.count, left)
+    while active.size and not runner.interrupted:
+        count = int(min(most, left[active].max()))
+        positions = None if shuffles is None or not shuffle else \
+            shuffles.positions(first, epoch, count)
+        if positions is not None:
+            np.take(first.rows, positions, out=orders[:count])
+        elif shuffle:
+            rs = first.random_state() if rs is None else rs
+            for order in orders[:count]:
+                sample_idx = sample_idx[rs.permutation(n_train)]
+                np.take(first.rows, sample_idx, out=order)
+        best, no_improvement = books.best.copy(), books.count.copy()
+        done = runner.run(orders[:count], rates[:count], losses, rule)
+        curves[epoch:epoch + count, active] = losses[:count, active]
+        books.n_iter[active] += done[active]
+        for k in active[(status[active] != runner.STOPPED) & (done[active] < count)]:
+            # Diverged (its status says so) or interrupted: the estimator is brought up to
+            # the start of this call, then does its own bookkeeping of the epochs done.
+            books.best[k], books.count[k] = best[k], no_improvement[k]
+            books.n_iter[k] = epoch
+            books.flush(k, curves)
+            for loss in losses[:done[k], k]:
+                if fits[k].epoch_ends(loss):
+                    runner.stop(k)
+                    break
+        stopped = active[status[active] == runner.STOPPED]
+        books.reached_max += int(np.count_nonzero(
+            books.count[stopped] <= books.patience[stopped]))
+        epoch += count
+        active = active[status[active] == _train.Status.OK]
+    for k in range(K):
+        books.flush(k, curves)                     # (each fit once)
+    return sample_idx
+
+
+def _draw_key(est, names):
+    """What an estimator's initial network depends on: its parameters but ``_RATE_ONLY``
+    (None when one of them cannot be a key)."""
+    key = tuple((name, est.__dict__[name]) for name in sorted(names) if name not in _RATE_ONLY)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _immutable(value):
+    """Whether a parameter value is immutable (shared by copies without risk)."""
+    return isinstance(value, (str, numbers.Number, type(None), np.dtype, type)) or (
+        isinstance(value, tuple) and all(map(_immutable, value)))
+
+
+def _copy_estimator(est):
+    """A copy of an unfitted estimator whose parameters are immutable values."""
+    new = object.__new__(type(est))
+    new.__dict__.update(est.__dict__)
+    return new
+
+
+def _pieces(groups, n_jobs, total=None):
     """The groups of fits as work for ``n_jobs`` threads: whole groups when there are enough,
     else each cut into pieces (a piece of a group shuffles as the whole group: its fits share
-    the random state), about four per thread so that the threads end together."""
+    the random state), about four per thread so that the threads end together. ``total``:
+    the number of groups of the whole search, when ``groups`` are some of them."""
     if n_jobs == 1 or not groups:
         return groups
-    cuts = -(-4 * n_jobs // len(groups))
+    cuts = -(-4 * n_jobs // (total or len(groups)))
     return [list(piece) for members in groups
             for piece in np.array_split(members, min(cuts, len(members)))]
 
@@ -399,8 +711,10 @@ class MLPSearchCV(BaseSearchCV):
     scoring : str, callable, list, tuple, dict or None, default None
         As ``GridSearchCV``'s (scikit-learn's scorers; None uses ``estimator.score``).
     n_jobs : int or None, default None
-        Threads: each stack's models are split into this many groups, each trained by one
-        kernel call in its own thread. None means 1, -1 every core (joblib's meaning).
+        Threads: the stacks, cut into pieces when there are fewer than about four per
+        thread, train in a pool of this many threads (each piece's kernel calls release the
+        GIL), a fold's stacks while the next fold's fits are set up. None means 1, -1 every
+        core (joblib's meaning). The results do not depend on it.
     refit : bool, str or callable, default True
         Refit ``best_estimator_`` on the whole data (a normal fastmlp estimator).
     cv : int, cross-validation generator or iterable, default None
@@ -505,52 +819,84 @@ class MLPSearchCV(BaseSearchCV):
         # random_state=None: one seed for the whole search, so that the fits share their
         # shuffles and train together (GridSearchCV's fits would each draw their own).
         seed = int(np.random.randint(np.iinfo(np.int32).max))
+        # fastmlp's estimators whose parameters are all immutable values are copied by their
+        # __dict__ (as clone would copy them, without its checks).
+        names = (set(base.get_params(deep=False)) if isinstance(base, _estimators._BaseMLP)
+                 and all(map(_immutable, base.__dict__.values())) else None)
+        shared_draws = {}
+        prepared = []
         for c, cand in enumerate(candidates):
             start = time.perf_counter()
-            candidate = clone(base).set_params(**clone(cand, safe=False))
+            if names is not None and set(cand) <= names and all(map(_immutable, cand.values())):
+                candidate = _copy_estimator(base)
+                candidate.__dict__.update(cand)
+                plain = True
+            else:
+                candidate = clone(base).set_params(**clone(cand, safe=False))
+                plain = False
             if isinstance(candidate, _estimators._BaseMLP) and candidate.random_state is None:
                 candidate.random_state = seed
             models = {}
-            shared = (time.perf_counter() - start) / len(splits)
-            for s, (train, test) in enumerate(splits):
-                i = c * len(splits) + s
-                start = time.perf_counter() - shared
-                est = copy.deepcopy(candidate)      # as clone (deep copies of the parameters)
-                estimators[i] = est
-                try:
-                    fit = None if params else _Fit.start(est, X, y, train, converted,
-                                                         models=models)
-                except Exception as error:          # as GridSearchCV: a failed fit scores
-                    if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
-                                                              False):
-                        raise
-                    errors[i], fit = error, None
+            if plain:
+                # Candidates that differ only in settings the initial network does not hold
+                # (the rate, the penalty, the stopping rule) share its draw.
+                same = _draw_key(candidate, names)
+                if same is not None:
+                    models["draws"] = shared_draws.setdefault(same, {})
+            prepared.append((candidate, plain, models,
+                             (time.perf_counter() - start) / len(splits)))
+        shuffles = _Shuffles()
+        pool = ThreadPoolExecutor(n_jobs) if n_jobs > 1 else None
+        trained = []
+
+        def train(members):
+            start = time.perf_counter()
+            group_errors = _train_group([fits[i] for i in members], 1 if pool else n_jobs,
+                                        shuffles)
+            return members, group_errors, time.perf_counter() - start
+
+        try:
+            # Fold by fold: a fold's stacks start training (in the pool's threads) while the
+            # next fold's fits are set up.
+            for s, (train_rows, test) in enumerate(splits):
+                fold_groups = defaultdict(list)
+                for c, (candidate, plain, models, shared) in enumerate(prepared):
+                    i = c * len(splits) + s
+                    start = time.perf_counter() - shared
+                    # As clone (deep copies of the parameters; their values are immutable
+                    # when plain).
+                    est = _copy_estimator(candidate) if plain else copy.deepcopy(candidate)
+                    estimators[i] = est
+                    try:
+                        fit = None if params else _Fit.start(est, X, y, train_rows, converted,
+                                                             models=models, lean=True)
+                    except Exception as error:      # as GridSearchCV: a failed fit scores
+                        if self.error_score == "raise" or getattr(error, "_fastmlp_bad_input",
+                                                                  False):
+                            raise
+                        errors[i], fit = error, None
+                        setup_time[i] = time.perf_counter() - start
+                        continue
                     setup_time[i] = time.perf_counter() - start
-                    continue
-                setup_time[i] = time.perf_counter() - start
-                if fit is None:
-                    alone.append((i, train))
-                else:
-                    fits[i] = fit
-                    groups_by_key[(s, *fit.key)].append(i)
+                    if fit is None:
+                        alone.append((i, train_rows))
+                    else:
+                        fits[i] = fit
+                        fold_groups[fit.key].append(i)
+                for key, members in fold_groups.items():
+                    groups_by_key[(s, *key)] = members
+                for piece in _pieces(list(fold_groups.values()), n_jobs,
+                                     len(fold_groups) * len(splits)):
+                    trained.append(pool.submit(train, piece) if pool else train(piece))
+        finally:
+            if pool:
+                pool.shutdown(wait=True)
+        trained = [t.result() if pool else t for t in trained]
         self.n_stacks_ = len(groups_by_key)
         if self.verbose > 0:
             print(f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
                   f"totalling {n_fits} fits: {n_fits - len(alone)} in {self.n_stacks_} stacks, "
                   f"{len(alone)} one by one")
-        pieces = _pieces(list(groups_by_key.values()), n_jobs)
-        threads = min(n_jobs, len(pieces))
-
-        def train(members):
-            start = time.perf_counter()
-            group_errors = _train_group([fits[i] for i in members], 1 if threads > 1 else n_jobs)
-            return members, group_errors, time.perf_counter() - start
-
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                trained = list(pool.map(train, pieces))
-        else:
-            trained = [train(members) for members in pieces]
         for members, group_errors, elapsed in trained:
             epochs = np.array([max(1, fits[i].est.n_iter_) for i in members], dtype=float)
             for i, share, error in zip(members, epochs / epochs.sum(), group_errors):
@@ -569,7 +915,7 @@ class MLPSearchCV(BaseSearchCV):
                     raise
                 errors[i] = error
             fit_time[i] = setup_time[i] + time.perf_counter() - start
-        out = self._score_all(estimators, errors, fit_time, splits, X, y, scorers)
+        out = self._score_all(estimators, fits, errors, fit_time, splits, X, y, scorers)
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
@@ -584,9 +930,15 @@ class MLPSearchCV(BaseSearchCV):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
         if self.refit:
-            self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
+            best = self.best_params_
+            if names is not None and set(best) <= names and all(map(_immutable, best.values())):
+                self.best_estimator_ = _copy_estimator(base)
+                self.best_estimator_.__dict__.update(best)
+            else:
+                self.best_estimator_ = clone(base).set_params(**clone(best, safe=False))
             start = time.perf_counter()
-            self.best_estimator_.fit(X, y, **params)
+            self._refit(self.best_estimator_, X, y, params, converted, shared_draws, names,
+                        n_jobs, shuffles)
             self.refit_time_ = time.perf_counter() - start
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
@@ -595,17 +947,52 @@ class MLPSearchCV(BaseSearchCV):
         return self
 
     @staticmethod
+    def _refit(est, X, y, params, converted, shared_draws, names, n_jobs, shuffles):
+        """``est.fit(X, y, **params)``, ending exactly there, trained as a stack of one with
+        the search's checked data, initial networks and engine when it can be."""
+        fit = None
+        if not params and isinstance(est, _estimators._BaseMLP):
+            models = {}
+            if names is not None and isinstance(est.random_state, numbers.Integral):
+                same = _draw_key(est, names)
+                if same is not None and same in shared_draws:
+                    models["draws"] = shared_draws[same]
+            fit = _Fit.start(est, X, y, np.arange(_num_samples(X)), converted, models=models,
+                             lean=True)
+        if fit is None:
+            est.fit(X, y, **params)
+            return
+        error = _train_group([fit], n_jobs, shuffles)[0]
+        if error is not None:
+            raise error
+        if fit.lean:
+            fit.materialize()
+
+    @staticmethod
     def _fold_params(params, train):
         return {name: (_safe_indexing(value, train)
                        if hasattr(value, "__len__") and not isinstance(value, (str, dict))
                        else value) for name, value in params.items()}
 
-    def _score_all(self, estimators, errors, fit_time, splits, X, y, scorers):
+    def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers):
         """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
-        out = []
         n_splits = len(splits)
-        for i, est in enumerate(estimators):
-            train, test = splits[i % n_splits]
+        out = [None] * len(estimators)
+        parts = {}            # the current split's rows of X and y, taken once for all its fits
+
+        def part(s, which):
+            if (s, which) not in parts:
+                rows = splits[s][which]
+                parts[s, which] = (_safe_indexing(X, rows), _safe_indexing(y, rows))
+            return parts[s, which]
+
+        # Split by split, so that one split's rows are held at a time.
+        for i in sorted(range(len(estimators)), key=lambda i: (i % n_splits, i)):
+            est = estimators[i]
+            s = i % n_splits
+            if (s, 0) not in parts and (s, 1) not in parts:
+                parts.clear()                      # the previous split's
+            train, test = splits[s]
             result = {"fit_time": fit_time[i], "n_test_samples": len(test),
                       "fit_error": None}
             start = time.perf_counter()
@@ -619,22 +1006,36 @@ class MLPSearchCV(BaseSearchCV):
                 if self.return_train_score:
                     result["train_scores"] = score
             else:
-                result["test_scores"] = self._score(scorers, est, X, y, test)
+                result["test_scores"] = self._score(scorers, est, fits[i], *part(s, 1))
                 if self.return_train_score:
-                    result["train_scores"] = self._score(scorers, est, X, y, train)
+                    result["train_scores"] = self._score(scorers, est, fits[i], *part(s, 0))
             result["score_time"] = time.perf_counter() - start
-            out.append(result)
+            out[i] = result
         return out
 
-    def _score(self, scorers, est, X, y, rows):
-        X_part, y_part = _safe_indexing(X, rows), _safe_indexing(y, rows)
+    def _score(self, scorers, est, fit, X_part, y_part):
         try:
             if self.scoring is None and type(est) is _estimators.MLPClassifier \
                     and np.ndim(y_part) == 1:
                 # The default scorer, est.score: accuracy_score's value (the mean of the
                 # matches) without its checks of the labels, which cost more than the
                 # prediction here.
-                return float(np.average(est.predict(X_part) == np.asarray(y_part)))
+                if fit is not None and fit.lean and type(X_part) is np.ndarray \
+                        and X_part.ndim == 2 and X_part.dtype == fit.template.dtype \
+                        and X_part.flags.c_contiguous and X_part.shape[0] \
+                        and "feature_names_in_" not in est.__dict__:
+                    # est.predict's own computation, from the fit's row of its stack.
+                    predicted = est._decode(fit.outputs(X_part))
+                else:
+                    if fit is not None:
+                        fit.materialize()
+                    predicted = est.predict(X_part)
+                # (the count over the number: np.average's value, without its layers)
+                matches = predicted == np.asarray(y_part)
+                return (np.count_nonzero(matches) / len(matches) if len(matches)
+                        else float(np.average(matches)))
+            if fit is not None:
+                fit.materialize()
             scores = scorers(est, X_part, y_part)
         except Exception:
             if self.error_score == "raise":

@@ -64,8 +64,12 @@ class Optimizer:
 
     @property
     def hyper(self):
+        return np.array(self._values(), dtype=np.float64)
+
+    def _values(self):
+        """The hyperparameters in the kernel's order, as a tuple of floats, checked again."""
         self._check()
-        return np.array([getattr(self, p) for p, _ in self._params], dtype=np.float64)
+        return tuple([getattr(self, p) for p, _ in self._params])
 
     def _check(self):
         """Turn every parameter into a float, or raise if it is outside its interval."""
@@ -384,7 +388,7 @@ def get_optimizer(spec, **params):
         raise TypeError(f"optimizer must be a name ({', '.join(map(repr, OPTIMIZERS))}) or an "
                         f"instance such as Adam(); got {spec!r}")
     allowed = [p for p, _ in cls._params]
-    unknown = sorted(set(params) - set(allowed))
+    unknown = sorted(set(params) - set(allowed)) if params else None
     if unknown:
         raise TypeError(f"{cls.__name__} has no parameter {', '.join(map(repr, unknown))}; "
                         f"its parameters are: {', '.join(allowed) if allowed else 'none'}")

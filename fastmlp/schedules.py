@@ -39,6 +39,7 @@ function that returns NaN) raises ``ValueError`` naming the epoch. ``get_schedul
 user writes (``None``, a name and its parameters, a schedule, a function) into a schedule.
 """
 import abc
+import functools
 import inspect
 import math
 import numbers
@@ -50,6 +51,16 @@ from ._validation import check_int as _check_int, check_real as _check_real
 
 __all__ = ["Schedule", "Constant", "ExponentialDecay", "StepDecay", "InverseScaling", "Cosine",
            "ReduceOnPlateau", "LambdaSchedule", "SCHEDULES", "get_schedule"]
+
+
+_smallest, _largest = np.minimum.reduce, np.maximum.reduce
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(cls):
+    """The parameters of the constructor of ``cls`` (``inspect.signature``, which parses the
+    text signature of a builtin at every call: cached, it is a property of the class)."""
+    return MappingProxyType(dict(inspect.signature(cls).parameters))
 
 
 def _check_min_lr(min_lr, base_lr):
@@ -161,15 +172,22 @@ class Schedule(abc.ABC):
         start = _check_int("start", start, 1)
         base_lr = _check_real("base_lr", base_lr, low=0, low_open=True)
         try:
-            values = np.array([self._rate(e, base_lr) for e in range(start, start + epochs)],
-                              dtype=np.float64)
+            values = np.array(self._block(start, start + epochs, base_lr), dtype=np.float64)
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             values = None
-        if values is None or not np.all(np.isfinite(values) & (values > 0)):
+        # min > 0 and max < inf: every value finite and > 0 (a NaN fails both comparisons).
+        if values is None or (epochs and not (_smallest(values) > 0
+                                              and _largest(values) < math.inf)):
             # Some rate is bad: let rate() find the first and say which epoch.
             values = np.array([self.rate(e, base_lr) for e in range(start, start + epochs)],
                               dtype=np.float64)
         return values
+
+    def _block(self, start, stop, base_lr):
+        """``[self._rate(e, base_lr) for e in range(start, stop)]``, unchecked; a subclass may
+        compute the same values with less Python per epoch."""
+        formula = self._rate
+        return [formula(e, base_lr) for e in range(start, stop)]
 
     def observe(self, epoch, loss):
         """Take note of the monitored loss at the end of epoch ``epoch``.
@@ -188,7 +206,7 @@ class Schedule(abc.ABC):
         """Forget what was observed (call at the start of a new fit); no-op unless adaptive."""
 
     def __repr__(self):
-        names = inspect.signature(type(self)).parameters
+        names = _parameters(type(self))
         return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
 
 
@@ -228,6 +246,12 @@ class ExponentialDecay(Schedule):
 
     def _rate(self, epoch, base_lr):
         return base_lr * self.decay ** (epoch - 1)
+
+    def _block(self, start, stop, base_lr):
+        if type(self)._rate is not ExponentialDecay._rate:      # a subclass's own formula
+            return super()._block(start, stop, base_lr)
+        decay = self.decay
+        return [base_lr * decay ** (e - 1) for e in range(start, stop)]
 
 
 class StepDecay(Schedule):
@@ -526,6 +550,8 @@ def get_schedule(spec=None, **params):
     0.25
     """
     if spec is None:
+        if not params:
+            return Constant()
         spec = "constant"
     if isinstance(spec, str):
         if spec not in SCHEDULES:
@@ -533,7 +559,7 @@ def get_schedule(spec=None, **params):
                              f"{', '.join(map(repr, SCHEDULES))}, or pass a Schedule or a "
                              f"function epoch -> rate")
         cls = SCHEDULES[spec]
-        accepted = inspect.signature(cls).parameters
+        accepted = _parameters(cls)
         unexpected = [name for name in params if name not in accepted]
         missing = [name for name, p in accepted.items()
                    if p.default is p.empty and name not in params]

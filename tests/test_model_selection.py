@@ -221,3 +221,78 @@ def test_unseeded_estimator_still_stacks():
     assert not np.array_equal(first.cv_results_["split0_test_score"],
                               second.cv_results_["split0_test_score"]) or \
         first.cv_results_["split0_test_score"].std() == 0
+
+
+def test_lean_stacks_stop_and_diverge_as_gridsearchcv():
+    """The search's lean stacks (the kernel's stopping rule, shared initial networks and
+    shuffles, scoring from the stack's rows): candidates differing in the rate, the penalty,
+    tol, n_iter_no_change and max_iter, some diverging after a few epochs, on folds of unequal
+    sizes, end where GridSearchCV's fits end."""
+    from sklearn.exceptions import FitFailedWarning
+    X, y = make_regression(130, 4, noise=1.0, random_state=0)
+    X, y = X / X.std(), y / y.std()
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", momentum=0.9, batch_size=16,
+                       random_state=0)
+    grid = {"learning_rate_init": [0.05, 0.5], "alpha": [1e-4, 1e-2], "max_iter": [9, 40],
+            "n_iter_no_change": [2, 10], "tol": [1e-4, 1e-2]}
+    with pytest.warns(FitFailedWarning):
+        ours = MLPSearchCV(est, grid, cv=4, n_jobs=2).fit(X, y)
+    with pytest.warns(FitFailedWarning):
+        theirs = GridSearchCV(est, grid, cv=4).fit(X, y)
+    _assert_same_results(ours, theirs, atol=0)
+    scores = ours.cv_results_["mean_test_score"]
+    assert np.isnan(scores).sum() == 16 and np.isfinite(scores).sum() == 16
+    assert ours.n_stacks_ == 4                       # one per fold: every candidate lean
+    # The refit (a stack of one, from the search's checked data and draws) is est.fit's.
+    a, b = ours.best_estimator_, theirs.best_estimator_
+    assert set(a.__dict__) == set(b.__dict__)
+    for name in ("n_iter_", "t_", "loss_curve_", "best_loss_", "loss_", "n_features_in_"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("params", "bn_state", "_opt_state", "_step"):
+        np.testing.assert_array_equal(getattr(a.model_, name), getattr(b.model_, name))
+    assert (a.model_.lr, a.model_.base_lr, a.model_.l2) == (b.model_.lr, b.model_.base_lr,
+                                                            b.model_.l2)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_lean_fits_scored_by_a_scorer_get_the_estimators_own_network():
+    """With a scorer other than the estimator's score, a lean fit's estimator is given its
+    own network (``_Fit.materialize``), equal to the one its own fit trains."""
+    X, y = _scaled(load_iris)
+    est = MLPClassifier((5,), solver="sgd", max_iter=25, random_state=0, batch_size=32)
+    train = np.arange(0, len(y), 2)
+    models, cache = {}, {}
+    fits = [_Fit.start(est.__class__(**{**est.get_params(), "alpha": a}), X, y, train, cache,
+                       models=models, lean=True) for a in (1e-4, 1e-1)]
+    assert all(f.lean and "model_" not in f.est.__dict__ for f in fits)
+    assert fits[0].template is fits[1].template is not None    # one draw for both
+    assert _train_group(fits, n_jobs=1) == [None, None]
+    for f, a in zip(fits, (1e-4, 1e-1)):
+        f.materialize()
+        alone = est.__class__(**{**est.get_params(), "alpha": a}).fit(X[train], y[train])
+        assert f.est.n_iter_ == alone.n_iter_ and f.est.loss_curve_ == alone.loss_curve_
+        assert f.est.t_ == alone.t_ and f.est.best_loss_ == alone.best_loss_
+        for name in ("params", "bn_state", "_opt_state", "_step"):
+            np.testing.assert_array_equal(getattr(f.est.model_, name),
+                                          getattr(alone.model_, name))
+        assert f.est.model_.lr == alone.model_.lr and f.est.model_.l2 == alone.model_.l2
+        np.testing.assert_array_equal(f.est.predict_proba(X), alone.predict_proba(X))
+        np.testing.assert_array_equal(f.est._decode(f.outputs(X)), alone.predict(X))
+
+
+def test_memory_does_not_grow_with_candidates_times_rows(peak_during):
+    """Eight times the candidates: the peak grows by their networks and bookkeeping only,
+    never by a copy of the rows per fit (the folds are read by index, the scores from the
+    stacks' rows)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6000, 40))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    est = MLPClassifier((4,), solver="sgd", max_iter=2, batch_size=100, random_state=0)
+
+    def search(n_candidates):
+        grid = {"learning_rate_init": list(np.linspace(0.01, 0.1, n_candidates))}
+        return lambda: MLPSearchCV(est, grid, cv=2, refit=False).fit(X, y)
+
+    search(2)()                                      # imports and caches out of the way
+    few, many = peak_during(search(2)), peak_during(search(16))
+    assert many - few < 0.25 * X.nbytes, (few, many, X.nbytes)

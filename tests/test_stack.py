@@ -220,3 +220,69 @@ def test_a_stopped_model_is_left_alone_and_not_reported_as_diverged():
     for k in (0, 2):
         runner.stop(k)
     assert not runner.active()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_the_kernels_stopping_rule_stops_each_model_where_the_python_rule_does(n_jobs):
+    """StackRunner.run(..., rule): scikit-learn's rule on the training loss (tol, patience)
+    and max_iter, run by the kernel after every epoch, stops each model at the epoch where the
+    same rule run in Python on the losses of an unstopped twin stops it, with the same
+    buffers; a stopped model is left alone by the rest of the call."""
+    from fastmlp import _engine
+    from fastmlp._kernels import _train
+    X, y, _ = _data("binary")
+    K, epochs = 6, 40
+    tol = np.array([1e-4, 1e-2, 1e-3, 0.0, 5e-2, 1e-4])
+    patience = np.array([3.0, 1.0, 2.0, np.inf, 0.0, 5.0])
+    max_iter = np.array([40, 40, 12, 25, 40, 7], dtype=np.intp)
+
+    def new_stack():
+        return MLPStack([MLP([4, 5, 1], lr=lr, seed=k, optimizer=opt)
+                         for k, (lr, opt) in enumerate(zip([0.3, 0.1, 0.5, 0.05, 1.0, 0.2],
+                                                           ["sgd", "adam"] * 3))])
+
+    rng = np.random.default_rng(0)
+    orders = np.stack([rng.permutation(X.shape[0]) for _ in range(epochs)])
+    rates = np.tile([0.3, 0.1, 0.5, 0.05, 1.0, 0.2], (epochs, 1))
+
+    def runner_for(stack):
+        first = stack._models[0]
+        Y, _, _ = first._encode_targets(y, X.shape[0])
+        return _engine.StackRunner(stack, first._check_X(X), Y, None, np.ones(K),
+                                   np.zeros(K, dtype=np.uint8), 16,
+                                   np.zeros(K, dtype=np.uint64), n_jobs)
+
+    # The rule in Python, on the losses of a stack trained epoch by epoch.
+    twin = new_stack()
+    expected_epochs = np.zeros(K, dtype=int)
+    best, count = np.full(K, np.inf), np.zeros(K)
+    with runner_for(twin) as runner:
+        losses = np.empty((1, K))
+        for e in range(epochs):
+            runner.run(orders[e:e + 1], rates[e:e + 1], losses)
+            for k in np.flatnonzero(runner.status == _train.Status.OK):
+                loss = losses[0, k]
+                count[k] = count[k] + 1 if loss > best[k] - tol[k] else 0
+                best[k] = min(best[k], loss)
+                expected_epochs[k] = e + 1
+                if count[k] > patience[k] or e + 1 >= max_iter[k]:
+                    runner.stop(k)
+    stack = new_stack()
+    rule = (tol, patience, np.full(K, np.inf), np.zeros(K), max_iter.copy())
+    with runner_for(stack) as runner:
+        losses = np.empty((epochs, K))
+        done = runner.run(orders, rates, losses, rule)
+    np.testing.assert_array_equal(done, expected_epochs)
+    assert len(set(done.tolist())) > 3                 # the models stopped at different epochs
+    assert np.all(runner.status == runner.STOPPED)
+    assert runner.STOPPED == _train.STACK_STOPPED
+    np.testing.assert_array_equal(rule[2], best)
+    np.testing.assert_array_equal(rule[3], count)
+    np.testing.assert_array_equal(rule[4], max_iter - expected_epochs)
+    np.testing.assert_array_equal(stack.params, twin.params)
+    with pytest.raises(ValueError, match="stopping rule needs"):
+        _train.train_stack_epochs(
+            runner.nets, stack.params, stack.opt_state, stack.bn_state, stack.steps,
+            runner.X, runner.Y, None, np.ones(K), np.zeros(K, dtype=np.uint8), orders, rates,
+            16, np.zeros(K, dtype=np.uint64), runner.workspaces, losses, runner.status,
+            np.zeros(K, dtype=np.intp), rule_tol=tol)

@@ -12,3 +12,14 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
 
 cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, floating alpha,
                         floating beta_b, floating* gb_out) noexcept nogil
+
+cdef double bce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                           Py_ssize_t m, Py_ssize_t n_out, floating scale,
+                           floating* delta_out) noexcept nogil
+
+cdef void apply_activation(int act, floating param, floating* Z, floating* D,
+                           Py_ssize_t n) noexcept nogil
+
+cdef double ce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                          Py_ssize_t m, Py_ssize_t n_out, floating t_on, floating t_off,
+                          floating scale, floating* delta_out) noexcept nogil

@@ -45,20 +45,30 @@ cdef extern from "_simd.h" nogil:
     # The batch loops, compiled once per CPU target from one source (_simd_body.h); fm_loops
     # holds the versions chosen by _select_cpu_target. See _simd.h for why.
     ctypedef struct fm_table_t:
-        void (*forward_product_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
-                               Py_ssize_t) noexcept nogil
-        void (*forward_product_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
-                               Py_ssize_t) noexcept nogil
+        void (*forward_layer_d)(double*, double*, const double*, const double*, const double*,
+                                Py_ssize_t, Py_ssize_t, Py_ssize_t, int, double) noexcept nogil
+        void (*forward_layer_f)(float*, float*, const float*, const float*, const float*,
+                                Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float) noexcept nogil
         void (*delta_prev_d)(double*, const double*, const double*, const double*, Py_ssize_t,
                           Py_ssize_t, Py_ssize_t) noexcept nogil
         void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t,
                           Py_ssize_t, Py_ssize_t) noexcept nogil
-        void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                      double, double) noexcept nogil
-        void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-                      float, float) noexcept nogil
+        void (*grad_w_d)(double*, double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, double, double, double) noexcept nogil
+        void (*grad_w_f)(float*, float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                         Py_ssize_t, float, float, float) noexcept nogil
         void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double) noexcept nogil
         void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float) noexcept nogil
+        double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                             double, double*) noexcept nogil
+        double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                             float, float*) noexcept nogil
+        double (*loss_ce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t,
+                            double, double, double, double*) noexcept nogil
+        double (*loss_ce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t,
+                            float, float, float, float*) noexcept nogil
+        int (*activate_smooth_d)(int, double*, double*, Py_ssize_t) noexcept nogil
+        int (*activate_smooth_f)(int, float*, float*, Py_ssize_t) noexcept nogil
     fm_table_t fm_loops
     int fm_level
     int fm_cpu_max() noexcept
@@ -141,6 +151,32 @@ cdef void bias_gradient(const floating* delta, Py_ssize_t m, Py_ssize_t n_out, f
         fm_loops.grad_b_f(gb_out, delta, m, n_out, alpha, beta_b)
 
 
+cdef double ce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                          Py_ssize_t m, Py_ssize_t n_out, floating t_on, floating t_off,
+                          floating scale, floating* delta_out) noexcept nogil:
+    """The categorical cross-entropy part of ``_loss.loss_delta`` on this CPU target's loops
+    (``loss_ce`` in _simd_body.h): softmax of the (n_out, m) logits Z against the targets
+    t_on * Y + t_off; returns sum_r w_r l_r and, unless delta_out is NULL, sets delta_out :=
+    scale * w_r * (softmax(Z) - t)."""
+    if floating is double:
+        return fm_loops.loss_ce_d(Z, Y, w, m, n_out, t_on, t_off, scale, delta_out)
+    else:
+        return fm_loops.loss_ce_f(Z, Y, w, m, n_out, t_on, t_off, scale, delta_out)
+
+
+cdef void apply_activation(int act, floating param, floating* Z, floating* D,
+                           Py_ssize_t n) noexcept nogil:
+    """``_activations.activate`` (Z := f(Z), D := f'(Z) unless NULL, over n entries), with
+    sigmoid and tanh on this CPU target's registers (``activate_smooth`` in _simd_body.h)."""
+    cdef int done
+    if floating is double:
+        done = fm_loops.activate_smooth_d(act, Z, D, n)
+    else:
+        done = fm_loops.activate_smooth_f(act, Z, D, n)
+    if not done:
+        activate(act, param, Z, D, n)
+
+
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
                         bint use_blas, floating* Z_out, floating* D_out) noexcept nogil:
@@ -148,25 +184,46 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
     feature-major (A (n_in, m), Z_out and D_out (n_out, m)); ``param`` is the activation's
     parameter (see ``_activations.activate``).
 
-    The bias is written first and the product accumulated onto it, so bias and product are one
-    pass; the activation then runs over Z_out while it is still in cache.
+    On the hand-written loops, bias, product and the piecewise-linear activations (identity,
+    relu, leaky_relu) with their derivative are one pass (``forward_layer`` in _simd_body.h):
+    Z_out is written once. Other activations, and the BLAS path (bias first, the product
+    accumulated onto it), run ``apply_activation`` over Z_out afterwards, while it is still in
+    cache.
     """
     cdef Py_ssize_t j, r
     cdef floating* z
     cdef floating bj
+    cdef bint fused = act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU
+    if not use_blas:
+        if floating is double:
+            fm_loops.forward_layer_d(Z_out, D_out if fused else NULL, W, b, A, m, n_in, n_out,
+                                     act if fused else ACT_IDENTITY, param)
+        else:
+            fm_loops.forward_layer_f(Z_out, D_out if fused else NULL, W, b, A, m, n_in, n_out,
+                                     act if fused else ACT_IDENTITY, param)
+        if not fused:
+            apply_activation(act, param, Z_out, D_out, m * n_out)
+        return
     for j in range(n_out):
         z = Z_out + j * m
         bj = b[j]
         for r in range(m):
             z[r] = bj
-    if use_blas:
-        gemm(True, False, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
-             A, <int> m, <floating> 1, Z_out, <int> m)
-    elif floating is double:
-        fm_loops.forward_product_d(Z_out, W, A, m, n_in, n_out)
+    gemm(True, False, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
+         A, <int> m, <floating> 1, Z_out, <int> m)
+    apply_activation(act, param, Z_out, D_out, m * n_out)
+
+
+cdef double bce_loss_delta(const floating* Z, const floating* Y, const floating* w,
+                           Py_ssize_t m, Py_ssize_t n_out, floating scale,
+                           floating* delta_out) noexcept nogil:
+    """The binary cross-entropy part of ``_loss.loss_delta`` on this CPU target's loops:
+    returns sum_r w_r sum_k l_kr over the (n_out, m) logits Z and targets Y (w_r = 1 when w
+    is NULL) and, unless delta_out is NULL, sets delta_out := scale * w_r * (sigmoid(Z) - Y)."""
+    if floating is double:
+        return fm_loops.loss_bce_d(Z, Y, w, m, n_out, scale, delta_out)
     else:
-        fm_loops.forward_product_f(Z_out, W, A, m, n_in, n_out)
-    activate(act, param, Z_out, D_out, m * n_out)
+        return fm_loops.loss_bce_f(Z, Y, w, m, n_out, scale, delta_out)
 
 
 cdef void dense_backward(const floating* A, const floating* W, const floating* delta,
@@ -196,15 +253,16 @@ cdef void dense_backward(const floating* A, const floating* W, const floating* d
             fm_loops.delta_prev_d(delta_prev_out, W, delta, D, m, n_in, n_out)
         else:
             fm_loops.delta_prev_f(delta_prev_out, W, delta, D, m, n_in, n_out)
-    bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
     if use_blas:
+        bias_gradient(delta, m, n_out, alpha, beta_b, gb_out)
         gemm(False, True, <int> n_in, <int> n_out, <int> m, alpha, A, <int> m,
              delta, <int> m, beta_w, gW_out, <int> n_out)
         return
+    # the bias gradient rides along the weight gradient's first pass over delta
     if floating is double:
-        fm_loops.grad_w_d(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
+        fm_loops.grad_w_d(gW_out, gb_out, A, delta, m, n_in, n_out, alpha, beta_w, beta_b)
     else:
-        fm_loops.grad_w_f(gW_out, A, delta, m, n_in, n_out, alpha, beta_w)
+        fm_loops.grad_w_f(gW_out, gb_out, A, delta, m, n_in, n_out, alpha, beta_w, beta_b)
 
 
 def _check_shapes(A, W, b=None, delta=None):

@@ -25,9 +25,10 @@ as scikit-learn's MLPRegressor(loss="poisson") reports it; its targets must be >
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport fabs, log, log1p
+from libc.math cimport fabs, log
 
 from fastmlp._kernels._activations cimport _exp, sigmoid
+from fastmlp._kernels._dense cimport bce_loss_delta, ce_loss_delta
 
 LOSS_IDS = {"binary_crossentropy": LOSS_BCE, "categorical_crossentropy": LOSS_CE,
             "squared_error": LOSS_MSE, "absolute_error": LOSS_MAE, "huber": LOSS_HUBER,
@@ -54,27 +55,17 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
     that is the gradient of the batch's weighted mean loss.
     """
     cdef Py_ssize_t r, k, i
-    cdef double total = 0, part, zmax, sumexp, lse, res, d = param
-    cdef floating z, y, s, e, t_off, t_on
+    cdef double total = 0, part, res, d = param
+    cdef floating z, y, s, e
     if loss == LOSS_CE:
-        t_off = <floating> (param / n_out)
-        t_on = <floating> (1 - param)
-        for r in range(m):
-            zmax = column_max(Z, r, m, n_out)
-            sumexp = 0
-            for k in range(n_out):
-                sumexp += _exp(<floating> (Z[k * m + r] - zmax))
-            lse = zmax + log(sumexp)
-            s = scale * (w[r] if w != NULL else 1)
-            part = 0
-            for k in range(n_out):
-                i = k * m + r
-                y = t_on * Y[i] + t_off
-                part -= y * (Z[i] - lse)
-                if delta_out != NULL:
-                    delta_out[i] = (<floating> (_exp(<floating> (Z[i] - zmax)) / sumexp) - y) * s
-            total += part * (w[r] if w != NULL else 1)
-        return total
+        # shift by the column's maximum, exp, log of the sum, on registers per CPU target
+        # (``loss_ce`` in _simd_body.h)
+        return ce_loss_delta(Z, Y, w, m, n_out, <floating> (1 - param),
+                             <floating> (param / n_out), scale, delta_out)
+    if loss == LOSS_BCE:
+        # max(z,0) - y z + log1p(e) and sigmoid(z) - y from one e = exp(-|z|), on registers,
+        # per CPU target (``loss_bce`` in _simd_body.h)
+        return bce_loss_delta(Z, Y, w, m, n_out, scale, delta_out)
     # Element-wise losses: one pass over the (n_out, m) block.
     for k in range(n_out):
         for r in range(m):
@@ -82,12 +73,7 @@ cdef double loss_delta(int loss, double param, const floating* Z, const floating
             z = Z[i]
             y = Y[i]
             s = scale * (w[r] if w != NULL else 1)
-            if loss == LOSS_BCE:
-                e = _exp(-fabs(z))              # shared by the loss and sigmoid(z)
-                part = (z if z > 0 else 0) - y * z + log1p(e)
-                if delta_out != NULL:
-                    delta_out[i] = ((1 / (1 + e) if z >= 0 else e / (1 + e)) - y) * s
-            elif loss == LOSS_MSE:
+            if loss == LOSS_MSE:
                 res = z - y
                 part = 0.5 * res * res
                 if delta_out != NULL:

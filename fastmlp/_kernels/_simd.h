@@ -11,8 +11,12 @@
  * (__builtin_cpu_supports also checks that the OS saves the wide registers), or a lower one named
  * by the environment variable FASTMLP_CPU=baseline|avx2|avx512.
  *
- * What stays in Cython (activations, losses, optimizers, batch norm) is compiled for the baseline
- * only: those loops are short, call libm, or are not the time of a small network's step.
+ * Also here, because they are most of a small network's step: the piecewise-linear activations
+ * (identity, relu, leaky_relu) and their derivatives, applied as the forward product leaves the
+ * registers (forward_layer), and the binary cross-entropy with its output delta, whose exp and
+ * log1p run on registers (fdlibm's algorithms as selects, see _simd_body.h; without
+ * __builtin_convertvector they stay scalar libm calls). What stays in Cython (the other
+ * activations and losses, optimizers, batch norm, dropout) is compiled for the baseline only.
  *
  * Compilers without the target attribute (MSVC) and non-x86 machines (aarch64, Apple arm64) get
  * only the baseline version: the code compiles everywhere and falls back to the portable path.
@@ -58,18 +62,58 @@ typedef float fm_vec_f64 __attribute__((vector_size(64)));
 #define FM_VFMA(a, b, x) ((a) += (b) * (x))
 #define FM_VFMA_V(a, x, y) ((a) += (x) * (y))
 #define FM_VADD(a, x) ((a) += (x))
+#define FM_VADD_S(a, s) ((a) += (s))
 #define FM_LANE(a, l) ((a)[l])
+#define FM_VEXT 1
 #else
+#define FM_VEXT 0
 typedef struct { double v[2]; } fm_vec_d16;
 typedef struct { float v[4]; } fm_vec_f16;
 #define FM_VFMA(a, b, x) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (b) * (x).v[l_]; } while (0)
 #define FM_VFMA_V(a, x, y) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (x).v[l_] * (y).v[l_]; } while (0)
 #define FM_VADD(a, x) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (x).v[l_]; } while (0)
+#define FM_VADD_S(a, s) do { int l_; for (l_ = 0; l_ < FM_ACC; l_++) (a).v[l_] += (s); } while (0)
 #define FM_LANE(a, l) ((a).v[l])
 #endif
+/* Element-wise math on whole registers (exp, log1p, selects; see _simd_body.h) needs
+ * __builtin_convertvector (GCC 9, Clang); without it those loops run on libm, one element at a
+ * time. */
+#if FM_VEXT && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 9))
+#define FM_VMATH 1
+#else
+#define FM_VMATH 0
+#endif
+#include <math.h>
+/* __builtin_shufflevector (GCC 12, Clang) lets reductions share their additions (reduce4). */
+#if FM_VEXT && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#define FM_SHUFFLE 1
+#else
+#define FM_SHUFFLE 0
+#endif
+
+/* The activation ids the loops here apply themselves (the rest stay in Cython's ``activate``);
+ * they mirror _activations.pxd. */
+#define FM_ACT_IDENTITY 0
+#define FM_ACT_SIGMOID 1
+#define FM_ACT_TANH 3
+#define FM_ACT_RELU 2
+#define FM_ACT_LEAKY_RELU 4
+
 #define FM_VLOAD(a, p) memcpy(&(a), (p), sizeof(a))
 #define FM_VSTORE(p, a) memcpy((p), &(a), sizeof(a))
 #define FM_VZERO(a) do { FM_VEC z_ = {0}; (a) = z_; } while (0)
+
+/* The register math helpers are always inlined: a register wider than the baseline's passed
+ * to a function compiled for the baseline would go through memory (GCC warns about that ABI,
+ * which never applies here). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_VINLINE inline __attribute__((always_inline))
+#else
+#define FM_VINLINE FM_INLINE
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 #define FM_CAT3_(a, b, c) a##_##b##_##c
 #define FM_CAT3(a, b, c) FM_CAT3_(a, b, c)
@@ -79,20 +123,24 @@ typedef struct { float v[4]; } fm_vec_f16;
 #define FM_TARGET_ATTR
 #define FM_TARGET_NAME baseline
 #define FM_T double
+#define FM_TI long long
 #define FM_T_NAME d
 #define FM_ACC 2
 #define FM_VEC fm_vec_d16
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
 #define FM_T float
+#define FM_TI int
 #define FM_T_NAME f
 #define FM_ACC 4
 #define FM_VEC fm_vec_f16
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
@@ -104,20 +152,24 @@ typedef struct { float v[4]; } fm_vec_f16;
 #define FM_TARGET_ATTR __attribute__((target("avx2,fma")))
 #define FM_TARGET_NAME avx2
 #define FM_T double
+#define FM_TI long long
 #define FM_T_NAME d
 #define FM_ACC 4
 #define FM_VEC fm_vec_d32
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
 #define FM_T float
+#define FM_TI int
 #define FM_T_NAME f
 #define FM_ACC 8
 #define FM_VEC fm_vec_f32
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
@@ -132,15 +184,18 @@ typedef struct { float v[4]; } fm_vec_f16;
 #endif
 #define FM_TARGET_NAME avx512
 #define FM_T double
+#define FM_TI long long
 #define FM_T_NAME d
 #define FM_ACC 8
 #define FM_VEC fm_vec_d64
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
 #define FM_T float
+#define FM_TI int
 #define FM_T_NAME f
 /* floats in 256-bit registers even here: with batches of 32 to 64 samples the 16-lane sums of
  * the weight gradient cost more in their final reduction than they save (measured: 64-wide
@@ -149,6 +204,7 @@ typedef struct { float v[4]; } fm_vec_f16;
 #define FM_VEC fm_vec_f32
 #include "_simd_body.h"
 #undef FM_T
+#undef FM_TI
 #undef FM_T_NAME
 #undef FM_ACC
 #undef FM_VEC
@@ -158,28 +214,40 @@ typedef struct { float v[4]; } fm_vec_f16;
 
 /* ---- the table of chosen versions ---- */
 typedef struct {
-    void (*forward_product_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
-    void (*forward_product_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+    void (*forward_layer_d)(double*, double*, const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, double);
+    void (*forward_layer_f)(float*, float*, const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float);
     void (*delta_prev_d)(double*, const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
     void (*delta_prev_f)(float*, const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t);
-    void (*grad_w_d)(double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double, double);
-    void (*grad_w_f)(float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float);
+    void (*grad_w_d)(double*, double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double, double, double);
+    void (*grad_w_f)(float*, float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float, float, float);
     void (*grad_b_d)(double*, const double*, Py_ssize_t, Py_ssize_t, double, double);
     void (*grad_b_f)(float*, const float*, Py_ssize_t, Py_ssize_t, float, float);
+    double (*loss_bce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double*);
+    double (*loss_bce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, float, float*);
+    double (*loss_ce_d)(const double*, const double*, const double*, Py_ssize_t, Py_ssize_t, double, double, double, double*);
+    double (*loss_ce_f)(const float*, const float*, const float*, Py_ssize_t, Py_ssize_t, float, float, float, float*);
+    int (*activate_smooth_d)(int, double*, double*, Py_ssize_t);
+    int (*activate_smooth_f)(int, float*, float*, Py_ssize_t);
 } fm_table_t;
 
 static fm_table_t fm_loops;
 static int fm_level = -1;
 
 #define FM_FILL(target) do { \
-    fm_loops.forward_product_d = forward_product_d_##target; \
-    fm_loops.forward_product_f = forward_product_f_##target; \
+    fm_loops.forward_layer_d = forward_layer_d_##target; \
+    fm_loops.forward_layer_f = forward_layer_f_##target; \
     fm_loops.delta_prev_d = delta_prev_d_##target; \
     fm_loops.delta_prev_f = delta_prev_f_##target; \
     fm_loops.grad_w_d = grad_w_d_##target; \
     fm_loops.grad_w_f = grad_w_f_##target; \
     fm_loops.grad_b_d = grad_b_d_##target; \
     fm_loops.grad_b_f = grad_b_f_##target; \
+    fm_loops.loss_bce_d = loss_bce_d_##target; \
+    fm_loops.loss_bce_f = loss_bce_f_##target; \
+    fm_loops.loss_ce_d = loss_ce_d_##target; \
+    fm_loops.loss_ce_f = loss_ce_f_##target; \
+    fm_loops.activate_smooth_d = activate_smooth_d_##target; \
+    fm_loops.activate_smooth_f = activate_smooth_f_##target; \
 } while (0)
 
 /* The widest level this CPU (and OS) runs: 0 baseline, 1 avx2 (+fma), 2 avx512. */

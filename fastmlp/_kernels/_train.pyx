@@ -33,9 +33,9 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastmlp._kernels._activations cimport ACT_IDENTITY, activate
+from fastmlp._kernels._activations cimport ACT_IDENTITY
 from fastmlp._kernels._batchnorm cimport bn_backward, bn_forward_eval, bn_forward_train
-from fastmlp._kernels._dense cimport dense_backward, dense_forward
+from fastmlp._kernels._dense cimport apply_activation, dense_backward, dense_forward
 from fastmlp._kernels._dropout cimport dropout_apply
 from fastmlp._kernels._loss cimport loss_delta, output_activation
 from fastmlp._kernels._sparse cimport CSR, SparseRows, sparse_backward, sparse_forward
@@ -52,6 +52,12 @@ cpdef enum Status:
     INTERRUPTED = 3
     NONFINITE_OPT_STATE = 4
     NONFINITE_BN_STATE = 5
+
+# The status train_stack_epochs' stopping rule gives a model it stops (not a return status;
+# the same value as fastmlp._engine.StackRunner.STOPPED, a caller's stop).
+cdef enum:
+    _STACK_STOPPED = 16
+STACK_STOPPED = _STACK_STOPPED
 
 # Ctrl-C during training. Python's own handler cannot run while a kernel holds the thread (and
 # only ever runs in the main thread), so a C handler counts the presses instead: every fit notes
@@ -160,6 +166,7 @@ cdef struct Net:
     double hyper[8]
     double weight_decay, clip_norm, clip_value
     double bn_eps, bn_momentum
+    bint fused                    # plain SGD applied inside backward (see fused_sgd)
     # workspace offsets
     const Py_ssize_t* a_off       # A[k], k = 0..n_layers: batch input, hidden outputs, logits
     const Py_ssize_t* d_off       # D[k], k = 1..n_layers-1: f'(Z) of hidden layer outputs
@@ -381,6 +388,7 @@ cdef class Network:
         self.net.clip_value = clip_value
         self.net.bn_eps = bn_eps
         self.net.bn_momentum = bn_momentum
+        self.net.fused = fused_sgd(&self.net)
 
 
 cdef enum Mode:
@@ -424,7 +432,7 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
                                  net.bn_eps, net.bn_momentum, bn_state + net.rm_off[k],
                                  bn_state + net.rv_off[k], ws + net.zhat_off[k],
                                  ws + net.istd_off[k])
-            activate(net.act[k], <floating> net.act_param[k], Z, D, m * width)
+            apply_activation(net.act[k], <floating> net.act_param[k], Z, D, m * width)
         if mode == TRAIN and net.dropout[k] > 0:
             dropout_apply(Z, D, m, width, net.dropout[k], seed, step, k)
         A_in = Z
@@ -522,9 +530,20 @@ cdef void gather_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t fi
                       Py_ssize_t m, Py_ssize_t width, floating* out) noexcept nogil:
     """out[j, i] := src[rows[i], j] for i < m, j < width: the batch's rows, feature-major.
 
-    With rows NULL, the rows first, first + 1, ..., first + m - 1."""
+    With rows NULL, the rows first, first + 1, ..., first + m - 1. Narrow rows (a few
+    features, the targets) are copied column by column: a loop over the batch per feature
+    instead of a loop of a few entries per row."""
     cdef Py_ssize_t i, j
     cdef const floating* row
+    cdef const floating* col
+    cdef floating* dst
+    if width <= 4 and rows != NULL:
+        for j in range(width):
+            col = src + j
+            dst = out + j * m
+            for i in range(m):
+                dst[i] = col[rows[i] * width]
+        return
     for i in range(m):
         row = src + (rows[i] if rows != NULL else first + i) * width
         for j in range(width):
@@ -573,6 +592,30 @@ cdef void save_state(const Net* net, floating* backup, const floating* theta,
         memcpy(b3, bn_state, net.bn_state_size * sizeof(floating))
 
 
+cdef double batch_step(const Net* net, floating* theta, floating* opt_state, floating* bn_state,
+                       int64_t* step, const floating* A0, const SparseRows* batch,
+                       const floating* Yb, const floating* Wb, Py_ssize_t m, double rate,
+                       uint64_t seed, floating* ws) noexcept nogil:
+    """One mini-batch step of one model: forward (with dropout), loss and output delta,
+    backward and update, on the batch A0 (feature-major) or the sparse rows ``batch``, targets
+    Yb, sample weights Wb (or NULL). Returns the batch's weighted loss sum; when that is not
+    finite, nothing was updated and ``step`` did not advance (the caller restores the epoch's
+    start). The one step both ``train_epochs_nogil`` and ``train_stack_nogil`` take."""
+    cdef double batch_loss
+    forward(net, theta, bn_state, A0, batch, ws, m, TRAIN, seed, <uint64_t> step[0])
+    batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb, Wb, m,
+                            net.sizes[net.n_layers], <floating> (1.0 / m), ws + net.delta_off0)
+    if not isfinite(batch_loss):
+        return batch_loss
+    step[0] += 1
+    if net.fused:
+        backward(net, theta, A0, batch, ws, m, ws + net.grad_off, rate)
+    else:
+        backward(net, theta, A0, batch, ws, m, ws + net.grad_off, 0)
+        update(net, theta, ws + net.grad_off, opt_state, rate, step[0])
+    return batch_loss
+
+
 cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state,
                             floating* bn_state, int64_t* step, const floating* X,
                             const SparseRows* sp, const floating* Y, const floating* sample_weight, Py_ssize_t n,
@@ -585,12 +628,10 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     cdef floating* A0 = ws + net.a_off[0]
     cdef floating* Yb = ws + net.y_off
     cdef floating* Wb = ws + net.sw_off if sample_weight != NULL else NULL
-    cdef floating* grad = ws + net.grad_off
     cdef floating* backup = ws + net.backup_off
     cdef double batch_loss, total
     cdef int64_t step_at_start
     cdef int status
-    cdef bint fused = fused_sgd(net)
     cdef SparseRows batch
     cdef const SparseRows* batch_ptr = NULL
     if sp != NULL:
@@ -612,20 +653,13 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             if Wb != NULL:
                 gather_rows(sample_weight, order + start, 0, m, 1, Wb)
-            forward(net, theta, bn_state, A0, batch_ptr, ws, m, TRAIN, seed, <uint64_t> step[0])
-            batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb,
-                                    Wb, m, n_out, <floating> (1.0 / m), ws + net.delta_off0)
+            batch_loss = batch_step(net, theta, opt_state, bn_state, step, A0, batch_ptr, Yb, Wb,
+                                    m, rates[e], seed, ws)
             if not isfinite(batch_loss):
                 save_state(net, backup, theta, opt_state, bn_state, True)
                 step[0] = step_at_start
                 return NONFINITE_LOSS
             total += batch_loss
-            step[0] += 1
-            if fused:
-                backward(net, theta, A0, batch_ptr, ws, m, grad, rates[e])
-            else:
-                backward(net, theta, A0, batch_ptr, ws, m, grad, 0)
-                update(net, theta, grad, opt_state, rates[e], step[0])
             start += m
         # Everything the epoch wrote must be finite: the parameters, the optimizer's state (a
         # moment can overflow while the step it scales stays finite) and the running
@@ -646,12 +680,13 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
 
 
 cdef bint indices_in_range(const Py_ssize_t* idx, Py_ssize_t count, Py_ssize_t n) noexcept nogil:
-    """all(0 <= idx[i] < n)"""
+    """all(0 <= idx[i] < n): one unsigned comparison per index (a negative one wraps around
+    to a huge one), the misses counted without branches."""
     cdef Py_ssize_t i
-    cdef bint ok = True
+    cdef size_t bad = 0
     for i in range(count):
-        ok &= (idx[i] >= 0) & (idx[i] < n)
-    return ok
+        bad += <size_t> idx[i] >= <size_t> n
+    return bad == 0
 
 
 cdef inline floating* _data(floating[::1] a) noexcept:
@@ -944,23 +979,34 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            const unsigned char* weighted, Py_ssize_t n_rows,
                            const Py_ssize_t* orders, Py_ssize_t n,
                            const double* rates, Py_ssize_t n_epochs, Py_ssize_t batch_size,
-                           const uint64_t* seeds, floating** workspaces, floating* shared,
-                           double* loss_out, int* status, Py_ssize_t* done,
+                           Py_ssize_t chunk, const uint64_t* seeds, floating** workspaces,
+                           floating* shared, double* loss_out, int* status, Py_ssize_t* done,
                            int64_t* step_at_start, double* totals,
-                           int interrupt_mark) noexcept nogil:
-    """Train every model whose status is OK on the same batches: each batch is gathered once,
-    then each model takes exactly the step ``train_epochs_nogil`` would take for it alone.
-    With sp not NULL, X is sparse: the batch is its rows ``order`` (nothing is gathered) and
-    ``shared`` holds only the targets.
+                           int interrupt_mark, const double* rule_tol,
+                           const double* rule_patience, double* rule_best, double* rule_count,
+                           Py_ssize_t* rule_left) noexcept nogil:
+    """Train every model whose status is OK on the same batches: each model takes exactly the
+    steps ``train_epochs_nogil`` would take for it alone (``batch_step``).
+
+    The batches are gathered once for all models, ``chunk`` consecutive batches at a time into
+    ``shared`` (chunk * batch_size * (n_in + n_out) entries); then each model takes all the
+    steps of the chunk in turn, its parameters and workspace staying in cache across them
+    (models are independent, so this order changes no result). With sp not NULL, X is sparse:
+    a batch is its rows ``order`` (nothing is gathered) and ``shared`` holds only the targets.
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
-    on. Returns INTERRUPTED when Ctrl-C was caught (after the epoch), else OK."""
-    cdef Py_ssize_t e, start, m, i, k
+    on. Returns INTERRUPTED when Ctrl-C was caught (after the epoch), else OK.
+
+    With ``rule_tol`` not NULL, scikit-learn's stopping rule on the training loss runs after
+    every epoch of every model (see ``train_stack_epochs``): a model it stops gets the status
+    STACK_STOPPED and is left alone from the next epoch on."""
+    cdef Py_ssize_t e, start, first, end, m, i, k, b
     cdef const Net* net = nets[0]
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
-    cdef floating* A0 = shared
-    cdef floating* Yb = shared + (batch_size * n_in if sp == NULL else 0)
+    cdef Py_ssize_t x_size = batch_size * n_in if sp == NULL else 0
+    cdef Py_ssize_t per_batch = x_size + batch_size * n_out
+    cdef floating* A0
     cdef SparseRows batch
     cdef const SparseRows* batch_ptr = NULL
     cdef floating* ws
@@ -983,45 +1029,52 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
         if not any_active:
             break
         order = orders + e * n
-        start = 0
-        while start < n:
-            m = batch_size if start + batch_size <= n else n - start
-            if sp != NULL:
-                batch.rows = order + start
-            else:
-                gather_rows(X, order + start, 0, m, n_in, A0)
-            gather_rows(Y, order + start, 0, m, n_out, Yb)
+        first = 0
+        while first < n:
+            # gather the chunk's batches: batch b at shared + b * per_batch (rows, then targets)
+            start = first
+            b = 0
+            while start < n and b < chunk:
+                m = batch_size if start + batch_size <= n else n - start
+                A0 = shared + b * per_batch
+                if sp == NULL:
+                    gather_rows(X, order + start, 0, m, n_in, A0)
+                gather_rows(Y, order + start, 0, m, n_out, A0 + x_size)
+                start += m
+                b += 1
+            end = start
             for k in range(n_models):
                 if status[k] != OK:
                     continue
                 net = nets[k]
                 ws = workspaces[k]
                 rate = rates[e * n_models + k]
-                Wb = NULL
-                if weighted[k]:
-                    Wb = ws + net.sw_off
-                    for i in range(m):
-                        Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
-                                                          + order[start + i]] * weight_scale[k])
-                forward(net, thetas[k], bn_states[k], A0, batch_ptr, ws, m, TRAIN, seeds[k],
-                        <uint64_t> steps[k])
-                batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
-                                        Yb, Wb, m, n_out, <floating> (1.0 / m),
-                                        ws + net.delta_off0)
-                if not isfinite(batch_loss):
-                    save_state(net, ws + net.backup_off, thetas[k], opt_states[k],
-                               bn_states[k], True)
-                    steps[k] = step_at_start[k]
-                    status[k] = NONFINITE_LOSS
-                    continue
-                totals[k] += batch_loss
-                steps[k] += 1
-                if fused_sgd(net):
-                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, rate)
-                else:
-                    backward(net, thetas[k], A0, batch_ptr, ws, m, ws + net.grad_off, 0)
-                    update(net, thetas[k], ws + net.grad_off, opt_states[k], rate, steps[k])
-            start += m
+                start = first
+                b = 0
+                while start < end:
+                    m = batch_size if start + batch_size <= n else n - start
+                    A0 = shared + b * per_batch
+                    if sp != NULL:
+                        batch.rows = order + start
+                    Wb = NULL
+                    if weighted[k]:
+                        Wb = ws + net.sw_off
+                        for i in range(m):
+                            Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
+                                                              + order[start + i]] * weight_scale[k])
+                    batch_loss = batch_step(net, thetas[k], opt_states[k], bn_states[k],
+                                            &steps[k], A0, batch_ptr, A0 + x_size, Wb, m, rate,
+                                            seeds[k], ws)
+                    if not isfinite(batch_loss):
+                        save_state(net, ws + net.backup_off, thetas[k], opt_states[k],
+                                   bn_states[k], True)
+                        steps[k] = step_at_start[k]
+                        status[k] = NONFINITE_LOSS
+                        break
+                    totals[k] += batch_loss
+                    start += m
+                    b += 1
+            first = end
         for k in range(n_models):
             if status[k] != OK:
                 continue
@@ -1038,9 +1091,26 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 continue
             loss_out[e * n_models + k] = totals[k] / n + penalty(net, thetas[k])
             done[k] = e + 1
+            if rule_tol != NULL:
+                # scikit-learn's _update_no_improvement_count and its two stops.
+                batch_loss = loss_out[e * n_models + k]
+                if batch_loss > rule_best[k] - rule_tol[k]:
+                    rule_count[k] += 1
+                else:
+                    rule_count[k] = 0
+                if batch_loss < rule_best[k]:
+                    rule_best[k] = batch_loss
+                rule_left[k] -= 1
+                if rule_count[k] > rule_patience[k] or rule_left[k] <= 0:
+                    status[k] = _STACK_STOPPED
         if fastmlp_sigint_count != interrupt_mark:
             return INTERRUPTED
     return OK
+
+
+# Bytes of gathered batches the stack keeps at once (see train_stack_nogil): a few batches of
+# small inputs, one of wide inputs; well inside the L2 cache next to the models' state.
+STACK_CHUNK_BYTES = 64 * 1024
 
 
 def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] opt_states,
@@ -1051,7 +1121,9 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                        const double[:, ::1] rates, Py_ssize_t batch_size,
                        const uint64_t[::1] seeds, floating[:, ::1] workspaces,
                        double[:, ::1] loss_out, int[::1] status, Py_ssize_t[::1] done,
-                       interrupt_mark=None):
+                       interrupt_mark=None, const double[::1] rule_tol=None,
+                       const double[::1] rule_patience=None, double[::1] rule_best=None,
+                       double[::1] rule_count=None, Py_ssize_t[::1] rule_left=None):
     """Train K models on shared batches for ``len(orders)`` epochs, with the GIL released.
 
     Model k is described by ``networks[k]`` and owns row k of ``thetas``, ``opt_states``,
@@ -1089,6 +1161,14 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         Epochs each model finished in this call.
     interrupt_mark : int or None
         As for ``train_epochs``.
+    rule_tol, rule_patience, rule_best, rule_count : (K,) float64, optional
+        scikit-learn's stopping rule on the training loss, run after each epoch of model k:
+        ``rule_count[k]`` (IN/OUT) grows by one when the epoch's loss exceeds
+        ``rule_best[k] - rule_tol[k]`` and is reset to 0 otherwise, ``rule_best[k]`` (IN/OUT)
+        keeps the lowest loss; the model stops (status ``STACK_STOPPED``) once
+        ``rule_count[k] > rule_patience[k]``. Give all five rule arrays or none.
+    rule_left : (K,) intp, optional, IN/OUT
+        Epochs model k may still train (``max_iter`` minus those done); it stops at 0.
 
     Returns
     -------
@@ -1096,6 +1176,7 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
         INTERRUPTED when Ctrl-C was caught (see ``catch_interrupts``), else OK.
     """
     cdef Py_ssize_t K = len(networks), k, n = orders.shape[1], n_epochs = orders.shape[0]
+    cdef Py_ssize_t per_batch, chunk
     cdef Py_ssize_t n_rows = X.shape[0], n_in = X.shape[1], n_out = Y.shape[1]
     cdef Network first, network
     cdef int result = OK
@@ -1138,6 +1219,14 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                 raise ValueError("weighted models need sample_weight")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    cdef int n_rule = ((rule_tol is not None) + (rule_patience is not None)
+                       + (rule_best is not None) + (rule_count is not None)
+                       + (rule_left is not None))
+    if n_rule and (n_rule != 5 or rule_tol.shape[0] != K or rule_patience.shape[0] != K
+                   or rule_best.shape[0] != K or rule_count.shape[0] != K
+                   or rule_left.shape[0] != K):
+        raise ValueError(f"the stopping rule needs rule_tol, rule_patience, rule_best, "
+                         f"rule_count and rule_left, each of {K} entries")
     if n_epochs == 0 or n == 0:
         return OK
     with nogil:
@@ -1152,7 +1241,10 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     seeds_p = <uint64_t*> malloc(K * sizeof(uint64_t))
     step_at_start = <int64_t*> malloc(K * sizeof(int64_t))
     totals = <double*> malloc(K * sizeof(double))
-    shared = <floating*> malloc(batch_size * ((0 if sparse else n_in) + n_out) * sizeof(floating))
+    per_batch = batch_size * ((0 if sparse else n_in) + n_out)
+    chunk = max(1, min((n + batch_size - 1) // batch_size,
+                       STACK_CHUNK_BYTES // (per_batch * sizeof(floating))))
+    shared = <floating*> malloc(chunk * per_batch * sizeof(floating))
     try:
         if (nets == NULL or theta_p == NULL or opt_p == NULL or bn_p == NULL or ws_p == NULL
                 or seeds_p == NULL or step_at_start == NULL or totals == NULL or shared == NULL):
@@ -1173,8 +1265,12 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
                 NULL if sample_weight is None else &sample_weight[0, 0],
                 1 if sample_weight is None else sample_weight.shape[0], &weight_scale[0],
                 &weighted[0], n_rows, &orders[0, 0], n, &rates[0, 0], n_epochs, batch_size,
-                seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0], step_at_start,
-                totals, mark)
+                chunk, seeds_p, ws_p, shared, &loss_out[0, 0], &status[0], &done[0],
+                step_at_start, totals, mark, NULL if rule_tol is None else &rule_tol[0],
+                NULL if rule_tol is None else &rule_patience[0],
+                NULL if rule_tol is None else &rule_best[0],
+                NULL if rule_tol is None else &rule_count[0],
+                NULL if rule_tol is None else &rule_left[0])
     finally:
         free(nets); free(theta_p); free(opt_p); free(bn_p); free(ws_p); free(seeds_p)
         free(step_at_start); free(totals); free(shared)
