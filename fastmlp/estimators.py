@@ -722,8 +722,7 @@ class _BaseMLP(BaseEstimator):
         if (rows > _CACHE_ROWS and not sparse
                 and (_threads.get_num_threads() == 1
                      or model._blas_work(n) < _threads.MULTITHREAD_MIN)
-                and max(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:]))
-                <= _CACHE_WEIGHTS):
+                and model._blas_work(1) <= _CACHE_WEIGHTS):
             rows = _CACHE_ROWS
         if sparse:
             X = _sparse.CSR(X)
