@@ -1,4 +1,6 @@
-"""Where BLAS starts to beat fastmlp's hand-written loops: the ``blas_min_work`` threshold.
+"""Two switch-over points of the engine, measured: loops against BLAS, one BLAS thread against two.
+
+1. Where BLAS starts to beat fastmlp's hand-written loops: the ``blas_min_work`` threshold.
 
 For square hidden layers of growing width, time one epoch of training with every layer on the
 loops and with every layer on BLAS (one BLAS thread), and print the ratio. The default
@@ -6,7 +8,15 @@ threshold (``fastmlp._kernels._train.DEFAULT_BLAS_MIN_WORK``, in multiply-adds p
 layer) sits where the two cross. The loops are timed on every CPU target this machine runs
 (``fastmlp._kernels._dense.supported_cpu_targets``: baseline, avx2, avx512), interleaved, in CPU
 time (the machine may be shared). Run: ``python -m benchmarks.switchover``.
+
+2. With ``--threads``: where a second BLAS thread starts to pay, ``fastmlp._threads.MULTITHREAD_MIN``
+(in m * n * k of a fit's largest product). For batches of m rows through square layers of growing
+width, time the engine's three products (forward ``W.T @ A``, delta ``W @ delta``, fused SGD
+gradient ``W := W - lr A @ delta.T``, feature-major as the kernels call them) on one BLAS thread
+and on every core, in wall time, interleaved, the fastest of several runs; run it on an idle
+machine (a second thread on a busy core only measures the other work).
 """
+import argparse
 import time
 
 import numpy as np
@@ -36,7 +46,75 @@ def epoch_seconds(width, batch, use_blas, dtype, n=8192, repeats=7, target=None)
     return float(np.min(times))   # the least disturbed run: the machine may be shared
 
 
+def product_seconds(kind, m, width, dtype, calls=20, repeats=7):
+    """Wall seconds of one product of the engine (see the module docstring), the fastest of
+    ``repeats`` runs of ``calls`` calls."""
+    from fastmlp._kernels._blas import gemm_py
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(width, width)).astype(dtype)
+    A = rng.normal(size=(width, m)).astype(dtype)       # feature-major batch
+    out = np.zeros((width, m), dtype=dtype)
+    if kind == "forward":
+        call = lambda: gemm_py(True, False, 1.0, W, A, 1.0, out)           # noqa: E731
+    elif kind == "delta":
+        call = lambda: gemm_py(False, False, 1.0, W, A, 0.0, out)          # noqa: E731
+    else:
+        call = lambda: gemm_py(False, True, -1e-3, A, out, 1.0, W)         # noqa: E731
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def threads_main():
+    from fastmlp import _threads
+    pools = _threads._find_pools()
+    n_cores = _threads.cores()
+    if not pools or n_cores < 2:
+        print("needs a BLAS library that threadpoolctl finds, and two cores")
+        return
+    originals = [pool.get() for pool in pools]
+
+    def set_threads(n):
+        for pool in pools:
+            pool.set(n)
+
+    print(f"MULTITHREAD_MIN = {_threads.MULTITHREAD_MIN} (2^{_threads.MULTITHREAD_MIN.bit_length() - 1}); "
+          f"one BLAS thread against {n_cores}; speed-up of the second thread per product")
+    print(f"{'dtype':>8} {'m':>4} {'width':>5} {'m*n*k':>10} " + " ".join(
+        f"{k:>8} {'x':>5}" for k in ("forward", "delta", "grad")) + "  (us on 1 thread, speed-up)")
+    try:
+        for dtype in (np.float32, np.float64):
+            for m in (32, 128, 256):
+                for width in (64, 128, 181, 256, 362, 512):
+                    cells = []
+                    for kind in ("forward", "delta", "grad"):
+                        times = {}
+                        for _ in range(2):                  # interleaved
+                            for n in (1, n_cores):
+                                set_threads(n)
+                                t = product_seconds(kind, m, width, dtype)
+                                times[n] = min(times.get(n, t), t)
+                        cells.append(f"{times[1] * 1e6:8.1f} {times[1] / times[n_cores]:5.2f}")
+                    work = m * width * width
+                    print(f"{np.dtype(dtype).name:>8} {m:4d} {width:5d} {work:10.3g} "
+                          + " ".join(cells), flush=True)
+    finally:
+        for pool, n in zip(pools, originals):
+            pool.set(n)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", action="store_true",
+                        help="measure one BLAS thread against two (MULTITHREAD_MIN) instead")
+    if parser.parse_args().threads:
+        threads_main()
+        return
     fastmlp.set_num_threads(1)
     targets = _dense.supported_cpu_targets()
     chosen = _dense.cpu_target()

@@ -458,7 +458,9 @@ class StackRunner(EpochRunner):
 
         def train_group(g):
             try:
-                _train_group(g)
+                # In a worker thread this counts as one more fit for the thread policy.
+                with _threads.blas_threads(self.model._blas_work(self.batch_size)):
+                    _train_group(g)
             except BaseException as error:      # raised in the caller's thread below
                 errors.append(error)
 

@@ -1,5 +1,6 @@
 """BLAS threads (fastmlp._threads): limits that work from any thread, and the default policy
 (a fit alone uses every core for its large products, concurrent fits share them)."""
+import os
 import threading
 
 import numpy as np
@@ -32,9 +33,8 @@ def original_counts():
 
 
 @pytest.fixture
-def default_policy(original_counts, monkeypatch):
-    """fastmlp's default policy on a machine whose other work leaves every core idle."""
-    monkeypatch.setattr(_threads, "_loadavg", lambda: 0.0)
+def default_policy(original_counts):
+    """fastmlp's default policy."""
     fastmlp.set_num_threads("auto")
     return original_counts
 
@@ -140,17 +140,56 @@ def test_small_products_run_on_one_thread_and_set_num_threads_overrides(default_
     assert untouched == [default_policy]
 
 
-def test_cores_that_other_work_keeps_busy_are_left_alone(default_policy, monkeypatch):
+def test_the_policy_does_not_depend_on_the_machines_load(default_policy, monkeypatch):
+    """The thread count is a rule on this process's fits, not a guess from the load average
+    (which counts the process's own earlier work: after a while a lone fit got one thread)."""
     X, y = wide_data()
     cores = min(_threads.cores(), *default_policy)
     seen = []
-    monkeypatch.setattr(_threads, "_loadavg", lambda: float(cores + 1))
-    train_recording(MLP(WIDE, seed=0), X, y, seen)
-    assert seen == [[1] * len(default_policy)]
-    # fastmlp's own fits are not "other work".
-    monkeypatch.setattr(_threads, "_loadavg", lambda: 1.0)
-    train_recording(MLP(WIDE, seed=0), X, y, seen)
-    assert seen[1] == [cores] * len(default_policy)
+    for load in (0.0, float(cores + 3)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        train_recording(MLP(WIDE, seed=0), X, y, seen)
+    assert seen == [[cores] * len(default_policy)] * 2
+
+
+@pytest.mark.parametrize("running, original, n_cores, expected", [
+    ([], 2, 2, 1),
+    ([1 << 26], 2, 2, 2),
+    ([1 << 26], 8, 4, 4),               # the cores the process may use
+    ([1 << 26], 1, 4, 1),               # BLAS's own setting caps it
+    ([1 << 26, 1 << 26], 2, 2, 1),
+    ([1 << 26, 1 << 26], 4, 4, 2),
+    ([1 << 26, 1 << 10], 4, 4, 2),      # a small fit keeps a core busy too
+    ([1 << 26] * 3, 2, 2, 1),           # never below one
+    ([1 << 20, 1 << 20], 2, 2, 1),      # no large products: one thread
+])
+def test_the_auto_rule(running, original, n_cores, expected):
+    assert _threads.policy(running, original, n_cores) == expected
+
+
+def test_a_small_fit_running_beside_a_large_one_takes_its_share_of_the_cores(default_policy):
+    cores = min(_threads.cores(), *default_policy)
+    X, y = wide_data()
+    seen, small_seen = [], []
+    inside = threading.Barrier(2)
+
+    def small_fit():
+        rng = np.random.default_rng(3)
+        Xs = rng.normal(size=(64, 2))
+        ys = (Xs[:, 0] > 0).astype(int)
+        # Tiny products (never threaded by BLAS): the fit still counts while it runs.
+        train_recording(MLP([2, 4, 1], seed=0), Xs, ys, small_seen, inside)
+
+    worker = threading.Thread(target=small_fit)
+    worker.start()
+    try:
+        train_recording(MLP(WIDE, seed=0), X, y, seen, inside)
+    finally:
+        worker.join()
+    assert seen == [[max(1, cores // 2)] * len(default_policy)]
+    after = []
+    train_recording(MLP(WIDE, seed=0), X, y, after)         # alone again: every core
+    assert after == [[cores] * len(default_policy)]
 
 
 def test_an_outer_limit_caps_the_policy(default_policy):
@@ -178,3 +217,25 @@ def test_blocks_may_end_in_any_order(default_policy):
         block.__exit__(None, None, None)
     assert _threads._local.depth == 0 and not _threads._fits
     assert blas_counts() == default_policy
+
+
+def test_the_threads_of_a_stack_share_the_cores(default_policy, monkeypatch):
+    """``MLPStack.train(n_jobs=2)`` trains its groups in two threads: each is a fit."""
+    from fastmlp._kernels import _train
+    from fastmlp.stack import MLPStack
+    cores = min(_threads.cores(), *default_policy)
+    seen = []
+    barrier = threading.Barrier(2)
+    original = _train.train_stack_epochs
+
+    def recording(*args):
+        barrier.wait(timeout=60)                # both groups inside their blocks
+        seen.append(blas_counts())
+        barrier.wait(timeout=60)
+        return original(*args)
+
+    monkeypatch.setattr(_train, "train_stack_epochs", recording)
+    X, y = wide_data(200)
+    MLPStack([MLP(WIDE, seed=s) for s in (0, 1)]).train(X, y, epochs=1, batch_size=200,
+                                                        n_jobs=2)
+    assert seen == [[max(1, cores // 2)] * len(default_policy)] * 2
