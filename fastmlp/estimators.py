@@ -80,12 +80,16 @@ except ImportError:                                # pragma: no cover - scikit-l
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
+from . import _engine
 from . import _threads
 from . import optimizers as _optimizers
 from ._engine import EpochRunner, TrainingDiverged
 from ._kernels import _sparse, _train
 from .mlp import MLP
 from .schedules import get_schedule
+
+# Most epochs in one kernel call when the kernel draws the orders (bounds the losses' buffer).
+_MAX_EPOCHS_PER_CALL = 4096
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -514,17 +518,24 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         try:
             with EpochRunner(model, X, Y, w, batch_size, dropout_seed) as runner:
-                most = runner.epochs_per_call(n_train)
-                orders = np.empty((1 if per_epoch else min(most, max_epochs), n_train),
-                                  dtype=np.intp)
-                if not self.shuffle:
-                    orders[:] = sample_idx if train_idx is None else train_idx
-                losses = np.empty(orders.shape[0])
+                # The kernel draws scikit-learn's shuffles itself when it can (one row of
+                # orders, carried from epoch to epoch as scikit-learn's sample_idx is: the
+                # same swaps on train_idx[sample_idx] give train_idx[shuffle(sample_idx)]);
+                # else a block of orders drawn here.
+                in_kernel = not self.shuffle or _engine.draws_in_kernel(rs)
+                if in_kernel:
+                    base = np.array(sample_idx if train_idx is None else train_idx,
+                                    dtype=np.intp)
+                    block = 1 if per_epoch else min(max_epochs, _MAX_EPOCHS_PER_CALL)
+                else:
+                    block = 1 if per_epoch else min(runner.epochs_per_call(n_train), max_epochs)
+                    orders = np.empty((block, n_train), dtype=np.intp)
+                losses = np.empty(block)
                 stop = False
                 while not stop and self.n_iter_ < max_epochs:
                     count = 1 if per_epoch else self._epochs_before_a_stop(
-                        max_epochs - self.n_iter_, orders.shape[0])
-                    if self.shuffle:
+                        max_epochs - self.n_iter_, block)
+                    if not in_kernel:
                         for order in orders[:count]:
                             # sklearn.utils.shuffle(sample_idx, random_state=rs), scikit-learn's
                             # draw, is sample_idx[rs.permutation(n)]: the same swaps as
@@ -537,7 +548,11 @@ class _BaseMLP(BaseEstimator):
                     rates = rate.block(count, self.t_, n_train)
                     before = runner.epochs_done
                     try:
-                        runner.run(orders[:count], rates, losses)
+                        if in_kernel:
+                            runner.run(base, rates, losses, rs if self.shuffle else None,
+                                       carry=True)
+                        else:
+                            runner.run(orders[:count], rates, losses)
                     except TrainingDiverged as diverged:
                         for loss in losses[:runner.epochs_done - before]:
                             self._epoch_ends(loss, n_train, X_val, y_val, sw_val, max_epochs)

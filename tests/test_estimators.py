@@ -400,9 +400,9 @@ def count_engine_calls(monkeypatch):
     calls = []
     run = _engine.EpochRunner.run
 
-    def counting(self, orders, rates, losses_out):
-        calls.append(len(orders))
-        return run(self, orders, rates, losses_out)
+    def counting(self, orders, rates, losses_out, *args, **kwargs):
+        calls.append(len(rates))        # the epochs of the call (orders may be one base row)
+        return run(self, orders, rates, losses_out, *args, **kwargs)
 
     monkeypatch.setattr(_engine.EpochRunner, "run", counting)
     return calls
@@ -679,3 +679,31 @@ def test_ctrl_c_inside_a_sequential_grid_search_stops_that_fit_only():
     finally:
         timer.cancel()
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+@pytest.mark.parametrize("params", [
+    dict(),
+    dict(early_stopping=True, n_iter_no_change=100),
+    dict(shuffle=False),
+    dict(solver="sgd", learning_rate="invscaling", tol=0.0, n_iter_no_change=5),
+])
+def test_kernel_drawn_shuffles_equal_the_numpy_drawn_ones(params, monkeypatch):
+    """scikit-learn's shuffles drawn by the kernel (one carried row of orders, any number of
+    epochs per call) give the same fit as the same shuffles drawn in Python by
+    RandomState.shuffle, with or without a validation split; the RandomState ends in the same
+    state."""
+    from fastmlp import _engine
+    X, y = iris()
+    kw = dict(hidden_layer_sizes=(8,), batch_size=16, max_iter=25, random_state=3, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kernel_rs = np.random.RandomState(7)
+        ours = MLPClassifier(**{**kw, "random_state": kernel_rs}).fit(X, y)
+        monkeypatch.setattr(_engine, "draws_in_kernel", lambda generator: False)
+        numpy_rs = np.random.RandomState(7)
+        theirs = MLPClassifier(**{**kw, "random_state": numpy_rs}).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert max_difference(ours.coefs_ + ours.intercepts_,
+                          theirs.coefs_ + theirs.intercepts_) == 0
+    assert ours.loss_curve_ == theirs.loss_curve_
+    assert kernel_rs.randint(2**31) == numpy_rs.randint(2**31)
