@@ -114,9 +114,9 @@ def test_a_single_wide_estimator_fit_uses_every_core(default_policy, monkeypatch
     seen = []
     run = _engine.EpochRunner.run
 
-    def recording(self, *args):
+    def recording(self, *args, **kwargs):
         seen.append(blas_counts())
-        return run(self, *args)
+        return run(self, *args, **kwargs)
 
     monkeypatch.setattr(_engine.EpochRunner, "run", recording)
     X, y = wide_data(300)
@@ -228,11 +228,11 @@ def test_the_threads_of_a_stack_share_the_cores(default_policy, monkeypatch):
     barrier = threading.Barrier(2)
     original = _train.train_stack_epochs
 
-    def recording(*args):
+    def recording(*args, **kwargs):
         barrier.wait(timeout=60)                # both groups inside their blocks
         seen.append(blas_counts())
         barrier.wait(timeout=60)
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(_train, "train_stack_epochs", recording)
     X, y = wide_data(200)
