@@ -1329,8 +1329,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
 # small inputs, one of wide inputs; well inside the L2 cache next to the models' state.
 STACK_CHUNK_BYTES = 64 * 1024
 
-# Most models whose first layers one product takes (see stack_packed_step): the packed
-# weights, Z and the deltas of that many models stay in cache.
+# Most models whose first layers one product takes (see stack_packed_step); 0 or less: no
+# packing unless train_stack_epochs is asked for it (packed=True, then two at a time).
 STACK_PACK_MODELS = 64
 
 
@@ -1490,8 +1490,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
             seeds_p[k] = seeds[k]
             done[k] = 0
         if packed is None or packed:
-            if not sparse and stack_packable(nets, K):
-                pack_models = min(K, max(1, <Py_ssize_t> STACK_PACK_MODELS))
+            if not sparse and stack_packable(nets, K) and (packed or STACK_PACK_MODELS > 0):
+                pack_models = min(K, max(2, <Py_ssize_t> STACK_PACK_MODELS))
             elif packed:
                 raise ValueError("packed=True needs dense X and two or more models whose first "
                                  "layers are hidden, of one width, on BLAS, without batch "
