@@ -1,6 +1,8 @@
-"""The stack's packed first layer (``_train.stack_packed_step``): the first layers of a stack's
-models as one product per batch each way. Each model still ends where ``MLP.train`` alone takes
-it (float64, 1e-10), and the packed path agrees with the per-model one (``packed=False``)."""
+"""The stack's own first-layer paths: ``_train.stack_batch_step`` (the first layer's weight
+gradient from the batch gathered sample-major) and ``_train.stack_packed_step`` (the first layers
+of a stack's models as one product per batch each way, when ``STACK_PACK_MODELS`` > 0). On either
+each model still ends where ``MLP.train`` alone takes it (float64, 1e-10), and both agree with
+the per-model path of ``train_epochs`` (``packed=False``)."""
 import numpy as np
 import pytest
 
@@ -10,8 +12,15 @@ from fastmlp.stack import MLPStack
 
 from test_stack import ACTIVATIONS, OPTIMIZERS, _assert_each_model_matches_training_alone
 
-# A first layer of 20 x 16 goes to BLAS (DEFAULT_BLAS_MIN_WORK is 256): the stack packs it.
+# A first layer of 20 x 16 goes to BLAS (DEFAULT_BLAS_MIN_WORK is 256).
 N_IN, H = 20, 16
+
+
+@pytest.fixture(params=[0, 64], ids=["sample-major", "packed"], autouse=True)
+def pack_models(request, monkeypatch):
+    """Every test runs on both paths: STACK_PACK_MODELS 0 (stack_batch_step) and 64."""
+    monkeypatch.setattr(_train, "STACK_PACK_MODELS", request.param)
+    return request.param
 
 
 def _data(n=157, n_out=1, seed=0):
@@ -41,10 +50,9 @@ def _run(stack, X, y, orders, rates, batch_size, packed, weights=None, seeds=Non
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "momentum"])
-def test_the_packed_path_agrees_with_the_per_model_one(optimizer):
-    """The twin: the same stack trained with packed=True and packed=False: the same losses and
-    parameters up to rounding, and packing really changed the arithmetic's order (or not) for a
-    stack whose first layer goes to BLAS."""
+def test_the_stack_paths_agree_with_the_per_model_one(optimizer, pack_models):
+    """The twin: the same stack trained with packed=None (this test's path) and packed=False
+    (batch_step, as train_epochs): the same losses and parameters up to rounding."""
     X, y = _data(n_out=3)
     rng = np.random.default_rng(1)
     epochs, K = 4, 5
@@ -61,14 +69,14 @@ def test_the_packed_path_agrees_with_the_per_model_one(optimizer):
                          for k, lr in enumerate(lrs)])
 
     results = {}
-    for packed in (False, True):
+    for packed in (False, None):
         stack = new_stack()
         losses, status = _run(stack, X, y, orders, rates, 32, packed, weights)
         assert np.all(status == _train.Status.OK)
         results[packed] = (stack.params.copy(), stack.opt_state.copy(), losses)
-    for per_model, packed in zip(results[False], results[True]):
+    for per_model, packed in zip(results[False], results[None]):
         np.testing.assert_allclose(packed, per_model, rtol=0, atol=1e-10)
-    assert not np.array_equal(results[True][0], new_stack().params)   # it trained
+    assert not np.array_equal(results[None][0], new_stack().params)   # it trained
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -117,7 +125,7 @@ def test_a_diverging_model_leaves_the_packed_stack_alone():
     rng = np.random.default_rng(0)
     orders = np.stack([rng.permutation(X.shape[0]) for _ in range(6)])
     rates = np.tile([1e-9, 1e3, 1e-8], (6, 1))
-    losses, status = _run(stack, X, y.astype(float), orders, rates, 16, True)
+    losses, status = _run(stack, X, y.astype(float), orders, rates, 16, None)
     assert status[1] != _train.Status.OK and status[0] == status[2] == _train.Status.OK
     assert np.all(np.isfinite(stack.params))
     alone = MLPStack([MLP([N_IN, H, 1], lr=lr, seed=0, loss="squared_error")
@@ -129,7 +137,9 @@ def test_a_diverging_model_leaves_the_packed_stack_alone():
 
 
 @pytest.mark.parametrize("case", ["one model", "batch norm", "narrow", "sparse"])
-def test_packed_true_refuses_what_cannot_be_packed(case):
+def test_packed_true_refuses_what_cannot_be_packed(case, pack_models):
+    if pack_models:
+        pytest.skip("one path suffices")
     X, y = _data()
     sizes = {"narrow": [N_IN, 4, 1]}.get(case, [N_IN, H, 1])
     models = [MLP(sizes, seed=k, batch_norm=case == "batch norm") for k in range(2)]
@@ -151,3 +161,13 @@ def test_packed_true_refuses_what_cannot_be_packed(case):
             runner.Y, None, np.ones(K), np.zeros(K, dtype=np.uint8), orders,
             np.full((1, K), 0.1), 16, np.zeros(K, dtype=np.uint64), runner.workspaces,
             np.empty((1, K)), runner.status, np.zeros(K, dtype=np.intp), packed=True)
+
+
+def test_batch_norm_on_the_first_layer_takes_the_sample_major_path():
+    """Packing refuses a batch-normalized first layer; stack_batch_step takes it (its bias
+    gradient is 0, the bn backward runs on the first layer's delta)."""
+    X, y = _data(n_out=3)
+    models = [MLP([N_IN, H, 6, 3], lr=0.05, seed=k, loss="categorical_crossentropy",
+                  batch_norm=[True, False], optimizer=opt, dropout=[0.1, 0.0])
+              for k, opt in enumerate(["adam", "rmsprop", "momentum"])]
+    _assert_each_model_matches_training_alone(models, X, y, epochs=3, batch_size=32, n_jobs=1)
