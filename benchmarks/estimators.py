@@ -3,10 +3,11 @@
 Run ``python -m benchmarks.estimators`` from the repository root (``--repeat N`` for more
 runs, ``--only NAME`` for one row). Every fit uses scikit-learn's default parameters (the
 features standardized, as a user would), one BLAS thread for both libraries (threadpoolctl),
-and the two libraries take turns within every repetition; the table gives medians and their
-ratio, and the test accuracy of each. The grid-search row compares fastmlp with itself:
-``GridSearchCV(n_jobs=2)`` on joblib's threading backend against ``n_jobs=1``, on fastmlp's
-default thread policy.
+and the two libraries take turns within every repetition; the table gives the medians of the
+times, the median of the ratios of the runs taken side by side, and the test accuracy of each.
+The grid-search row compares fastmlp with itself: ``GridSearchCV(n_jobs=2)`` on joblib's
+threading backend against ``n_jobs=1``, on fastmlp's default thread policy. The load average
+is printed before and after: on a busy machine the ratios mean little.
 
 Targets (issue 8): fit >= 2.5x on digits, 3x on breast_cancer, 3x on the synthetic set
 (4.5x with dtype=float32), accuracy within 0.005; predict_proba >= 8x on one row, 1.5x on
@@ -52,6 +53,12 @@ def load(name):
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
+def paired_ratio(baseline, ours):
+    """The median of the ratios of the runs taken side by side (a load that comes and goes
+    while the benchmark runs moves both times of a pair alike)."""
+    return statistics.median(a / b for a, b in zip(baseline, ours))
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -87,7 +94,7 @@ def fit_rows(repeat):
                 accuracy[lib] = est.score(Xt, y_test)
                 time.sleep(PAUSE_SECONDS)
         sk, ours = statistics.median(times["sklearn"]), statistics.median(times["fastmlp"])
-        yield (f"fit {name}", sk, ours, sk / ours, target,
+        yield (f"fit {name}", sk, ours, paired_ratio(times["sklearn"], times["fastmlp"]), target,
                f"acc {accuracy['sklearn']:.4f} / {accuracy['fastmlp']:.4f}")
 
 
@@ -106,7 +113,7 @@ def predict_rows(repeat):
                     est.predict_proba(X)
                 times[lib].append((time.perf_counter() - start) / number)
         a, b = statistics.median(times["sklearn"]), statistics.median(times["fastmlp"])
-        yield (name, a, b, a / b, target, "")
+        yield (name, a, b, paired_ratio(times["sklearn"], times["fastmlp"]), target, "")
 
 
 def grid_rows(repeat):
@@ -127,9 +134,10 @@ def grid_rows(repeat):
             cpu[n_jobs].append(after.user + after.system - before.user - before.system)
             time.sleep(PAUSE_SECONDS)
     a, b = statistics.median(times[1]), statistics.median(times[2])
+    ratio = paired_ratio(times[1], times[2])
     # CPU seconds per wall second: about 2 when the two fits truly run at once on two free
     # cores; on a machine busy with other work, the scheduler's share caps it.
-    yield ("GridSearchCV digits 8x3, n_jobs=1 vs 2 (threads)", a, b, a / b, 1.6,
+    yield ("GridSearchCV digits 8x3, n_jobs=1 vs 2 (threads)", a, b, ratio, 1.6,
            f"cpu/wall {statistics.median(cpu[1]) / a:.2f} / {statistics.median(cpu[2]) / b:.2f}")
 
 
@@ -140,6 +148,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     only = args.only or ["fit", "predict", "grid"]
     warnings.simplefilter("ignore", ConvergenceWarning)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (read the ratios "
+          f"of a busy machine with care)")
     print(f"{'case':52s} {'baseline':>10s} {'fastmlp':>10s} {'ratio':>7s} {'target':>7s}")
     rows = []
     with threadpool_limits(limits=1, user_api="blas"):
@@ -153,6 +163,7 @@ def main(argv=None):
             fastmlp.set_num_threads("auto")
     if "grid" in only:              # fastmlp's default thread policy, BLAS's own setting
         rows += _print(grid_rows(args.repeat))
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     missed = [row[0] for row in rows if row[3] < row[4]]
     print("targets missed: " + (", ".join(missed) if missed else "none"))
     return 0

@@ -19,10 +19,12 @@ from joblib import parallel_backend
 from sklearn import datasets
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import LabelBinarizer as SkLabelBinarizer
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
@@ -460,6 +462,113 @@ def test_fit_and_partial_fit_do_not_copy_X(dtype, peak_during):
     # The measure sees copies: X of the other dtype must be converted.
     other = X.astype(np.float32 if dtype == np.float64 else np.float64)
     assert peak_during(lambda: clf.partial_fit(other, y)) > 0.45 * X.nbytes
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([0, 1], dtype=np.int64), np.array([3, -2, 7], dtype=np.int8),
+    np.array([2, 5, 9, 4], dtype=np.uint8), np.array([10**6, 1, 5], dtype=np.int32),
+    np.array([0, 4_000_000_000], dtype=np.uint32), np.array([-10**12, 10**12, 0]),
+])
+def test_plain_arrays_skip_sklearns_checks_with_the_same_results(labels, monkeypatch):
+    """A C-contiguous float ndarray X with 1-D integer labels skips scikit-learn's validation
+    and label encoding: the classes (values and dtype), the encoding and the fitted weights are
+    those of scikit-learn's path, which the same data given as lists takes."""
+    import fastmlp.estimators as est
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = labels[rng.integers(0, len(labels), 60)]
+    kw = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    calls = []
+    monkeypatch.setattr(est, "_validate_data",
+                        lambda *a, _v=est._validate_data, **k: calls.append(1) or _v(*a, **k))
+    plain = MLPClassifier(**kw).fit(X, y)
+    assert calls == []
+    checked = MLPClassifier(**kw).fit(X.tolist(), y.tolist())
+    assert calls == [1]
+    reference = SkLabelBinarizer().fit(y)
+    assert plain.classes_.dtype == reference.classes_.dtype
+    np.testing.assert_array_equal(plain.classes_, reference.classes_)
+    assert plain._label_binarizer.y_type_ == reference.y_type_
+    assert plain.n_features_in_ == 3
+    np.testing.assert_array_equal(plain._label_binarizer.transform(y), reference.transform(y))
+    np.testing.assert_array_equal(plain.classes_.astype(object), checked.classes_.astype(object))
+    for a, b in zip(plain.coefs_ + plain.intercepts_, checked.coefs_ + checked.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(plain.predict(X), checked.predict(X))
+    # Continued training: partial_fit and a warm start check y against classes_.
+    plain.partial_fit(X, y)
+    checked.partial_fit(X.tolist(), y.tolist())
+    for a, b in zip(plain.coefs_, checked.coefs_):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        plain.partial_fit(X[:2], np.full(2, labels.max() + 1, dtype=labels.dtype))
+    if len(labels) > 2:
+        plain.set_params(warm_start=True)
+        with pytest.raises(ValueError, match="same classes as in the previous call"):
+            plain.fit(X, np.where(y == labels[0], labels[1], y))
+
+
+def test_score_is_sklearns_accuracy():
+    X, y = iris()
+    y = y.astype(np.int32) + 7
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
+    expected = accuracy_score(y, clf.predict(X))
+    assert 0.2 < expected < 0.95
+    assert clf.score(X, y) == expected and type(clf.score(X, y)) is float
+    assert clf.score(X, list(y)) == expected
+    other = y.copy()
+    other[:10] = 100                                # labels the classifier does not know
+    assert clf.score(X, other) == accuracy_score(other, clf.predict(X))
+    w = np.linspace(0, 1, len(y))
+    assert clf.score(X, y, sample_weight=w) == accuracy_score(y, clf.predict(X),
+                                                               sample_weight=w)
+
+
+@pytest.mark.parametrize("hidden, n, threads, chunked", [
+    ((100,), 1000, "auto", True), ((100,), 3000, "auto", False), ((100,), 3000, 1, True),
+    ((300,), 1000, 1, False)])
+def test_predictions_in_cache_sized_chunks_equal_one_pass(hidden, n, threads, chunked):
+    """Small networks predict many rows in chunks of a few rows (the activations stay in
+    cache) where BLAS would run on one thread anyway: the same probabilities as the network's
+    pass over all the rows at once."""
+    import fastmlp.estimators as est
+    X, y = datasets.load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(hidden, max_iter=3, random_state=0).fit(X, y)
+    rows = np.vstack([X] * 2)[:n]
+    fastmlp.set_num_threads(threads)
+    try:
+        proba = clf.predict_proba(rows)
+    finally:
+        fastmlp.set_num_threads("auto")
+    assert {key[0] for key in clf._predict_networks[1]} == ({est._CACHE_ROWS} if chunked
+                                                            else {n})
+    np.testing.assert_allclose(proba, clf.model_._predict_raw(rows), rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(proba[:40], clf.predict_proba(rows[:40]))
+
+
+def test_plain_arrays_still_meet_sklearns_errors():
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2)
+    X_bad = X.copy()
+    X_bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.fit(X_bad, y)
+    assert not hasattr(clf, "n_features_in_")
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.fit(X, y[:-1])
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features, but MLPClassifier is expecting 3"):
+        clf.partial_fit(X[:, :2], y)
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    y_bad = y.astype(float)
+    y_bad[0] = np.inf
+    with pytest.raises(ValueError, match="Input y contains infinity"):
+        reg.fit(X, y_bad)
+    plain = reg.fit(X, y.astype(float)).coefs_
+    checked = clone(reg).fit(X.tolist(), y.astype(float).tolist()).coefs_
+    for a, b in zip(plain, checked):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float32_input_trains_and_predicts_in_float32():
