@@ -171,3 +171,18 @@ def test_batch_norm_on_the_first_layer_takes_the_sample_major_path():
                   batch_norm=[True, False], optimizer=opt, dropout=[0.1, 0.0])
               for k, opt in enumerate(["adam", "rmsprop", "momentum"])]
     _assert_each_model_matches_training_alone(models, X, y, epochs=3, batch_size=32, n_jobs=1)
+
+
+def test_float32_stacks_take_the_same_paths_within_float32_rounding():
+    """float32: the products' other order (and the packed SGD step outside BLAS) moves the
+    parameters by float32 rounding only."""
+    X, y = _data()
+    models = [MLP([N_IN, H, 1], lr=0.1, seed=k, optimizer=opt, dtype=np.float32, l2=1e-3)
+              for k, opt in enumerate(["sgd", "adam", "rmsprop"])]
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=3, batch_size=24, shuffle_seed=3, n_jobs=1)
+    for k, model in enumerate(models):
+        model.train(X, y, epochs=3, batch_size=24, shuffle_seed=3, verbose=False)
+        assert stack.models[k].params.dtype == np.float32
+        np.testing.assert_allclose(stack.models[k].params, model.params, rtol=0, atol=1e-5)
+        assert stack.models[k]._step == model._step
