@@ -1053,7 +1053,7 @@ cdef double stack_batch_step(const Net* net, floating* theta, floating* opt_stat
     transposed operands, where ``dense_backward``'s A0 @ delta.T has both operands contiguous
     along the batch: OpenBLAS runs the former on its small-matrix kernels (about 50 GFLOP/s
     here on the digits stack's 64 x 64 x 200) and the latter on its packing kernels (about 38).
-    Otherwise exactly ``batch_step``'s arithmetic."""
+    Otherwise ``batch_step``'s arithmetic."""
     cdef double batch_loss
     cdef double fused_lr = 0
     cdef Py_ssize_t n_in = net.sizes[0], h = net.sizes[1]
@@ -1215,8 +1215,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                            const double* rule_patience, double* rule_best, double* rule_count,
                            Py_ssize_t* rule_left, Py_ssize_t pack_models, floating* pack,
                            Py_ssize_t* active, double* losses, bint sample_major) noexcept nogil:
-    """Train every model whose status is OK on the same batches: each model takes exactly the
-    steps ``train_epochs_nogil`` would take for it alone (``batch_step``).
+    """Train every model whose status is OK on the same batches: each model takes the steps
+    ``train_epochs_nogil`` would take for it alone (``batch_step``; with ``sample_major`` or
+    ``pack_models`` the same steps, their products in another order).
 
     The batches are gathered once for all models, ``chunk`` consecutive batches at a time into
     ``shared`` (chunk * batch_size * (n_in + n_out) entries); then each model takes all the
@@ -1423,7 +1424,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     Model k is described by ``networks[k]`` and owns row k of ``thetas``, ``opt_states``,
     ``bn_states``, ``steps``, ``workspaces``; every model visits ``orders[e]`` (row indices
     into X) in batches of ``batch_size``, as ``train_epochs`` would train it alone, so each ends
-    with exactly the parameters it would have had alone.
+    with the parameters it would have had alone (exactly with ``packed=False``; otherwise up to
+    the products' rounding, see ``packed``).
 
     Parameters
     ----------
