@@ -21,11 +21,72 @@ from ._kernels import _sparse, _train
 from ._kernels._dense import ACTIVATION_IDS
 
 __all__ = ["TrainingDiverged", "EpochRunner", "StackRunner", "MAX_ORDER_ENTRIES",
-           "interrupt_count", "check_state_finite"]
+           "interrupt_count", "check_state_finite", "draws_in_kernel"]
 
 # Largest number of sample indices handed to one kernel call: bounds the order buffer whatever
 # the number of epochs.
 MAX_ORDER_ENTRIES = 1 << 13
+
+
+# Whether the kernel's draw of the batch orders (``_train.shuffle_rows``, NumPy's shuffle written
+# again) reproduces this NumPy's own, by the generator's class: checked once per process, at first
+# use, against NumPy itself. A NumPy whose shuffle draws differently some day gets False, and the
+# faces then draw the orders with NumPy as before (bit-identical either way).
+_KERNEL_DRAWS = {}
+# Sizes of the check: the edge cases, both sides of powers of two (the mask of the rejection
+# sampling); drawn in turn from one seeded stream, then three epochs of 140.
+_CHECK_SIZES = (1, 2, 3, 5, 8, 9, 33, 257)
+
+
+def draws_in_kernel(generator):
+    """Whether ``EpochRunner.run`` may draw the orders from ``generator`` in the kernel.
+
+    True for a ``numpy.random.Generator`` or ``RandomState`` (exactly those classes; a subclass
+    may shuffle otherwise) when the kernel's shuffle was found, once per process, to give what
+    this NumPy's ``permutation`` gives and to leave the generator in the same state.
+    """
+    kind = type(generator)
+    ok = _KERNEL_DRAWS.get(kind)
+    if ok is None:
+        ok = _KERNEL_DRAWS[kind] = _kernel_draws_match(kind)
+    return ok
+
+
+def _kernel_draws_match(kind):
+    """The check of ``draws_in_kernel`` for one class (False for any other class): orders of
+    every size of ``_CHECK_SIZES`` and three epochs' orders as the faces draw them (the next
+    epochs at once with ``Generator.permuted``; scikit-learn's composed shuffles with a
+    ``RandomState``), then the same next draws."""
+    if kind is np.random.Generator:
+        ours, numpys = np.random.default_rng(20260), np.random.default_rng(20260)
+    elif kind is np.random.RandomState:
+        ours, numpys = (np.random.RandomState(np.random.MT19937(20260)),
+                        np.random.RandomState(np.random.MT19937(20260)))
+    else:
+        return False
+    try:
+        drawn = [_train.shuffle_rows(ours, n, 1).ravel() for n in _CHECK_SIZES]
+        expected = [numpys.permutation(n) for n in _CHECK_SIZES]
+        base = np.arange(140, dtype=np.intp)
+        if kind is np.random.Generator:
+            drawn.append(_train.shuffle_rows(ours, base, 3).ravel())
+            expected.append(numpys.permuted(np.tile(base, (3, 1)), axis=1).ravel())
+        else:
+            drawn.append(_train.shuffle_rows(ours, base, 3, carry=True).ravel())
+            for _ in range(3):
+                base = base[numpys.permutation(140)]
+                expected.append(base)
+        # The generators in the same state: the same next 32-bit draws (a Generator's PCG64
+        # may hold half of a 64-bit draw back for the next one).
+        drawn.append(ours.integers(0, 2**32, size=4, dtype=np.uint32) if kind is
+                     np.random.Generator else ours.randint(0, 2**32, size=4, dtype=np.uint32))
+        expected.append(numpys.integers(0, 2**32, size=4, dtype=np.uint32) if kind is
+                        np.random.Generator
+                        else numpys.randint(0, 2**32, size=4, dtype=np.uint32))
+        return bool(np.array_equal(np.concatenate(drawn, dtype=np.int64),
+                                   np.concatenate(expected, dtype=np.int64)))
+    except Exception:       # a NumPy without the bit generators' C interface
+        return False
 
 
 # What diverged, by the kernel's status.
@@ -173,12 +234,23 @@ class EpochRunner:
             f"standardize X.", epoch, "outputs", float(self._last_rate))
 
     def epochs_per_call(self, n_visit):
-        """The most epochs one kernel call may take so that its orders fit the buffer bound."""
+        """The most epochs one kernel call may take so that its orders fit the buffer bound
+        (for a 2-D ``orders``; an order drawn in the kernel needs no buffer)."""
         return max(1, MAX_ORDER_ENTRIES // max(1, n_visit))
 
-    def run(self, orders, rates, losses_out):
-        """Train ``len(orders)`` epochs, epoch ``e`` visiting the rows ``orders[e]`` at rate
-        ``rates[e]``; write each epoch's loss into ``losses_out[e]``.
+    def run(self, orders, rates, losses_out, generator=None, carry=False):
+        """Train ``len(rates)`` epochs at rate ``rates[e]`` in epoch ``e``; write each epoch's
+        loss into ``losses_out[e]``.
+
+        ``orders`` is either 2-D, ``(len(rates), n_visit)``: epoch ``e`` visits the rows
+        ``orders[e]``; or 1-D, ``(n_visit,)``, a base order: every epoch visits it or, with a
+        ``generator`` (a ``numpy.random.Generator``, ``RandomState`` or bit generator), an
+        order that the kernel draws from it at the epoch's start, as NumPy's shuffle draws it
+        (see ``_train.shuffle_rows``): the base order shuffled (for ``arange(n)``: the next
+        ``generator.permutation(n)``), or with ``carry`` the previous epoch's order shuffled
+        again, and then ``orders`` receives the last epoch's order (to carry into the next
+        call; scikit-learn's ``sample_idx = shuffle(sample_idx)``). Check the generator with
+        ``draws_in_kernel`` first. The generator advances only for the epochs begun.
 
         Returns the number of epochs done: all of them, or fewer when Ctrl-C stopped training
         (``self.interrupted`` is then True and the model keeps the last epoch's weights).
@@ -193,13 +265,20 @@ class EpochRunner:
         if _train.interrupt_count() != self.interrupt_mark:   # pressed between two calls
             self.interrupted = True
             return 0
-        status, done = _train.train_epochs(
-            self.net, m.params, m._opt_state, m.bn_state, m._step, self.X, self.Y, self.w,
-            orders, rates, self.batch_size, self.seed, self.workspace, losses_out,
-            self.interrupt_mark)
+        if orders.ndim == 1:
+            status, done = _train.train_epochs(
+                self.net, m.params, m._opt_state, m.bn_state, m._step, self.X, self.Y, self.w,
+                orders.reshape(1, -1), rates, self.batch_size, self.seed, self.workspace,
+                losses_out, self.interrupt_mark, len(rates), generator, carry,
+                orders if carry and generator is not None else None)
+        else:
+            status, done = _train.train_epochs(
+                self.net, m.params, m._opt_state, m.bn_state, m._step, self.X, self.Y, self.w,
+                orders, rates, self.batch_size, self.seed, self.workspace, losses_out,
+                self.interrupt_mark)
         self.epochs_done += done
         if done:
-            self._steps_per_epoch = -(-orders.shape[1] // self.batch_size)
+            self._steps_per_epoch = -(-orders.shape[-1] // self.batch_size)
             self._last_rate = rates[done - 1]
         if status in _DIVERGED:
             self.diverged = True

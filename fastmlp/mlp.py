@@ -1144,27 +1144,42 @@ class MLP:
                     callbacks, bar, verbose):
         """The loop over epochs: blocks of epochs in the engine, Python work in between.
 
-        Orders, rates and losses are drawn and kept one block at a time, so memory does not
-        grow with ``epochs``."""
+        The kernel draws each epoch's order itself from ``rng`` (``rng.permutation(n)``'s
+        stream, see ``_engine.draws_in_kernel``), so that a fit with no Python work between
+        its epochs is one kernel call; else (a NumPy whose shuffle the kernel does not
+        reproduce) the orders are drawn here with NumPy, a bounded block at a time. Rates and
+        losses are kept one block at a time too: memory does not grow with ``epochs``."""
         n = runner.X.shape[0]
-        per_call = 1 if per_epoch else min(epochs, runner.epochs_per_call(n))
         identity = np.arange(n, dtype=np.intp)
-        order_buffer = np.empty((per_call, n), dtype=np.intp)
-        order_buffer[:] = identity
-        losses = np.empty(per_call)
-        history = self.history
-        d = self.__dict__       # lr is not structural: no need of __setattr__'s guard
         all_rates = None
         if not per_epoch and type(schedule) in _PURE_SCHEDULES and epochs <= _MAX_RATES:
             # Nothing can change the base rate between the blocks: every rate at once.
             all_rates = _pure_rates(schedule, self.base_lr, epochs)
+        # Blocks of epochs: one epoch when Python looks after each; every epoch when their
+        # rates are known (then one kernel call); else as many as the bound on the orders
+        # allows (a schedule's rates asked block by block: a bad one stops training there).
+        per_call = (1 if per_epoch else epochs if all_rates is not None
+                    else min(epochs, runner.epochs_per_call(n)))
+        in_kernel = not shuffle or _engine.draws_in_kernel(rng)
+        if in_kernel:
+            # One base order; the kernel shuffles it at every epoch's start (when shuffling).
+            generator = rng if shuffle else None
+            orders = identity
+        else:
+            per_call = min(per_call, runner.epochs_per_call(n))
+            generator = None
+            order_buffer = np.empty((per_call, n), dtype=np.intp)
+            order_buffer[:] = identity
+        losses = np.empty(per_call)
+        history = self.history
+        d = self.__dict__       # lr is not structural: no need of __setattr__'s guard
         start_time = time.perf_counter()
         stop = False
         first = 0
         while first < epochs and not stop:
             count = min(per_call, epochs - first)
-            orders = order_buffer[:count]
-            if shuffle:         # the same stream as count calls of rng.permutation(n)
+            if not in_kernel:   # the same stream as count calls of rng.permutation(n)
+                orders = order_buffer[:count]
                 if first:
                     orders[:] = identity
                 rng.permuted(orders, axis=1, out=orders)
@@ -1172,7 +1187,7 @@ class MLP:
                      np.array([schedule.rate(first + 1, self.base_lr)]) if schedule.adaptive
                      else schedule.rates(self.base_lr, count, start=first + 1))
             try:
-                done = runner.run(orders, rates, losses)
+                done = runner.run(orders, rates, losses, generator)
             finally:
                 done_now = runner.epochs_done - first
                 history["loss"] += losses[:done_now].tolist()

@@ -5,6 +5,7 @@ rates computed once per fit, the pass over the rows chosen over the proof of fin
 the scalar checks' fast paths) against the slow path it replaces, or against the documented
 behaviour, on the cases where the two could part.
 """
+import copy
 import numbers
 
 import numpy as np
@@ -57,14 +58,30 @@ def test_the_constructors_weights_are_the_lecture_draws_in_both_dtypes():
         assert all(np.all(b == 0) for b in model.b)
 
 
+_KERNEL_ARGS = ("batch_size", "seed", "workspace", "loss_out", "interrupt_mark", "epochs",
+                "generator", "carry", "order_out")
+
+
 def _orders_seen(monkeypatch):
-    """Record the orders every kernel call receives."""
+    """Record the orders of the epochs every kernel call runs: given, or drawn by the kernel
+    (replayed with ``shuffle_rows``, its twin, from the generator's state before the call)."""
     seen = []
     original = _train.train_epochs
 
-    def recording(net, params, opt, bn, step, X, Y, w, orders, *rest):
-        seen.extend(o.copy() for o in orders)
-        return original(net, params, opt, bn, step, X, Y, w, orders, *rest)
+    def recording(net, params, opt, bn, step, X, Y, w, orders, rates, *rest, **named):
+        args = dict(zip(_KERNEL_ARGS, rest), **named)
+        generator = args.get("generator")
+        if generator is not None:
+            replay = copy.deepcopy(generator)
+        status, done = original(net, params, opt, bn, step, X, Y, w, orders, rates, *rest,
+                                **named)
+        if args.get("epochs") is None:
+            seen.extend(o.copy() for o in orders[:done])
+        elif generator is None:
+            seen.extend(orders[0].copy() for _ in range(done))
+        else:
+            seen.extend(_train.shuffle_rows(replay, orders[0], done, args.get("carry", False)))
+        return status, done
 
     monkeypatch.setattr(_train, "train_epochs", recording)
     return seen
