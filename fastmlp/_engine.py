@@ -168,6 +168,9 @@ class EpochRunner:
         or an infinity (written into them in place): training from them would be meaningless.
     """
 
+    # Whether entering takes ``model._lock`` (a stack's runner does not, see StackRunner).
+    takes_model_lock = True
+
     def __init__(self, model, X, Y, sample_weight, batch_size, dropout_seed,
                  interrupt_mark=None):
         self.model = model
@@ -190,7 +193,7 @@ class EpochRunner:
     def __enter__(self):
         self._cleanup = contextlib.ExitStack()
         with self._cleanup as cleanup:
-            lock = getattr(self.model, "_lock", None)
+            lock = getattr(self.model, "_lock", None) if self.takes_model_lock else None
             if lock is not None:
                 cleanup.enter_context(lock)
             cleanup.enter_context(_threads.blas_threads(self.model._blas_work(self.batch_size)))
@@ -311,6 +314,10 @@ class StackRunner(EpochRunner):
     model's lock is taken: the rows are the stack's own.
     """
 
+    # Without a model's lock: the stack's buffers are its own (the search's stacks share
+    # template networks between threads, which must not serialize them).
+    takes_model_lock = False
+
     # Status of a model that the caller stopped (not one of the kernel's statuses).
     STOPPED = 16
     # The kernel's statuses of a model that diverged: every one but OK and INTERRUPTED.
@@ -345,20 +352,6 @@ class StackRunner(EpochRunner):
         self.interrupt_mark = None
         self._steps_per_epoch = 0
         self._cleanup = None
-
-    def __enter__(self):
-        # As EpochRunner's, without a model's lock: the stack's buffers are its own (the
-        # search's stacks share template networks between threads, which must not serialize
-        # them).
-        self._cleanup = contextlib.ExitStack()
-        with self._cleanup as cleanup:
-            cleanup.enter_context(_threads.blas_threads(self.model._blas_work(self.batch_size)))
-            if _train.catch_interrupts():
-                cleanup.callback(_train.release_interrupts)
-            if self.interrupt_mark is None:
-                self.interrupt_mark = _train.interrupt_count()
-            self._cleanup = cleanup.pop_all()
-        return self
 
     class _RowModel:
         """A stack's model k as ``outputs_provably_finite`` reads it (``_row_model``)."""

@@ -426,6 +426,17 @@ static FM_VINLINE FM_TARGET_ATTR FM_DV FM_NAME(bce_block)(FM_DV z, FM_DV y, FM_D
     *delta = (FM_NAME(vsel)((FM_IV) (z >= 0), zero + 1.0, e) * ru - y) * sw;
     return part * w;
 }
+
+/* The sum of a register of partial sums over the batch, added pairwise (the upper half onto
+ * the lower, then the same on the lower half, ...), as every sum over the batch is. */
+static FM_INLINE FM_TARGET_ATTR double FM_NAME(sum_lanes)(FM_DV acc) {
+    double s_[FM_ACC];
+    int w_, l;
+    memcpy(s_, &acc, sizeof(s_));
+    for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
+        for (l = 0; l < w_; l++) s_[l] += s_[l + w_];
+    return s_[0];
+}
 #endif
 
 /* The binary cross-entropy of the (n_out, m) logits Z against targets Y: returns sum_r w_r
@@ -483,14 +494,7 @@ static FM_TARGET_ATTR double FM_NAME(loss_bce)(
             }
         }
     }
-    {
-        double s_[FM_ACC];
-        int w_;
-        memcpy(s_, &acc, sizeof(s_));
-        for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
-            for (l = 0; l < w_; l++) s_[l] += s_[l + w_];
-        total = s_[0];
-    }
+    total = FM_NAME(sum_lanes)(acc);
 #else
     for (k = 0; k < n_out; k++)
         for (r = 0; r < m; r++) {
@@ -669,7 +673,6 @@ static FM_TARGET_ATTR double FM_NAME(loss_ce)(
     FM_DV acc = {0}, wd, one = {0};
     FM_VEC wv;
     Py_ssize_t t;
-    int l;
     one += 1.0;
     for (r = 0; r + FM_ACC <= m; r += FM_ACC) {
         if (w != NULL) {
@@ -702,14 +705,7 @@ static FM_TARGET_ATTR double FM_NAME(loss_ce)(
             r = m;
         }
     }
-    {
-        double s_[FM_ACC];
-        int w_;
-        memcpy(s_, &acc, sizeof(s_));
-        for (w_ = FM_ACC / 2; w_ >= 1; w_ /= 2)
-            for (l = 0; l < w_; l++) s_[l] += s_[l + w_];
-        total = s_[0];
-    }
+    total = FM_NAME(sum_lanes)(acc);
 #else
     r = 0;
 #endif
