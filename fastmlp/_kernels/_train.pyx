@@ -442,46 +442,76 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
         A_in = Z
 
 
-cdef void backward(const Net* net, floating* theta, const floating* A0, const SparseRows* sp,
-                   floating* ws, Py_ssize_t m, floating* grad, double fused_lr) noexcept nogil:
-    """grad := dJ/dtheta for the batch whose forward pass is in ws and whose output delta is in
-    the first delta buffer: every layer's gradients, batch-norm's, then the penalties'.
-
-    With fused_lr > 0 (plain SGD; see ``fused_sgd``), apply theta -= fused_lr * dJ/dtheta
-    layer by layer instead, inside the products, and leave grad alone. The first layer's input
-    is A0, or the sparse rows sp when sp is not NULL."""
+cdef void backward_upper(const Net* net, floating* theta, floating* ws, Py_ssize_t m,
+                         floating* grad, double fused_lr, floating* delta0) noexcept nogil:
+    """``backward`` for layers n_layers - 1 .. 1, the first layer's delta (after its batch
+    normalization's backward, if any) into delta0 (sizes[1], m), which must not be the delta
+    buffer the second layer reads; no penalties."""
     cdef int k
     cdef floating* delta = ws + net.delta_off0
     cdef floating* delta_prev = ws + net.delta_off1
     cdef floating* swap
-    cdef floating* gW
-    cdef floating* gb
     cdef floating alpha = 1, beta_w = 0, beta_b = 0
     if fused_lr > 0:
         alpha, beta_w, beta_b = <floating> -fused_lr, <floating> (1 - fused_lr * net.l2), 1
-    for k in range(net.n_layers - 1, -1, -1):
-        gW = (theta if fused_lr > 0 else grad) + net.w_off[k]
-        gb = (theta if fused_lr > 0 else grad) + net.b_off[k]
-        if k == 0 and sp != NULL:
-            # The first layer passes no delta down: delta_prev is free for the row buffer.
-            sparse_backward(sp, m, delta, net.sizes[0], net.sizes[1], alpha, beta_w, beta_b,
-                            gW, gb, delta_prev)
-        else:
-            dense_backward(A0 if k == 0 else ws + net.a_off[k], theta + net.w_off[k], delta,
-                           ws + net.d_off[k], m, net.sizes[k], net.sizes[k + 1], net.blas[k],
-                           alpha, beta_w, beta_b, gW, gb, delta_prev if k > 0 else NULL)
+    for k in range(net.n_layers - 1, 0, -1):
+        if k == 1:
+            delta_prev = delta0
+        dense_backward(ws + net.a_off[k], theta + net.w_off[k], delta, ws + net.d_off[k], m,
+                       net.sizes[k], net.sizes[k + 1], net.blas[k], alpha, beta_w, beta_b,
+                       (theta if fused_lr > 0 else grad) + net.w_off[k],
+                       (theta if fused_lr > 0 else grad) + net.b_off[k], delta_prev)
         if net.bn[k]:
-            # Batch normalization subtracts the batch mean, so J does not depend on this bias:
-            # its exact gradient is 0 (the sum above is rounding noise, which adaptive
-            # optimizers would amplify into steps).
             memset(grad + net.b_off[k], 0, net.sizes[k + 1] * sizeof(floating))
-        if k > 0 and net.bn[k - 1]:
+        if net.bn[k - 1]:
             bn_backward(delta_prev, m, net.sizes[k], ws + net.zhat_off[k - 1],
                         ws + net.istd_off[k - 1], theta + net.g_off[k - 1],
                         grad + net.g_off[k - 1], grad + net.be_off[k - 1])
         swap = delta
         delta = delta_prev
         delta_prev = swap
+
+
+cdef void backward(const Net* net, floating* theta, const floating* A0, const floating* A0T,
+                   const SparseRows* sp, floating* ws, Py_ssize_t m, floating* grad,
+                   double fused_lr) noexcept nogil:
+    """grad := dJ/dtheta for the batch whose forward pass is in ws and whose output delta is in
+    the first delta buffer: every layer's gradients, batch-norm's, then the penalties'.
+
+    With fused_lr > 0 (plain SGD; see ``fused_sgd``), apply theta -= fused_lr * dJ/dtheta
+    layer by layer instead, inside the products, and leave grad alone. The first layer's input
+    is A0 (feature-major), or the sparse rows sp when sp is not NULL. A0T, when not NULL, is
+    the same batch sample-major (m, sizes[0]): a first layer on BLAS then takes its weight
+    gradient as A0T.T @ delta.T, which OpenBLAS runs on its small-matrix kernels (about 50
+    GFLOP/s here on 64 x 64 x 200), where A0 @ delta.T, both operands contiguous along the
+    batch, goes to its packing kernels (about 38); a stack gathers A0T once for its models."""
+    cdef int k
+    cdef Py_ssize_t n_in = net.sizes[0], h = net.sizes[1]
+    # backward_upper swaps its two delta buffers once per layer above the first: the first
+    # layer's delta lands in the one the layer above does not read; the other is free.
+    cdef floating* delta0 = ws + (net.delta_off1 if net.n_layers % 2 == 0 else net.delta_off0)
+    cdef floating* spare = ws + (net.delta_off0 if net.n_layers % 2 == 0 else net.delta_off1)
+    cdef floating* gW = (theta if fused_lr > 0 else grad) + net.w_off[0]
+    cdef floating* gb = (theta if fused_lr > 0 else grad) + net.b_off[0]
+    cdef floating alpha = 1, beta_w = 0, beta_b = 0
+    if fused_lr > 0:
+        alpha, beta_w, beta_b = <floating> -fused_lr, <floating> (1 - fused_lr * net.l2), 1
+    backward_upper(net, theta, ws, m, grad, fused_lr, delta0)
+    if sp != NULL:
+        # The first layer passes no delta down: the spare buffer holds the rows.
+        sparse_backward(sp, m, delta0, n_in, h, alpha, beta_w, beta_b, gW, gb, spare)
+    elif A0T != NULL and net.blas[0]:
+        bias_gradient(delta0, m, h, alpha, beta_b, gb)
+        gemm(True, True, <int> n_in, <int> h, <int> m, alpha, A0T, <int> n_in, delta0, <int> m,
+             beta_w, gW, <int> h)
+    else:
+        dense_backward(A0, theta + net.w_off[0], delta0, ws + net.d_off[0], m, n_in, h,
+                       net.blas[0], alpha, beta_w, beta_b, gW, gb, NULL)
+    if net.bn[0]:
+        # Batch normalization subtracts the batch mean, so J does not depend on this bias:
+        # its exact gradient is 0 (the sum above is rounding noise, which adaptive
+        # optimizers would amplify into steps); backward_upper does the same above.
+        memset(grad + net.b_off[0], 0, h * sizeof(floating))
     if fused_lr == 0 and (net.l1 != 0 or net.l2 != 0):
         for k in range(net.n_layers):
             add_penalty_gradient(grad + net.w_off[k], theta + net.w_off[k],
@@ -597,11 +627,12 @@ cdef void save_state(const Net* net, floating* backup, const floating* theta,
 
 
 cdef double batch_step(const Net* net, floating* theta, floating* opt_state, floating* bn_state,
-                       int64_t* step, const floating* A0, const SparseRows* batch,
-                       const floating* Yb, const floating* Wb, Py_ssize_t m, double rate,
-                       uint64_t seed, floating* ws) noexcept nogil:
+                       int64_t* step, const floating* A0, const floating* A0T,
+                       const SparseRows* batch, const floating* Yb, const floating* Wb,
+                       Py_ssize_t m, double rate, uint64_t seed, floating* ws) noexcept nogil:
     """One mini-batch step of one model: forward (with dropout), loss and output delta,
-    backward and update, on the batch A0 (feature-major) or the sparse rows ``batch``, targets
+    backward and update, on the batch A0 (feature-major; also sample-major in A0T, or NULL: see
+    ``backward``) or the sparse rows ``batch``, targets
     Yb, sample weights Wb (or NULL). Returns the batch's weighted loss sum; when that is not
     finite, nothing was updated and ``step`` did not advance (the caller restores the epoch's
     start). The one step both ``train_epochs_nogil`` and ``train_stack_nogil`` take."""
@@ -613,9 +644,9 @@ cdef double batch_step(const Net* net, floating* theta, floating* opt_state, flo
         return batch_loss
     step[0] += 1
     if net.fused:
-        backward(net, theta, A0, batch, ws, m, ws + net.grad_off, rate)
+        backward(net, theta, A0, A0T, batch, ws, m, ws + net.grad_off, rate)
     else:
-        backward(net, theta, A0, batch, ws, m, ws + net.grad_off, 0)
+        backward(net, theta, A0, A0T, batch, ws, m, ws + net.grad_off, 0)
         update(net, theta, ws + net.grad_off, opt_state, rate, step[0])
     return batch_loss
 
@@ -818,8 +849,8 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             if Wb != NULL:
                 gather_rows(sample_weight, order + start, 0, m, 1, Wb)
-            batch_loss = batch_step(net, theta, opt_state, bn_state, step, A0, batch_ptr, Yb, Wb,
-                                    m, rates[e], seed, ws)
+            batch_loss = batch_step(net, theta, opt_state, bn_state, step, A0, NULL, batch_ptr,
+                                    Yb, Wb, m, rates[e], seed, ws)
             if not isfinite(batch_loss):
                 save_state(net, backup, theta, opt_state, bn_state, True)
                 step[0] = step_at_start
@@ -1082,7 +1113,7 @@ def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] 
         total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                            ws + net.y_off, sw_ptr, m, net.sizes[net.n_layers],
                            <floating> (1.0 / m), ws + net.delta_off0)
-        backward(net, <floating*> &theta[0], ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+        backward(net, <floating*> &theta[0], ws + net.a_off[0], NULL, &sp if sparse else NULL, ws, m,
                  &grad_out[0], 0)
         total = total / m + penalty(net, &theta[0])
     return total
@@ -1231,86 +1262,6 @@ cdef void forward_upper(const Net* net, const floating* theta, floating* bn_stat
             dropout_apply(Z, D, m, width, net.dropout[k], seed, step, k)
 
 
-cdef void backward_upper(const Net* net, floating* theta, floating* ws, Py_ssize_t m,
-                         floating* grad, double fused_lr, floating* delta0) noexcept nogil:
-    """``backward`` for layers n_layers - 1 .. 1, the first layer's delta (after its batch
-    normalization's backward, if any) into delta0 (sizes[1], m), which must not be the delta
-    buffer the second layer reads; no penalties."""
-    cdef int k
-    cdef floating* delta = ws + net.delta_off0
-    cdef floating* delta_prev = ws + net.delta_off1
-    cdef floating* swap
-    cdef floating alpha = 1, beta_w = 0, beta_b = 0
-    if fused_lr > 0:
-        alpha, beta_w, beta_b = <floating> -fused_lr, <floating> (1 - fused_lr * net.l2), 1
-    for k in range(net.n_layers - 1, 0, -1):
-        if k == 1:
-            delta_prev = delta0
-        dense_backward(ws + net.a_off[k], theta + net.w_off[k], delta, ws + net.d_off[k], m,
-                       net.sizes[k], net.sizes[k + 1], net.blas[k], alpha, beta_w, beta_b,
-                       (theta if fused_lr > 0 else grad) + net.w_off[k],
-                       (theta if fused_lr > 0 else grad) + net.b_off[k], delta_prev)
-        if net.bn[k]:
-            memset(grad + net.b_off[k], 0, net.sizes[k + 1] * sizeof(floating))
-        if net.bn[k - 1]:
-            bn_backward(delta_prev, m, net.sizes[k], ws + net.zhat_off[k - 1],
-                        ws + net.istd_off[k - 1], theta + net.g_off[k - 1],
-                        grad + net.g_off[k - 1], grad + net.be_off[k - 1])
-        swap = delta
-        delta = delta_prev
-        delta_prev = swap
-
-
-cdef double stack_batch_step(const Net* net, floating* theta, floating* opt_state,
-                             floating* bn_state, int64_t* step, const floating* A0,
-                             const floating* A0T, const floating* Yb, const floating* Wb,
-                             Py_ssize_t m, double rate, uint64_t seed, floating* ws) noexcept nogil:
-    """``batch_step`` for a model whose first layer goes to BLAS, given the batch also
-    sample-major: A0T (m, sizes[0]), row-major, gathered once for the whole stack. The first
-    layer's weight gradient (or fused SGD step) is then A0T.T @ delta.T, a product of two
-    transposed operands, where ``dense_backward``'s A0 @ delta.T has both operands contiguous
-    along the batch: OpenBLAS runs the former on its small-matrix kernels (about 50 GFLOP/s
-    here on the digits stack's 64 x 64 x 200) and the latter on its packing kernels (about 38).
-    Otherwise ``batch_step``'s arithmetic."""
-    cdef double batch_loss
-    cdef double fused_lr = 0
-    cdef Py_ssize_t n_in = net.sizes[0], h = net.sizes[1]
-    cdef floating* delta0
-    cdef floating* gW
-    cdef floating* gb
-    cdef floating* grad = ws + net.grad_off
-    cdef floating alpha = 1, beta_w = 0, beta_b = 0
-    cdef int k
-    forward(net, theta, bn_state, A0, NULL, ws, m, TRAIN, seed, <uint64_t> step[0])
-    batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb, Wb, m,
-                            net.sizes[net.n_layers], <floating> (1.0 / m), ws + net.delta_off0)
-    if not isfinite(batch_loss):
-        return batch_loss
-    step[0] += 1
-    if net.fused:
-        fused_lr = rate
-        alpha, beta_w, beta_b = <floating> -rate, <floating> (1 - rate * net.l2), 1
-    # backward swaps its two delta buffers once per layer above the first: the first layer's
-    # delta lands in the one the layer above does not read
-    delta0 = ws + (net.delta_off1 if net.n_layers % 2 == 0 else net.delta_off0)
-    backward_upper(net, theta, ws, m, grad, fused_lr, delta0)
-    gW = (theta if net.fused else grad) + net.w_off[0]
-    gb = (theta if net.fused else grad) + net.b_off[0]
-    bias_gradient(delta0, m, h, alpha, beta_b, gb)
-    gemm(True, True, <int> n_in, <int> h, <int> m, alpha, A0T, <int> n_in, delta0, <int> m,
-         beta_w, gW, <int> h)
-    if net.bn[0]:
-        memset(grad + net.b_off[0], 0, h * sizeof(floating))
-    if net.fused:
-        return batch_loss
-    if net.l1 != 0 or net.l2 != 0:
-        for k in range(net.n_layers):
-            add_penalty_gradient(grad + net.w_off[k], theta + net.w_off[k],
-                                 net.sizes[k] * net.sizes[k + 1], net.l1, net.l2)
-    update(net, theta, grad, opt_state, rate, step[0])
-    return batch_loss
-
-
 cdef void stack_packed_step(const Net** nets, const Py_ssize_t* idx, Py_ssize_t g,
                             floating** thetas, floating** opt_states, floating** bn_states,
                             int64_t* steps, const floating* A0, const floating* Yb,
@@ -1449,8 +1400,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
     (see there); ``active`` (n_models) and ``losses`` (pack_models) are its scratch.
 
     With ``sample_major`` (dense X), each batch is also gathered sample-major after its targets
-    (another batch_size * n_in entries per batch in ``shared``), for ``stack_batch_step``, which
-    the models whose first layer goes to BLAS take instead of ``batch_step``.
+    (another batch_size * n_in entries per batch in ``shared``): the models whose first layer
+    goes to BLAS take its weight gradient from it (see ``backward``).
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
@@ -1550,6 +1501,8 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                 while start < end:
                     m = batch_size if start + batch_size <= n else n - start
                     A0 = shared + b * per_batch
+                    # the batch also sample-major, for a first layer on BLAS (see backward)
+                    A0T = A0 + x_size + batch_size * n_out if sample_major else NULL
                     if sp != NULL:
                         batch.rows = order + start
                     Wb = NULL
@@ -1558,15 +1511,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                         for i in range(m):
                             Wb[i] = <floating> (sample_weight[(k % weight_rows) * n_rows
                                                               + order[start + i]] * weight_scale[k])
-                    if sample_major and net.blas[0]:
-                        A0T = A0 + x_size + batch_size * n_out
-                        batch_loss = stack_batch_step(net, thetas[k], opt_states[k],
-                                                      bn_states[k], &steps[k], A0, A0T,
-                                                      A0 + x_size, Wb, m, rate, seeds[k], ws)
-                    else:
-                        batch_loss = batch_step(net, thetas[k], opt_states[k], bn_states[k],
-                                                &steps[k], A0, batch_ptr, A0 + x_size, Wb, m,
-                                                rate, seeds[k], ws)
+                    batch_loss = batch_step(net, thetas[k], opt_states[k], bn_states[k],
+                                            &steps[k], A0, A0T, batch_ptr, A0 + x_size, Wb, m,
+                                            rate, seeds[k], ws)
                     if not isfinite(batch_loss):
                         save_state(net, ws + net.backup_off, thetas[k], opt_states[k],
                                    bn_states[k], True)
@@ -1620,7 +1567,7 @@ STACK_CHUNK_BYTES = 64 * 1024
 # matrix product's rate, and the packed ones, too large for its small-matrix kernels, slower.
 STACK_PACK_MODELS = 0
 
-# Whether a stack on dense X gathers its batches also sample-major for ``stack_batch_step``
+# Whether a stack on dense X gathers its batches also sample-major for ``backward``
 # (models whose first layer goes to BLAS), unless train_stack_epochs is given packed=False.
 STACK_SAMPLE_MAJOR = True
 
@@ -1686,8 +1633,8 @@ def train_stack_epochs(list networks, floating[:, ::1] thetas, floating[:, ::1] 
     packed : bool or None
         How the models' first layers run. False: every model takes exactly ``batch_step``'s
         steps, as ``train_epochs`` alone. None (default): on dense X, the models whose first
-        layer goes to BLAS take ``stack_batch_step`` (the batch also gathered sample-major)
-        and, where ``STACK_PACK_MODELS`` > 0 and possible (two or more models whose first
+        layer goes to BLAS take its weight gradient from the batch also gathered sample-major
+        (see ``backward``) and, where ``STACK_PACK_MODELS`` > 0 and possible (two or more models whose first
         layers are hidden, of one width, on BLAS, without batch normalization), the first
         layers run as one product per batch (``stack_packed_step``, at most
         ``STACK_PACK_MODELS`` models at once). True: packed (ValueError where impossible).
