@@ -237,6 +237,35 @@ def test_network_uses_activation_params(name, param):
     np.testing.assert_allclose(out, a, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("blas_min_work", [0, 1 << 30], ids=["blas", "hand-loops"])
+def test_network_predicts_in_chunks_of_max_batch(blas_min_work):
+    """``predict``, ``objective`` and ``outputs_finite`` take X ``max_batch`` rows at a time
+    (on BLAS straight from X's rows, else gathered): every chunk's rows, ragged last one
+    included, give NumPy's forward pass on those rows."""
+    rng = np.random.default_rng(6)
+    net = _network("tanh", blas_min_work, max_batch=4)
+    theta = rng.normal(size=net.n_params)
+    X = rng.normal(size=(11, 3))
+    Y = rng.integers(0, 2, size=(11, 1)).astype(np.float64)
+    workspace = np.empty(net.workspace_size)
+    a = X
+    for k in range(3):
+        W = theta[net.w_off[k]:net.b_off[k]].reshape(net.sizes[k], net.sizes[k + 1])
+        z = a @ W + theta[net.b_off[k]:net.b_off[k] + net.sizes[k + 1]]
+        a = z if k == 2 else np.tanh(z)
+    out = np.full((11, 1), np.nan)
+    _train.predict(net, theta, None, X, workspace, out, logits=True)
+    np.testing.assert_allclose(out, a, rtol=1e-12, atol=1e-12)
+    probabilities = np.full((11, 1), np.nan)
+    J = _train.objective(net, theta, None, X, Y, None, workspace, probabilities)
+    np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-a)), rtol=1e-12)
+    expected = np.mean(np.logaddexp(0, a) - Y * a)
+    np.testing.assert_allclose(J, expected, rtol=1e-12)
+    assert _train.outputs_finite(net, theta, None, X, workspace)
+    X[9, 0] = np.nan      # one row of the ragged last chunk
+    assert not _train.outputs_finite(net, theta, None, X, workspace)
+
+
 def test_network_rejects_bad_activation_params():
     with pytest.raises(ValueError, match="activation_params"):
         _network("elu", 0, activation_params=[1.0])

@@ -170,6 +170,27 @@ def test_dense_on_a_layer_of_network_size(dtype, use_blas):
     assert_close(delta_prev, (delta64 @ W64.T) * D, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", sorted(ACT), ids=sorted(ACT))
+def test_dense_forward_reads_sample_major_rows_on_blas(dtype, act):
+    """A first layer on BLAS reads the user's rows as they are (the engine's ``batch_rows``):
+    the same layer as from the feature-major copy, and as NumPy computes it."""
+    rng = np.random.default_rng(5)
+    m, n_in, n_out = 33, 70, 90
+    A, W, b = normal(rng, (m, n_in), dtype), normal(rng, (n_in, n_out), dtype), \
+        normal(rng, n_out, dtype)
+    Z, D = np.full((m, n_out), np.nan, dtype), np.full((m, n_out), np.nan, dtype)
+    _dense.dense_forward_py(A, W, b, ACT[act], True, Z, D, sample_major=True)
+    f, f_prime = activation64(ACT[act], A.astype(np.float64) @ W + b)
+    assert_close(Z, f, dtype)
+    assert_close(D, f_prime, dtype)
+    Z_fm, D_fm = np.empty_like(Z), np.empty_like(D)
+    _dense.dense_forward_py(A, W, b, ACT[act], True, Z_fm, D_fm)
+    assert_close(Z, Z_fm, dtype)
+    with pytest.raises(ValueError, match="sample_major input needs use_blas=True"):
+        _dense.dense_forward_py(A, W, b, ACT[act], False, Z, D, sample_major=True)
+
+
 def test_dense_shape_mismatches_raise():
     A, W, b = np.zeros((4, 3)), np.zeros((3, 2)), np.zeros(2)
     Z = np.zeros((4, 2))

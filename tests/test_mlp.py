@@ -99,6 +99,9 @@ def test_parity_when_layers_use_blas(binary_data, activation, batch_size):
     # threshold, which costs ~50 ms per product on a busy 2-core machine.)
     model, ref = train_both(binary_data, sizes, activation, 0.01, 0.9, batch_size, n=80)
     assert_same_parameters(model, ref)
+    # Prediction reads the rows where they are (no gather) through the same first layer.
+    X, _ = binary_data(80, sizes[0], seed=0)
+    np.testing.assert_allclose(model.forward(X), ref.forward(X), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("sizes, activation", ARCHITECTURES)

@@ -2,7 +2,8 @@ from cython cimport floating
 
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
-                        bint use_blas, floating* Z_out, floating* D_out) noexcept nogil
+                        bint use_blas, bint sample_major, floating* Z_out,
+                        floating* D_out) noexcept nogil
 
 cdef void dense_backward(const floating* A, const floating* W, const floating* delta,
                          const floating* D, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,

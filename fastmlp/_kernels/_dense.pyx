@@ -179,10 +179,13 @@ cdef void apply_activation(int act, floating param, floating* Z, floating* D,
 
 cdef void dense_forward(const floating* A, const floating* W, const floating* b,
                         Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating param,
-                        bint use_blas, floating* Z_out, floating* D_out) noexcept nogil:
+                        bint use_blas, bint sample_major, floating* Z_out,
+                        floating* D_out) noexcept nogil:
     """Z_out := f(W.T @ A + b) and, when D_out is not NULL, D_out := f'(W.T @ A + b), all
     feature-major (A (n_in, m), Z_out and D_out (n_out, m)); ``param`` is the activation's
-    parameter (see ``_activations.activate``).
+    parameter (see ``_activations.activate``). With ``sample_major`` (BLAS only), A is instead
+    the batch's rows as the user holds them, (m, n_in) row-major: BLAS reads it transposed at
+    the same rate, so a first layer needs no transposing gather (see ``_train.batch_rows``).
 
     On the hand-written loops, bias, product and the piecewise-linear activations (identity,
     relu, leaky_relu) with their derivative are one pass (``forward_layer`` in _simd_body.h):
@@ -209,8 +212,8 @@ cdef void dense_forward(const floating* A, const floating* W, const floating* b,
         bj = b[j]
         for r in range(m):
             z[r] = bj
-    gemm(True, False, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
-         A, <int> m, <floating> 1, Z_out, <int> m)
+    gemm(True, sample_major, <int> n_out, <int> m, <int> n_in, <floating> 1, W, <int> n_out,
+         A, <int> (n_in if sample_major else m), <floating> 1, Z_out, <int> m)
     apply_activation(act, param, Z_out, D_out, m * n_out)
 
 
@@ -280,23 +283,28 @@ def _feature_major(X):
 
 def dense_forward_py(const floating[:, ::1] A, const floating[:, ::1] W, const floating[::1] b,
                      int act, bint use_blas, floating[:, ::1] Z_out, floating[:, ::1] D_out=None,
-                     param=None):
+                     param=None, bint sample_major=False):
     """Python twin of ``dense_forward`` (tests), on row-major arrays: fills Z_out (m, n_out)
     := f(A @ W + b) (and D_out := f'(...) unless None) in place. ``param`` defaults to the
-    activation's ``ACTIVATION_DEFAULT_PARAMS`` entry."""
+    activation's ``ACTIVATION_DEFAULT_PARAMS`` entry. With ``sample_major`` (needs
+    ``use_blas``) the kernel reads A as given instead of a feature-major copy."""
     _check_shapes(A, W, b)
+    if sample_major and not use_blas:
+        raise ValueError("sample_major input needs use_blas=True: the hand-written loops read "
+                         "the batch feature-major")
     if Z_out.shape[0] != A.shape[0] or Z_out.shape[1] != W.shape[1] or \
             (D_out is not None and (D_out.shape[0] != Z_out.shape[0] or D_out.shape[1] != Z_out.shape[1])):
         raise ValueError("Z_out and D_out must have shape (A.shape[0], W.shape[1])")
     default = default_activation_param(act)
     cdef floating p = default if param is None else param
     cdef Py_ssize_t m = A.shape[0], n_in = A.shape[1], n_out = W.shape[1]
-    cdef floating[:, ::1] At = _feature_major(A)
+    cdef const floating[:, ::1] At = A if sample_major else _feature_major(A)
     cdef floating[:, ::1] Zt = np.empty((n_out, m), dtype=np.asarray(Z_out).dtype)
     cdef floating[:, ::1] Dt = None if D_out is None else np.empty_like(Zt)
     cdef floating* d = NULL if D_out is None else &Dt[0, 0]
     with nogil:
-        dense_forward(&At[0, 0], &W[0, 0], &b[0], m, n_in, n_out, act, p, use_blas, &Zt[0, 0], d)
+        dense_forward(&At[0, 0], &W[0, 0], &b[0], m, n_in, n_out, act, p, use_blas,
+                      sample_major, &Zt[0, 0], d)
     np.asarray(Z_out)[...] = np.asarray(Zt).T
     if D_out is not None:
         np.asarray(D_out)[...] = np.asarray(Dt).T

@@ -402,12 +402,15 @@ cdef enum Mode:
 
 
 cdef void forward(const Net* net, const floating* theta, floating* bn_state, const floating* A0,
-                  const SparseRows* sp, floating* ws, Py_ssize_t m, Mode mode, uint64_t seed,
-                  uint64_t step) noexcept nogil:
+                  const floating* A0T, const SparseRows* sp, floating* ws, Py_ssize_t m,
+                  Mode mode, uint64_t seed, uint64_t step) noexcept nogil:
     """A[k+1] := dropout(f_k(bn_k(W[k].T @ A[k] + b[k]))) for every layer, feature-major; A[0]
-    is A0 (sizes[0], m), or the sparse rows sp when sp is not NULL; the last layer's output is
-    its logits. Outside PREDICT, D[k] := f'(.) for backward."""
+    is the sparse rows sp when sp is not NULL, else A0T, the batch sample-major (m, sizes[0]),
+    when it is not NULL and the first layer is on BLAS (see ``batch_rows``), else A0
+    (sizes[0], m); the last layer's output is its logits. Outside PREDICT, D[k] := f'(.) for
+    backward."""
     cdef int k, act
+    cdef bint sample_major
     cdef Py_ssize_t width
     cdef const floating* A_in = A0
     cdef floating* Z
@@ -424,8 +427,10 @@ cdef void forward(const Net* net, const floating* theta, floating* bn_state, con
                            <floating> net.act_param[k], Z, NULL if net.bn[k] else D,
                            ws + net.delta_off1)
         else:
-            dense_forward(A_in, theta + net.w_off[k], theta + net.b_off[k], m, net.sizes[k],
-                          width, act, <floating> net.act_param[k], net.blas[k], Z,
+            sample_major = k == 0 and A0T != NULL and net.blas[0]
+            dense_forward(A0T if sample_major else A_in, theta + net.w_off[k],
+                          theta + net.b_off[k], m, net.sizes[k], width, act,
+                          <floating> net.act_param[k], net.blas[k], sample_major, Z,
                           NULL if net.bn[k] else D)
         if net.bn[k]:
             if mode == PREDICT:
@@ -584,6 +589,33 @@ cdef void gather_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t fi
             out[j * m + i] = row[j]
 
 
+cdef void copy_rows(const floating* src, const Py_ssize_t* rows, Py_ssize_t m,
+                    Py_ssize_t width, floating* out) noexcept nogil:
+    """out[i, j] := src[rows[i], j] for i < m, j < width: the batch's rows, sample-major."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        memcpy(out + i * width, src + rows[i] * width, width * sizeof(floating))
+
+
+cdef const floating* batch_rows(const Net* net, const floating* X, const Py_ssize_t* rows,
+                                Py_ssize_t first, Py_ssize_t m, floating* A0) noexcept nogil:
+    """The batch of X's rows ``rows`` (first, ..., first + m - 1 when rows is NULL) as the
+    first layer reads it; returns ``forward``'s and ``backward``'s A0T.
+
+    A first layer on BLAS reads the batch sample-major, as the user's rows are laid out (BLAS
+    takes the operand transposed at the same rate): X's own rows when they are consecutive,
+    nothing copied, else the rows copied one by one into A0, several times cheaper than a
+    transposing gather on wide inputs. Otherwise the rows are gathered feature-major into A0
+    for the hand-written loops, and NULL is returned."""
+    if not net.blas[0]:
+        gather_rows(X, rows, first, m, net.sizes[0], A0)
+        return NULL
+    if rows == NULL:
+        return X + first * net.sizes[0]
+    copy_rows(X, rows, m, net.sizes[0], A0)
+    return A0
+
+
 cdef void scatter_rows(const floating* block, Py_ssize_t m, Py_ssize_t width,
                        floating* out) noexcept nogil:
     """out[i, j] := block[j, i]: a feature-major (width, m) block back to m row-major rows."""
@@ -637,7 +669,7 @@ cdef double batch_step(const Net* net, floating* theta, floating* opt_state, flo
     finite, nothing was updated and ``step`` did not advance (the caller restores the epoch's
     start). The one step both ``train_epochs_nogil`` and ``train_stack_nogil`` take."""
     cdef double batch_loss
-    forward(net, theta, bn_state, A0, batch, ws, m, TRAIN, seed, <uint64_t> step[0])
+    forward(net, theta, bn_state, A0, A0T, batch, ws, m, TRAIN, seed, <uint64_t> step[0])
     batch_loss = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers], Yb, Wb, m,
                             net.sizes[net.n_layers], <floating> (1.0 / m), ws + net.delta_off0)
     if not isfinite(batch_loss):
@@ -816,6 +848,7 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef const Py_ssize_t* order
     cdef floating* A0 = ws + net.a_off[0]
+    cdef const floating* A0T = NULL
     cdef floating* Yb = ws + net.y_off
     cdef floating* Wb = ws + net.sw_off if sample_weight != NULL else NULL
     cdef floating* backup = ws + net.backup_off
@@ -845,11 +878,11 @@ cdef int train_epochs_nogil(const Net* net, floating* theta, floating* opt_state
             if sp != NULL:
                 batch.rows = order + start
             else:
-                gather_rows(X, order + start, 0, m, n_in, A0)
+                A0T = batch_rows(net, X, order + start, 0, m, A0)
             gather_rows(Y, order + start, 0, m, n_out, Yb)
             if Wb != NULL:
                 gather_rows(sample_weight, order + start, 0, m, 1, Wb)
-            batch_loss = batch_step(net, theta, opt_state, bn_state, step, A0, NULL, batch_ptr,
+            batch_loss = batch_step(net, theta, opt_state, bn_state, step, A0, A0T, batch_ptr,
                                     Yb, Wb, m, rates[e], seed, ws)
             if not isfinite(batch_loss):
                 save_state(net, backup, theta, opt_state, bn_state, True)
@@ -1068,15 +1101,16 @@ def outputs_finite(Network network, const floating[::1] theta, floating[::1] bn_
     cdef floating* ws = &workspace[0]
     cdef floating* bn_ptr = _data(bn_state)
     cdef floating* last = ws + net.a_off[net.n_layers]
+    cdef const floating* A0T = NULL
     with nogil:
         while start < n and ok:
             m = net.max_batch if start + net.max_batch <= n else n - start
             if sparse:
                 sp.first = start
             else:
-                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
-            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
-                    PREDICT, 0, 0)
+                A0T = batch_rows(net, &Xd[0, 0], NULL, start, m, ws + net.a_off[0])
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], A0T, &sp if sparse else NULL,
+                    ws, m, PREDICT, 0, 0)
             ok = all_finite_ptr(last, m * net.sizes[net.n_layers])
             start += m
     return ok
@@ -1104,17 +1138,18 @@ def loss_and_gradient(Network network, const floating[::1] theta, floating[::1] 
     cdef floating* ws = &workspace[0]
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
+    cdef const floating* A0T = NULL
     with nogil:
         if not sparse:
-            gather_rows(&Xd[0, 0], NULL, 0, m, net.sizes[0], ws + net.a_off[0])
+            A0T = batch_rows(net, &Xd[0, 0], NULL, 0, m, ws + net.a_off[0])
         gather_rows(&Y[0, 0], NULL, 0, m, net.sizes[net.n_layers], ws + net.y_off)
-        forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
+        forward(net, &theta[0], bn_ptr, ws + net.a_off[0], A0T, &sp if sparse else NULL, ws, m,
                 GRADIENT, 0, 0)
         total = loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                            ws + net.y_off, sw_ptr, m, net.sizes[net.n_layers],
                            <floating> (1.0 / m), ws + net.delta_off0)
-        backward(net, <floating*> &theta[0], ws + net.a_off[0], NULL, &sp if sparse else NULL, ws, m,
-                 &grad_out[0], 0)
+        backward(net, <floating*> &theta[0], ws + net.a_off[0], A0T, &sp if sparse else NULL,
+                 ws, m, &grad_out[0], 0)
         total = total / m + penalty(net, &theta[0])
     return total
 
@@ -1135,15 +1170,16 @@ def predict(Network network, const floating[::1] theta, floating[::1] bn_state,
     cdef floating* ws = &workspace[0]
     cdef floating* bn_ptr = _data(bn_state)
     cdef floating* last = ws + net.a_off[net.n_layers]
+    cdef const floating* A0T = NULL
     with nogil:
         while start < n:
             m = net.max_batch if start + net.max_batch <= n else n - start
             if sparse:
                 sp.first = start
             else:
-                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
-            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
-                    PREDICT, 0, 0)
+                A0T = batch_rows(net, &Xd[0, 0], NULL, start, m, ws + net.a_off[0])
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], A0T, &sp if sparse else NULL,
+                    ws, m, PREDICT, 0, 0)
             if not logits:
                 output_activation(net.loss, last, m, n_out)
             scatter_rows(last, m, n_out, &out[start, 0])
@@ -1169,6 +1205,7 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
     cdef floating* ws = &workspace[0]
     cdef floating* bn_ptr = _data(bn_state)
     cdef const floating* sw_ptr = NULL if sample_weight is None else &sample_weight[0]
+    cdef const floating* A0T = NULL
     if out is not None and (out.shape[0] != n or out.shape[1] != n_out):
         raise ValueError(f"out must have shape ({n}, {n_out})")
     cdef floating* out_ptr = NULL if out is None else &out[0, 0]
@@ -1178,10 +1215,10 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
             if sparse:
                 sp.first = start
             else:
-                gather_rows(&Xd[0, 0], NULL, start, m, net.sizes[0], ws + net.a_off[0])
+                A0T = batch_rows(net, &Xd[0, 0], NULL, start, m, ws + net.a_off[0])
             gather_rows(&Y[0, 0], NULL, start, m, n_out, ws + net.y_off)
-            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], &sp if sparse else NULL, ws, m,
-                    PREDICT, 0, 0)
+            forward(net, &theta[0], bn_ptr, ws + net.a_off[0], A0T, &sp if sparse else NULL,
+                    ws, m, PREDICT, 0, 0)
             total += loss_delta(net.loss, net.loss_param, ws + net.a_off[net.n_layers],
                                 ws + net.y_off, sw_ptr + start if sw_ptr != NULL else NULL,
                                 m, n_out, <floating> 1, <floating*> NULL)
@@ -1250,8 +1287,8 @@ cdef void forward_upper(const Net* net, const floating* theta, floating* bn_stat
         D = ws + net.d_off[k + 1] if k + 1 < net.n_layers else NULL
         act = ACT_IDENTITY if net.bn[k] else net.act[k]
         dense_forward(ws + net.a_off[k], theta + net.w_off[k], theta + net.b_off[k], m,
-                      net.sizes[k], width, act, <floating> net.act_param[k], net.blas[k], Z,
-                      NULL if net.bn[k] else D)
+                      net.sizes[k], width, act, <floating> net.act_param[k], net.blas[k], False,
+                      Z, NULL if net.bn[k] else D)
         if net.bn[k]:
             bn_forward_train(Z, m, width, theta + net.g_off[k], theta + net.be_off[k],
                              net.bn_eps, net.bn_momentum, bn_state + net.rm_off[k],
@@ -1451,9 +1488,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
                     gather_rows(X, order + start, 0, m, n_in, A0)
                 gather_rows(Y, order + start, 0, m, n_out, A0 + x_size)
                 if sample_major:
-                    for i in range(m):
-                        memcpy(A0 + x_size + batch_size * n_out + i * n_in,
-                               X + order[start + i] * n_in, n_in * sizeof(floating))
+                    copy_rows(X, order + start, m, n_in, A0 + x_size + batch_size * n_out)
                 start += m
                 b += 1
             end = start
