@@ -630,14 +630,16 @@ cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
     eight independent lanes (vectorizable without reassociation), a block at a time."""
     cdef Py_ssize_t i = 0, j
     cdef floating lanes[8]
+    # A literal 0 would be a C double: every float lane converted to double and back.
+    cdef floating zero = 0
     for j in range(8):
         lanes[j] = 0
     while i + 8 <= n:
         for j in range(8):
-            lanes[j] += x[i + j] * 0
+            lanes[j] += x[i + j] * zero
         i += 8
     while i < n:
-        lanes[0] += x[i] * 0
+        lanes[0] += x[i] * zero
         i += 1
     return (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
             + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) == 0
