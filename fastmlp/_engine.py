@@ -538,16 +538,14 @@ def _proof_pays(model, X):
 
 
 def _max_abs(X):
-    """max |X| (of the stored values of a sparse X), without a temporary copy of X."""
-    data = X.data if isinstance(X, _sparse.CSR) else X
-    if not np.size(data):
-        return 0.0
-    return max(float(_largest(data, axis=None)), -float(_smallest(data, axis=None)))
+    """max |X| (of the stored values of a sparse X): one pass of the kernel over X, no copy."""
+    data = X.data.reshape(1, -1) if isinstance(X, _sparse.CSR) else X
+    return _train.max_abs(data)
 
 
 # Ufunc reductions called directly: np.max and friends add a Python layer that costs more than
 # the reduction itself on the small arrays of a small network.
-_largest, _smallest, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
+_largest, _sum = np.maximum.reduce, np.add.reduce
 # A tenth of a millionth of each dtype's largest number: logits below it are finite, with room
 # to spare for the arithmetic that follows them (softmax, the loss).
 _LIMITS = {np.dtype(np.float64): 1e-6 * float(np.finfo(np.float64).max),

@@ -336,3 +336,39 @@ def test_all_finite_on_extreme_finite_values(dtype):
     assert _train.all_finite(X) is True
     assert _train.all_finite(np.empty((0, 3), dtype=dtype)) is True
     assert _train.all_finite(np.empty((3, 0), dtype=dtype)) is True
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 13, 64, 1001])
+def test_max_abs_matches_numpy_on_every_length(dtype, n):
+    """Lengths below, at and past the vector blocks: the largest entry and the most negative
+    one are each found wherever they sit, the tail included."""
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(1, n)).astype(dtype)
+    assert _train.max_abs(X) == np.abs(X).max()
+    for where in {0, n // 2, n - 1}:
+        Y = X.copy()
+        Y[0, where] = -1e3
+        assert _train.max_abs(Y) == 1e3
+        Y[0, where] = 2e3
+        assert _train.max_abs(Y) == 2e3
+    assert _train.max_abs(np.zeros((1, n), dtype)) == 0.0
+    assert _train.max_abs(-np.ones((1, n), dtype)) == 1.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (3, 5), (6, 6), (8, 6)])   # (8, 6): the tail
+def test_max_abs_is_nan_for_each_non_finite_value(dtype, bad, where):
+    X = np.random.default_rng(11).normal(size=(9, 7)).astype(dtype)
+    X[where] = bad
+    assert np.isnan(_train.max_abs(X))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_abs_on_extreme_and_empty_arrays(dtype):
+    info = np.finfo(dtype)
+    X = np.array([[info.tiny, -info.max, 0.0, -0.0]], dtype=dtype)
+    assert _train.max_abs(X) == float(info.max)
+    assert _train.max_abs(np.empty((0, 3), dtype=dtype)) == 0.0
+    assert _train.max_abs(np.empty((3, 0), dtype=dtype)) == 0.0

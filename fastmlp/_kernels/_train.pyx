@@ -30,7 +30,7 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cython cimport floating
-from libc.math cimport isfinite, sqrt
+from libc.math cimport NAN, isfinite, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -645,6 +645,101 @@ cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
             + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) == 0
 
 
+cdef extern from *:
+    """
+    /* max |x[i]| over n entries (0 for none), or NaN when any entry is inf or NaN: one pass,
+       vector maxima, minima and x * 0 sums (the sums are NaN exactly when some entry is not
+       finite). On x86-64, SSE2 (every x86-64 CPU has it; the pass is bound by memory, not by
+       the vector width); elsewhere the same in scalar C. Written out because compilers keep
+       a maximum over lanes of a plain loop scalar. */
+    #if defined(__SSE2__) || defined(_M_X64)
+    #include <emmintrin.h>
+    static double fm_max_abs_f(const float* x, Py_ssize_t n) {
+        __m128 hi0 = _mm_setzero_ps(), hi1 = hi0, lo0 = hi0, lo1 = hi0, z0 = hi0, z1 = hi0;
+        float hi[4], lo[4], z[4], best = 0, low = 0, sum = 0;
+        Py_ssize_t i = 0;
+        int j;
+        for (; i + 8 <= n; i += 8) {
+            __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+            hi0 = _mm_max_ps(hi0, a); hi1 = _mm_max_ps(hi1, b);
+            lo0 = _mm_min_ps(lo0, a); lo1 = _mm_min_ps(lo1, b);
+            z0 = _mm_add_ps(z0, _mm_mul_ps(a, _mm_setzero_ps()));
+            z1 = _mm_add_ps(z1, _mm_mul_ps(b, _mm_setzero_ps()));
+        }
+        _mm_storeu_ps(hi, _mm_max_ps(hi0, hi1));
+        _mm_storeu_ps(lo, _mm_min_ps(lo0, lo1));
+        _mm_storeu_ps(z, _mm_add_ps(z0, z1));
+        for (j = 0; j < 4; j++) {
+            best = hi[j] > best ? hi[j] : best;
+            low = lo[j] < low ? lo[j] : low;
+            sum += z[j];
+        }
+        for (; i < n; i++) {
+            best = x[i] > best ? x[i] : best;
+            low = x[i] < low ? x[i] : low;
+            sum += x[i] * 0.0f;
+        }
+        if (sum != 0) return NAN;
+        return best > -low ? best : -low;
+    }
+    static double fm_max_abs_d(const double* x, Py_ssize_t n) {
+        __m128d hi0 = _mm_setzero_pd(), hi1 = hi0, lo0 = hi0, lo1 = hi0, z0 = hi0, z1 = hi0;
+        double hi[2], lo[2], z[2], best = 0, low = 0, sum = 0;
+        Py_ssize_t i = 0;
+        int j;
+        for (; i + 4 <= n; i += 4) {
+            __m128d a = _mm_loadu_pd(x + i), b = _mm_loadu_pd(x + i + 2);
+            hi0 = _mm_max_pd(hi0, a); hi1 = _mm_max_pd(hi1, b);
+            lo0 = _mm_min_pd(lo0, a); lo1 = _mm_min_pd(lo1, b);
+            z0 = _mm_add_pd(z0, _mm_mul_pd(a, _mm_setzero_pd()));
+            z1 = _mm_add_pd(z1, _mm_mul_pd(b, _mm_setzero_pd()));
+        }
+        _mm_storeu_pd(hi, _mm_max_pd(hi0, hi1));
+        _mm_storeu_pd(lo, _mm_min_pd(lo0, lo1));
+        _mm_storeu_pd(z, _mm_add_pd(z0, z1));
+        for (j = 0; j < 2; j++) {
+            best = hi[j] > best ? hi[j] : best;
+            low = lo[j] < low ? lo[j] : low;
+            sum += z[j];
+        }
+        for (; i < n; i++) {
+            best = x[i] > best ? x[i] : best;
+            low = x[i] < low ? x[i] : low;
+            sum += x[i] * 0.0;
+        }
+        if (sum != 0) return NAN;
+        return best > -low ? best : -low;
+    }
+    #else
+    #define FM_MAX_ABS(NAME, T)                                                             \
+    static double NAME(const T* x, Py_ssize_t n) {                                          \
+        T best = 0, low = 0, sum = 0;                                                       \
+        Py_ssize_t i;                                                                       \
+        for (i = 0; i < n; i++) {                                                           \
+            best = x[i] > best ? x[i] : best;                                               \
+            low = x[i] < low ? x[i] : low;                                                  \
+            sum += x[i] * (T) 0;                                                            \
+        }                                                                                   \
+        if (sum != 0) return NAN;                                                           \
+        return best > -low ? best : -low;                                                   \
+    }
+    FM_MAX_ABS(fm_max_abs_f, float)
+    FM_MAX_ABS(fm_max_abs_d, double)
+    #endif
+    """
+    double fm_max_abs_f(const float* x, Py_ssize_t n) nogil
+    double fm_max_abs_d(const double* x, Py_ssize_t n) nogil
+
+
+cdef double max_abs_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max |x[i]| over n entries (0 for none), or NaN when any entry is inf or NaN (one
+    vector pass, ``fm_max_abs_*``)."""
+    if floating is float:
+        return fm_max_abs_f(x, n)
+    else:
+        return fm_max_abs_d(x, n)
+
+
 cdef void save_state(const Net* net, floating* backup, const floating* theta,
                      const floating* opt_state, const floating* bn_state, bint restore) noexcept nogil:
     """Copy theta, the optimizer state and the running statistics to backup, or back."""
@@ -1230,6 +1325,17 @@ def objective(Network network, const floating[::1] theta, floating[::1] bn_state
             start += m
         total = total / n + penalty(net, &theta[0])
     return total
+
+
+def max_abs(const floating[:, ::1] X):
+    """max |X| (0.0 for an empty X), or NaN when X holds an infinity or a NaN: one pass, no
+    temporary array, GIL released."""
+    cdef double result
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return 0.0
+    with nogil:
+        result = max_abs_ptr(&X[0, 0], X.shape[0] * X.shape[1])
+    return result
 
 
 def all_finite(const floating[:, ::1] X):
