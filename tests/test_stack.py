@@ -49,6 +49,25 @@ def test_every_optimizer_with_per_model_rates_and_penalties(optimizer, n_jobs):
     _assert_each_model_matches_training_alone(models, X, y, n_jobs=n_jobs)
 
 
+@pytest.mark.parametrize("sample_weight", [None, "folds"])
+def test_first_layer_on_blas_reads_the_shared_sample_major_batch(sample_weight):
+    """Input wide enough that the first layer's products go to BLAS (40 x 16 >= the switch-
+    over): every model reads the batch the stack gathered sample-major, in the forward pass
+    and in its weight gradient, with no feature-major copy, and still ends where it would
+    alone (which reads its own sample-major copy), ragged last batch and held-out rows
+    included."""
+    X, y, _ = _data("multiclass", n=101, n_features=40)
+    models = [MLP([40, 16, 3], lr=lr, seed=k, optimizer=opt)
+              for k, (lr, opt) in enumerate([(0.05, "sgd"), (0.01, "adam"), (0.1, "momentum")])]
+    assert models[0]._network(16).blas.tolist() == [1, 0]
+    weights = None
+    if sample_weight == "folds":
+        folds = np.arange(101) % 3
+        weights = np.stack([(folds != f).astype(float) for f in range(3)])
+    _assert_each_model_matches_training_alone(models, X, y, batch_size=16,
+                                              sample_weight=weights)
+
+
 def test_every_activation_in_one_stack():
     X, y, _ = _data("binary")
     models = [MLP([4, 7, 1], lr=0.1, seed=k, hidden_activation=a)

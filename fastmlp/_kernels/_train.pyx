@@ -1546,7 +1546,9 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
 
     With ``sample_major`` (dense X), each batch is also gathered sample-major after its targets
     (another batch_size * n_in entries per batch in ``shared``): the models whose first layer
-    goes to BLAS take its weight gradient from it (see ``backward``).
+    goes to BLAS take its forward product and weight gradient from it (see ``forward``,
+    ``backward``), and when all of them do (and nothing is packed) the feature-major copy is
+    not made.
 
     A model whose loss or weights become non-finite is restored to the start of that epoch and
     leaves the stack (its status says why, ``done`` how many epochs it finished); the others go
@@ -1561,6 +1563,12 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
     cdef Py_ssize_t x_size = batch_size * n_in if sp == NULL else 0
     cdef Py_ssize_t per_batch = x_size * (2 if sample_major else 1) + batch_size * n_out
     cdef const floating* A0T = NULL
+    # The feature-major copy of a batch is read only by first layers on the hand-written
+    # loops and by the packed steps: models on BLAS read the sample-major one (see forward).
+    cdef bint feature_major = sp == NULL and (not sample_major or pack_models > 0)
+    for k in range(n_models):
+        if sp == NULL and not nets[k].blas[0]:
+            feature_major = True
     cdef floating* A0
     cdef SparseRows batch
     cdef const SparseRows* batch_ptr = NULL
@@ -1592,7 +1600,7 @@ cdef int train_stack_nogil(const Net** nets, Py_ssize_t n_models, floating** the
             while start < n and b < chunk:
                 m = batch_size if start + batch_size <= n else n - start
                 A0 = shared + b * per_batch
-                if sp == NULL:
+                if feature_major:
                     gather_rows(X, order + start, 0, m, n_in, A0)
                 gather_rows(Y, order + start, 0, m, n_out, A0 + x_size)
                 if sample_major:
