@@ -772,12 +772,21 @@ def _all_finite(a):
 
 def _check_state(model):
     """Raise ValueError unless ``model``'s buffers hold a state training can continue from:
-    finite parameters, optimizer state and running statistics, non-negative running variances,
-    a non-negative step, distinct sorted classes that fit the outputs."""
+    finite parameters, optimizer state and running statistics, non-negative accumulated squared
+    gradients and running variances, a non-negative step, distinct sorted classes that fit the
+    outputs."""
     for name, buffer in (("params", model.params), ("bn_state", model.bn_state),
                          ("opt_state", model._opt_state)):
         if not _all_finite(buffer):
             raise ValueError(f"{name} holds NaN or infinity")
+    block = model.optimizer.squares_block
+    if block is not None:
+        n = model.params.size
+        squares = model._opt_state[block * n:(block + 1) * n]
+        if squares.size and squares.min() < 0:
+            raise ValueError(f"the {model.optimizer.name} optimizer's accumulated squared "
+                             f"gradients have negative entries (smallest {squares.min()!r}), "
+                             f"which no training produces")
     for k, var in enumerate(model.running_var):
         if var is not None and np.any(var < 0):
             raise ValueError(f"the batch-norm running variance of hidden layer {k} has "

@@ -48,11 +48,15 @@ class Optimizer:
         The hyperparameters in the kernel's order (a new array on each access, checked again).
     weight_decay : float
         Decoupled weight decay rate; 0.0 except for :class:`AdamW`.
+    squares_block : int or None
+        The block of state that accumulates squared gradients (never negative in a state that
+        training produced), or None.
     """
 
     name = None
     _params = ()
     weight_decay = 0.0
+    squares_block = None
 
     @property
     def kernel_id(self):
@@ -209,6 +213,7 @@ class AdaGrad(Optimizer):
 
     name = "adagrad"
     _params = (("eps", _POSITIVE),)
+    squares_block = 0
 
     def __init__(self, eps=1e-10):
         self.eps = eps
@@ -242,6 +247,7 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
+    squares_block = 0
     _params = (("rho", _FRACTION), ("eps", _POSITIVE))
 
     def __init__(self, rho=0.9, eps=1e-8):
@@ -284,6 +290,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    squares_block = 1
     _params = (("beta1", _FRACTION), ("beta2", _FRACTION), ("eps", _POSITIVE))
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -329,6 +336,7 @@ class AdamW(Optimizer):
     """
 
     name = "adamw"
+    squares_block = 1
     _params = (("beta1", _FRACTION), ("beta2", _FRACTION), ("eps", _POSITIVE),
                ("weight_decay", _NON_NEGATIVE))
 

@@ -556,6 +556,31 @@ def test_running_variance_must_be_finite_and_not_negative(value, message, saved_
         fastmlp.load(path)
 
 
+@pytest.mark.parametrize("optimizer, block", [("adagrad", 0), ("rmsprop", 0), ("adam", 1),
+                                              ("adamw", 1)])
+def test_accumulated_squared_gradients_must_not_be_negative(optimizer, block, tmp_path):
+    """A file whose optimizer state has a negative sum of squared gradients (which training
+    cannot produce, and whose square root would be NaN at the next step) is refused; the
+    other blocks (Adam's first moments) may be negative."""
+    X, y = _data("binary")
+    model = MLP([X.shape[1], 5, 1], seed=5, optimizer=optimizer)
+    model.train(X, y, epochs=2, batch_size=16, verbose=False)
+    path = tmp_path / "model.npz"
+    fastmlp.io.save(model, path)
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    n = model.params.size
+    if block == 1:          # Adam's first moments are signed: a negative one loads
+        assert members["opt_state"][:n].min() < 0
+        fastmlp.load(path)
+    state = members["opt_state"].copy()
+    state[block * n + 3] = -1e-6
+    _rewrite(path, dict(members, opt_state=state), reseal=True)
+    with pytest.raises(ValueError, match=f"the {optimizer} optimizer's accumulated squared "
+                                         f"gradients have negative entries"):
+        fastmlp.load(path)
+
+
 @pytest.mark.parametrize("depth", [100_000, fastmlp.io.MAX_JSON_DEPTH + 1])
 def test_deeply_nested_json_is_refused(depth, saved):
     path, _, members = saved
