@@ -403,3 +403,37 @@ def test_parity_float32_batch_norm_and_dropout(optimizer):
     model, y = make_model("multiclass", **kwargs)
     ref = train_both(model, y, ref_overrides={"dropout_seed": seed})
     assert_parity(model, ref, y)
+
+
+# --------------------------------------------------------------------------------------------
+# A first layer on BLAS
+# --------------------------------------------------------------------------------------------
+
+def test_parity_first_layer_on_blas_with_batch_norm_dropout_penalties_and_weights():
+    """Input wide enough that the first layer's products go to BLAS (40 x 64 is above the
+    switch-over), which reads the batch sample-major (the copied rows in training, X's own
+    rows in forward and loss), under batch normalization, dropout, Adam with L1 and L2 and
+    sample weights, against the reference."""
+    rng = np.random.default_rng(7)
+    X_wide = rng.normal(size=(N, 40))
+    labels = np.argmax(X_wide[:, :3], axis=1)
+    kwargs = dict(batch_norm=[True, False], dropout=[0.2, 0.0], optimizer="adam", l1=1e-3,
+                  l2=1e-3)
+    model = MLP([40, 64, 8, 3], lr=LR, seed=1, **kwargs)
+    assert model._network(BATCH).blas.tolist() == [1, 1, 0]
+    seed = int(MLP([40, 64, 8, 3], lr=LR, seed=1, **kwargs)._rng.integers(2**63))
+    ref = reference_of(model, dropout_seed=seed)
+    initial = model.params.copy()
+    model.train(X_wide, labels, epochs=EPOCHS, batch_size=BATCH, verbose=False,
+                shuffle_seed=SHUFFLE_SEED, sample_weight=SAMPLE_WEIGHT)
+    ref.train(X_wide, reference_targets(model, labels), epochs=EPOCHS, batch_size=BATCH,
+              orders=orders_from(SHUFFLE_SEED, N),
+              sample_weight=SAMPLE_WEIGHT / SAMPLE_WEIGHT.mean())
+    assert np.abs(model.params - initial).max() > 1e-3
+    np.testing.assert_allclose(model.params, ref.flat(), rtol=0, atol=1e-10)
+    for ours, theirs in zip(model.running_var + model.running_mean,
+                            ref.running_var + ref.running_mean):
+        if ours is not None:
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(model.forward(X_wide), ref.forward(X_wide), rtol=1e-12,
+                               atol=1e-14)
