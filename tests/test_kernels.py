@@ -352,7 +352,8 @@ def test_max_abs_matches_numpy_on_every_length(dtype, n):
         assert _train.max_abs(Y) == 1e3
         Y[0, where] = 2e3
         assert _train.max_abs(Y) == 2e3
-    assert _train.max_abs(np.zeros((1, n), dtype)) == 0.0
+    zero = _train.max_abs(np.zeros((1, n), dtype))
+    assert zero == 0.0 and np.copysign(1.0, zero) == 1.0      # +0, not -0
     assert _train.max_abs(-np.ones((1, n), dtype)) == 1.0
 
 

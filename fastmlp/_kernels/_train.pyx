@@ -648,84 +648,53 @@ cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
 cdef extern from *:
     """
     /* max |x[i]| over n entries (0 for none), or NaN when any entry is inf or NaN: one pass,
-       vector maxima, minima and x * 0 sums (the sums are NaN exactly when some entry is not
-       finite). On x86-64, SSE2 (every x86-64 CPU has it; the pass is bound by memory, not by
-       the vector width); elsewhere the same in scalar C. Written out because compilers keep
-       a maximum over lanes of a plain loop scalar. */
+       maxima, minima and x * 0 sums (the sums are NaN exactly when some entry is not finite).
+       On x86-64 the blocks of eight entries run on SSE2 registers (every x86-64 CPU has SSE2;
+       the pass is bound by memory, not by the vector width), two registers per step for floats
+       (four lanes) and four for doubles (two lanes); the rest, and other machines, in scalar
+       C. Written out because compilers keep a maximum over the lanes of a plain loop scalar.
+       SFX is the intrinsics' type suffix: ps (float) or pd (double). */
     #if defined(__SSE2__) || defined(_M_X64)
     #include <emmintrin.h>
-    static double fm_max_abs_f(const float* x, Py_ssize_t n) {
-        __m128 hi0 = _mm_setzero_ps(), hi1 = hi0, lo0 = hi0, lo1 = hi0, z0 = hi0, z1 = hi0;
-        float hi[4], lo[4], z[4], best = 0, low = 0, sum = 0;
-        Py_ssize_t i = 0;
-        int j;
-        for (; i + 8 <= n; i += 8) {
-            __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
-            hi0 = _mm_max_ps(hi0, a); hi1 = _mm_max_ps(hi1, b);
-            lo0 = _mm_min_ps(lo0, a); lo1 = _mm_min_ps(lo1, b);
-            z0 = _mm_add_ps(z0, _mm_mul_ps(a, _mm_setzero_ps()));
-            z1 = _mm_add_ps(z1, _mm_mul_ps(b, _mm_setzero_ps()));
+    #define FM_MAX_ABS_BLOCKS(T, V, LANES, SFX)                                             \
+        {                                                                                   \
+            V hi0 = _mm_setzero_##SFX(), hi1 = hi0, lo0 = hi0, lo1 = hi0, z0 = hi0, z1 = hi0; \
+            T hi[LANES], lo[LANES], z[LANES];                                               \
+            int j;                                                                          \
+            for (; i + 2 * LANES <= n; i += 2 * LANES) {                                    \
+                V a = _mm_loadu_##SFX(x + i), b = _mm_loadu_##SFX(x + i + LANES);           \
+                hi0 = _mm_max_##SFX(hi0, a); hi1 = _mm_max_##SFX(hi1, b);                   \
+                lo0 = _mm_min_##SFX(lo0, a); lo1 = _mm_min_##SFX(lo1, b);                   \
+                z0 = _mm_add_##SFX(z0, _mm_mul_##SFX(a, _mm_setzero_##SFX()));              \
+                z1 = _mm_add_##SFX(z1, _mm_mul_##SFX(b, _mm_setzero_##SFX()));              \
+            }                                                                               \
+            _mm_storeu_##SFX(hi, _mm_max_##SFX(hi0, hi1));                                  \
+            _mm_storeu_##SFX(lo, _mm_min_##SFX(lo0, lo1));                                  \
+            _mm_storeu_##SFX(z, _mm_add_##SFX(z0, z1));                                     \
+            for (j = 0; j < LANES; j++) {                                                   \
+                best = hi[j] > best ? hi[j] : best;                                         \
+                low = lo[j] < low ? lo[j] : low;                                            \
+                sum += z[j];                                                                \
+            }                                                                               \
         }
-        _mm_storeu_ps(hi, _mm_max_ps(hi0, hi1));
-        _mm_storeu_ps(lo, _mm_min_ps(lo0, lo1));
-        _mm_storeu_ps(z, _mm_add_ps(z0, z1));
-        for (j = 0; j < 4; j++) {
-            best = hi[j] > best ? hi[j] : best;
-            low = lo[j] < low ? lo[j] : low;
-            sum += z[j];
-        }
-        for (; i < n; i++) {
-            best = x[i] > best ? x[i] : best;
-            low = x[i] < low ? x[i] : low;
-            sum += x[i] * 0.0f;
-        }
-        if (sum != 0) return NAN;
-        return best > -low ? best : -low;
-    }
-    static double fm_max_abs_d(const double* x, Py_ssize_t n) {
-        __m128d hi0 = _mm_setzero_pd(), hi1 = hi0, lo0 = hi0, lo1 = hi0, z0 = hi0, z1 = hi0;
-        double hi[2], lo[2], z[2], best = 0, low = 0, sum = 0;
-        Py_ssize_t i = 0;
-        int j;
-        for (; i + 4 <= n; i += 4) {
-            __m128d a = _mm_loadu_pd(x + i), b = _mm_loadu_pd(x + i + 2);
-            hi0 = _mm_max_pd(hi0, a); hi1 = _mm_max_pd(hi1, b);
-            lo0 = _mm_min_pd(lo0, a); lo1 = _mm_min_pd(lo1, b);
-            z0 = _mm_add_pd(z0, _mm_mul_pd(a, _mm_setzero_pd()));
-            z1 = _mm_add_pd(z1, _mm_mul_pd(b, _mm_setzero_pd()));
-        }
-        _mm_storeu_pd(hi, _mm_max_pd(hi0, hi1));
-        _mm_storeu_pd(lo, _mm_min_pd(lo0, lo1));
-        _mm_storeu_pd(z, _mm_add_pd(z0, z1));
-        for (j = 0; j < 2; j++) {
-            best = hi[j] > best ? hi[j] : best;
-            low = lo[j] < low ? lo[j] : low;
-            sum += z[j];
-        }
-        for (; i < n; i++) {
-            best = x[i] > best ? x[i] : best;
-            low = x[i] < low ? x[i] : low;
-            sum += x[i] * 0.0;
-        }
-        if (sum != 0) return NAN;
-        return best > -low ? best : -low;
-    }
     #else
-    #define FM_MAX_ABS(NAME, T)                                                             \
+    #define FM_MAX_ABS_BLOCKS(T, V, LANES, SFX)
+    #endif
+    #define FM_MAX_ABS(NAME, T, V, LANES, SFX)                                              \
     static double NAME(const T* x, Py_ssize_t n) {                                          \
         T best = 0, low = 0, sum = 0;                                                       \
-        Py_ssize_t i;                                                                       \
-        for (i = 0; i < n; i++) {                                                           \
+        Py_ssize_t i = 0;                                                                   \
+        FM_MAX_ABS_BLOCKS(T, V, LANES, SFX)                                                 \
+        for (; i < n; i++) {                                                                \
             best = x[i] > best ? x[i] : best;                                               \
             low = x[i] < low ? x[i] : low;                                                  \
             sum += x[i] * (T) 0;                                                            \
         }                                                                                   \
         if (sum != 0) return NAN;                                                           \
-        return best > -low ? best : -low;                                                   \
+        return best >= -low ? best : -low;                                                  \
     }
-    FM_MAX_ABS(fm_max_abs_f, float)
-    FM_MAX_ABS(fm_max_abs_d, double)
-    #endif
+    FM_MAX_ABS(fm_max_abs_f, float, __m128, 4, ps)
+    FM_MAX_ABS(fm_max_abs_d, double, __m128d, 2, pd)
     """
     double fm_max_abs_f(const float* x, Py_ssize_t n) nogil
     double fm_max_abs_d(const double* x, Py_ssize_t n) nogil
