@@ -160,6 +160,9 @@ class EpochRunner:
     interrupt_mark : int or None
         ``interrupt_count()`` when the task this fit belongs to began; None: when the runner
         is entered.
+    x_bound : float or None
+        max |X| when the caller already has it (``MLP._check_X_bound``) and X cannot change
+        while the runner runs; None: computed when the outputs check needs it.
 
     Raises
     ------
@@ -172,7 +175,7 @@ class EpochRunner:
     takes_model_lock = True
 
     def __init__(self, model, X, Y, sample_weight, batch_size, dropout_seed,
-                 interrupt_mark=None):
+                 interrupt_mark=None, x_bound=None):
         self.model = model
         if scipy.sparse.issparse(X):
             X = _sparse.CSR(X)
@@ -187,7 +190,7 @@ class EpochRunner:
         self.diverged = False
         self.interrupt_mark = interrupt_mark
         self._steps_per_epoch = 0
-        self._x_bound = None        # max |X|, for outputs_provably_finite
+        self._x_bound = x_bound     # max |X|, for outputs_provably_finite
         self._cleanup = None
 
     def __enter__(self):

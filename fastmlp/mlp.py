@@ -638,9 +638,14 @@ class MLP:
     def _check_X(self, X):
         """X as a C-contiguous 2-D array of the model's dtype (not copied when it already is),
         or for a ``scipy.sparse`` X, as ``_check_sparse_X``."""
+        return self._check_X_bound(X)[0]
+
+    def _check_X_bound(self, X):
+        """``_check_X``, and max |X| from the same pass over a dense X that checks it is
+        finite (None for a sparse X)."""
         if type(X) is not np.ndarray:
             if scipy.sparse.issparse(X):
-                return self._check_sparse_X(X)
+                return self._check_sparse_X(X), None
             if not hasattr(X, "dtype"):
                 X = np.asarray(X)
         if X.dtype.kind not in "biuf":
@@ -659,12 +664,13 @@ class MLP:
                 X = np.ascontiguousarray(X, dtype=self.dtype)
         elif type(X) is not np.ndarray or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X)
-        if not _train.all_finite(X):
+        bound = _train.max_abs(X)           # NaN when X holds a NaN or an infinity
+        if bound != bound:
             row = int(np.argwhere(~np.isfinite(X))[0][0])
             raise ValueError(f"X contains NaN or infinity (first at row {row}"
                              + (", after conversion to float32" if self.dtype == np.float32 else "")
                              + "); remove or impute those values")
-        return X
+        return X, bound
 
     def _check_sparse_X(self, X):
         """A ``scipy.sparse`` X (any format, matrix or array) as a CSR matrix in canonical
@@ -1047,7 +1053,7 @@ class MLP:
             running statistics or, at the end, the outputs; the model keeps the state of the
             end of the last finite epoch, see the class's Notes).
         """
-        X = self._check_X(X)
+        X, x_bound = self._check_X_bound(X)
         n = X.shape[0]
         Y, rows, classes = self._encode_targets(y, n)
         epochs = _check_int("epochs", epochs, 1)
@@ -1107,7 +1113,9 @@ class MLP:
             history.update({"val_loss": [], self._val_metric_key(): []})
         self.history = history
         self.best_epoch = None
-        runner = _engine.EpochRunner(self, X, Y, w, batch, seed)
+        # A callback could change X in place between epochs: then the runner measures it again.
+        runner = _engine.EpochRunner(self, X, Y, w, batch, seed,
+                                     x_bound=None if callbacks else x_bound)
         with contextlib.ExitStack() as cleanup:
             # Undone in reverse order however training ends: callbacks' on_train_end, the
             # progress bar, the engine's Ctrl-C handler and BLAS thread limit.

@@ -189,6 +189,32 @@ def test_a_small_fit_checks_its_outputs_by_a_pass_and_a_large_one_by_the_proof(
     assert calls == {"pass": 1, "proof": 1}
 
 
+def test_the_proof_takes_max_abs_from_the_input_check_unless_a_callback_could_change_x(
+        binary_data, monkeypatch):
+    """The input check's pass over X also gives max |X| to the outputs proof: X is read once,
+    not twice. With callbacks (which run between epochs and could change X in place) the
+    proof measures X again, after training."""
+    measured = []
+    original = _engine._max_abs
+
+    def counted(X):
+        measured.append(X.shape)
+        return original(X)
+
+    monkeypatch.setattr(_engine, "_max_abs", counted)
+    X, y = binary_data(3000, 20, seed=0)
+    MLP([20, 32, 1], seed=0).train(X, y, epochs=1, batch_size=500, verbose=False)
+    assert measured == []
+
+    def grow(model, epoch, logs):
+        X[:] = 1e308         # after the last epoch: the outputs overflow, the weights do not
+
+    model = MLP([20, 32, 1], seed=0, lr=1e-3)
+    with pytest.raises(_engine.TrainingDiverged, match="outputs on the training data"):
+        model.train(X, y, epochs=1, batch_size=500, verbose=False, callbacks=[grow])
+    assert measured == [X.shape]
+
+
 @pytest.mark.parametrize("value", [3, np.int64(3), True, np.bool_(True), 2.5, "3", None])
 def test_check_int_answers_as_the_abstract_base_classes_say(value):
     integral = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
