@@ -626,23 +626,9 @@ cdef void scatter_rows(const floating* block, Py_ssize_t m, Py_ssize_t width,
 
 
 cdef bint all_finite_ptr(const floating* x, Py_ssize_t n) noexcept nogil:
-    """Whether no x[i] is inf or nan: x * 0 is 0 for finite x and nan otherwise, summed in
-    eight independent lanes (vectorizable without reassociation), a block at a time."""
-    cdef Py_ssize_t i = 0, j
-    cdef floating lanes[8]
-    # A literal 0 would be a C double: every float lane converted to double and back.
-    cdef floating zero = 0
-    for j in range(8):
-        lanes[j] = 0
-    while i + 8 <= n:
-        for j in range(8):
-            lanes[j] += x[i + j] * zero
-        i += 8
-    while i < n:
-        lanes[0] += x[i] * zero
-        i += 1
-    return (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) == 0
+    """Whether no x[i] is inf or nan: ``max_abs_ptr``'s pass, which is NaN exactly then."""
+    cdef double largest = max_abs_ptr(x, n)
+    return largest == largest
 
 
 cdef extern from *:
