@@ -23,6 +23,7 @@ import scipy.sparse
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _engine
+from . import _seeding
 from . import _threads
 from . import optimizers as _optimizers
 from . import schedules as _schedules
@@ -205,39 +206,6 @@ def _mean_one(w):
         w = _scaled_to_max_one(w)
         scale = n / w.sum()
     return w * scale
-
-
-# The orders of a train call with a shuffle_seed come from a generator in the state
-# np.random.default_rng(shuffle_seed) starts in: a pure function of the seed, kept here, set
-# on a spare generator. Seeding a new one costs more than the rest of a small fit's
-# preparation (tens of microseconds).
-_SEEDED_STATES = {}
-_SPARE_GENERATORS = []
-
-
-def _seeded_generator(seed):
-    """A ``numpy.random.Generator`` in the state ``numpy.random.default_rng(seed)`` starts
-    in, for one train call's orders; hand it to ``_spare_generator`` when done with it."""
-    state = _SEEDED_STATES.get(seed)
-    if state is not None:
-        try:
-            rng = _SPARE_GENERATORS.pop()
-        except IndexError:
-            pass
-        else:
-            rng.bit_generator.state = state
-            return rng
-    rng = np.random.default_rng(seed)
-    if state is None:
-        if len(_SEEDED_STATES) >= 64:
-            _SEEDED_STATES.clear()
-        _SEEDED_STATES[seed] = rng.bit_generator.state
-    return rng
-
-
-def _spare_generator(rng):
-    if len(_SPARE_GENERATORS) < 4:
-        _SPARE_GENERATORS.append(rng)
 
 
 def _kernel_input(X):
@@ -468,7 +436,7 @@ class MLP:
                                           low_open=True, high_open=True)
         patience = _check_int("patience", patience, 1)
         min_delta = _check_real("min_delta", min_delta, 0)
-        rng = np.random.default_rng(seed)
+        rng = _seeding.generator(seed)
 
         d = self.__dict__
         d.update(
@@ -1101,7 +1069,7 @@ class MLP:
             self.base_lr = self.lr
 
         rng = (self._rng if shuffle_seed is None or not shuffle
-               else _seeded_generator(int(shuffle_seed)))
+               else _seeding.seeded_generator(int(shuffle_seed)))
         seed = int(self._rng.integers(2**63)) if any(r > 0 for r in self.dropout) else 0
         schedule.reset()
         bar = self._progress_bar(epochs) if progress else None
@@ -1121,7 +1089,7 @@ class MLP:
             # progress bar, the engine's Ctrl-C handler and BLAS thread limit.
             cleanup.enter_context(runner)
             if rng is not self._rng:
-                cleanup.callback(_spare_generator, rng)
+                cleanup.callback(_seeding.spare_generator, rng)
             if bar is not None:
                 cleanup.callback(bar.close)
             begun = []          # on_train_end, in order, for the callbacks that began

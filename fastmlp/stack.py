@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _engine
+from . import _seeding
 from ._kernels import _train
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
@@ -231,7 +232,7 @@ class MLPStack:
             m.classes_ = classes
             if m.lr != m._lr_set:
                 m.base_lr = m.lr
-        rng = first._rng if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+        rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
         seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
                           for m in self._models], dtype=np.uint64)
         for m, s in zip(self._models, schedules):
