@@ -57,7 +57,7 @@ except ImportError as error:                       # pragma: no cover - depends 
 
 from . import _threads
 from . import estimators as _estimators
-from ._engine import StackRunner, TrainingDiverged
+from ._engine import StackRunner, TrainingDiverged, draws_in_kernel
 from ._kernels import _train
 from .stack import MLPStack
 
@@ -419,6 +419,22 @@ class _Bookkeeping:
         return stop
 
 
+def _composed_shuffles(rs, sample_idx, count):
+    """scikit-learn's shuffles of ``count`` epochs from ``sample_idx``: row e is
+    ``sample_idx = sample_idx[rs.permutation(n)]`` after epoch e's draw, a (count, n) array
+    (``sample_idx`` itself is left as it was). Drawn in the kernel (``_train.shuffle_rows``,
+    the same swaps and the same state of ``rs`` after them) when it draws as this NumPy does,
+    else with ``rs.permutation``."""
+    if draws_in_kernel(rs):
+        return _train.shuffle_rows(rs, np.ascontiguousarray(sample_idx, dtype=np.intp), count,
+                                   carry=True)
+    drawn = np.empty((count, len(sample_idx)), dtype=np.intp)
+    for e in range(count):
+        sample_idx = sample_idx[rs.permutation(len(sample_idx))]
+        drawn[e] = sample_idx
+    return drawn
+
+
 class _Shuffles:
     """The shuffled positions of a search's lean stacks, drawn once per starting random state
     and number of training rows and shared by the stacks that begin there (the folds of
@@ -452,8 +468,9 @@ class _Shuffles:
                 grown = np.empty((first + count + 1, n_train), dtype=np.intp)
                 grown[:n_drawn] = drawn[:n_drawn]
                 entry[1] = drawn = grown
-            for e in range(n_drawn, first + count + 1):
-                np.take(drawn[e - 1], rs.permutation(n_train), out=drawn[e])
+            if first + count + 1 > n_drawn:
+                drawn[n_drawn:first + count + 1] = _composed_shuffles(
+                    rs, drawn[n_drawn - 1], first + count + 1 - n_drawn)
             entry[2] = max(n_drawn, first + count + 1)
             return drawn[first + 1:first + count + 1]
 
@@ -521,9 +538,9 @@ def _train_group(fits, n_jobs, shuffles=None):
             rs = first.random_state() if rs is None else rs
             count = min(fits[k].epochs_before_a_stop(most) for k in active)
             if first.est.shuffle:
-                for order in orders[:count]:
-                    sample_idx = sample_idx[rs.permutation(n_train)]
-                    np.take(first.rows, sample_idx, out=order)
+                drawn = _composed_shuffles(rs, sample_idx, count)
+                sample_idx = drawn[-1].copy()
+                np.take(first.rows, drawn, out=orders[:count])
             for k in active:
                 rates[:count, k] = fits[k].rates(count)
             done = runner.run(orders[:count], rates[:count], losses).tolist()
@@ -618,9 +635,9 @@ def _train_constant(fits, runner, books, orders, losses, rates, rs, shuffles=Non
             np.take(first.rows, positions, out=orders[:count])
         elif shuffle:
             rs = first.random_state() if rs is None else rs
-            for order in orders[:count]:
-                sample_idx = sample_idx[rs.permutation(n_train)]
-                np.take(first.rows, sample_idx, out=order)
+            drawn = _composed_shuffles(rs, sample_idx, count)
+            sample_idx = drawn[-1].copy()
+            np.take(first.rows, drawn, out=orders[:count])
         best, no_improvement = books.best.copy(), books.count.copy()
         done = runner.run(orders[:count], rates[:count], losses, rule)
         curves[epoch:epoch + count, active] = losses[:count, active]

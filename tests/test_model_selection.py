@@ -296,3 +296,24 @@ def test_memory_does_not_grow_with_candidates_times_rows(peak_during):
     search(2)()                                      # imports and caches out of the way
     few, many = peak_during(search(2)), peak_during(search(16))
     assert many - few < 0.25 * X.nbytes, (few, many, X.nbytes)
+
+
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_composed_shuffles_are_scikit_learns(monkeypatch, in_kernel):
+    # scikit-learn's epochs: sample_idx = sample_idx[rs.permutation(n)], then the same next
+    # draws (the random state left where scikit-learn leaves it), in the kernel and in NumPy.
+    from fastmlp import model_selection
+    monkeypatch.setattr(model_selection, "draws_in_kernel", lambda rs: in_kernel)
+    for n, count in [(1, 3), (2, 5), (160, 150), (257, 4)]:
+        ours, theirs = np.random.RandomState(7), np.random.RandomState(7)
+        start = theirs.permutation(n)
+        ours.permutation(n)
+        before, sample_idx, expected = start.copy(), start.copy(), []
+        for _ in range(count):
+            sample_idx = sample_idx[theirs.permutation(n)]
+            expected.append(sample_idx)
+        drawn = model_selection._composed_shuffles(ours, start, count)
+        assert drawn.shape == (count, n)
+        np.testing.assert_array_equal(drawn, expected)
+        np.testing.assert_array_equal(start, before)            # the caller's, untouched
+        assert ours.randint(0, 2**31, size=3).tolist() == theirs.randint(0, 2**31, size=3).tolist()
