@@ -12,6 +12,8 @@ construction. For a non-negative int seed this module computes the same words wi
 ``seeded_generator``/``spare_generator``: one train call's generator for its ``shuffle_seed``,
 a spare one set to the seed's remembered starting state.
 """
+import copy
+import functools
 import threading
 
 import numpy as np
@@ -25,8 +27,9 @@ _MASK32 = 0xFFFFFFFF
 _POOL_SIZE = 4
 
 
+@functools.lru_cache(maxsize=256)
 def _pool(seed):
-    """SeedSequence(seed).pool for an int seed >= 0, as a list of 4 ints < 2**32."""
+    """SeedSequence(seed).pool for an int seed >= 0, as a tuple of 4 ints < 2**32."""
     entropy = []
     while seed:
         entropy.append(seed & _MASK32)
@@ -53,7 +56,7 @@ def _pool(seed):
     for src in range(_POOL_SIZE, len(entropy)):
         for dst in range(_POOL_SIZE):
             pool[dst] = mix(pool[dst], hashmix(entropy[src]))
-    return pool
+    return tuple(pool)
 
 
 def seed_words(seed, n_words, dtype=np.uint32):
@@ -120,6 +123,22 @@ class _SeedWords(ISpawnableSeedSequence):
 
     def __reduce__(self):
         return self._sequence().__reduce__()
+
+
+def copy_generator(rng, memo=None):
+    """``copy.deepcopy(rng, memo)``; for a generator made by ``generator`` (and not spawned
+    from), a new one of the same seed set to the same state, without NumPy's pickling (which
+    seeds a new bit generator from the operating system's entropy first)."""
+    bit_generator = getattr(rng, "bit_generator", None)
+    sequence = getattr(bit_generator, "seed_seq", None)
+    if (type(rng) is np.random.Generator and type(bit_generator) is np.random.PCG64
+            and type(sequence) is _SeedWords and sequence._full is None):
+        new = np.random.Generator(np.random.PCG64(_SeedWords(sequence._seed)))
+        new.bit_generator.state = bit_generator.state
+        if memo is not None:
+            memo[id(rng)] = new
+        return new
+    return copy.deepcopy(rng, memo)
 
 
 # Whether seed_words gives what this NumPy's SeedSequence gives (checked at first use).

@@ -73,3 +73,26 @@ def test_a_numpy_that_seeds_otherwise_gets_default_rng(monkeypatch):
     monkeypatch.setattr(_seeding, "_MATCH", [])
     monkeypatch.setattr(_seeding, "seed_words", lambda *a, **k: np.zeros(4, np.uint64))
     assert not _seeding._words_match()
+
+
+def test_deep_copies_of_models_and_their_generators():
+    model = MLP([2, 3, 1], seed=4, dropout=0.5)
+    model._rng.random(3)                                  # a state past the seed's start
+    spawned = _seeding.generator(6)
+    spawned.spawn(1)                                      # its seed sequence was used
+    shared = np.random.default_rng(8)
+    for rng in (model._rng, spawned, shared, np.random.Generator(np.random.MT19937(1))):
+        twin = _seeding.copy_generator(rng, {})
+        assert twin is not rng and twin.bit_generator is not rng.bit_generator
+        if type(rng.bit_generator) is np.random.PCG64:
+            assert twin.bit_generator.state == rng.bit_generator.state
+        assert twin.bit_generator.seed_seq.entropy == rng.bit_generator.seed_seq.entropy
+        np.testing.assert_array_equal(twin.random(4), rng.random(4))
+    assert spawned.spawn(1)[0].bit_generator.seed_seq.spawn_key == (1,)
+    # the model's copy: its own generator in the same state; a memo keeps shared objects shared
+    twin = copy.deepcopy(model)
+    assert twin._rng is not model._rng
+    assert twin._rng.bit_generator.state == model._rng.bit_generator.state
+    a, b = MLP([2, 3, 1], seed=shared), MLP([2, 3, 1], seed=shared)
+    copies = copy.deepcopy([a, b, a])
+    assert copies[0] is copies[2] and copies[0]._rng is copies[1]._rng is not shared
