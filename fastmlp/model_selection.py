@@ -700,6 +700,23 @@ def _pieces(groups, n_jobs, total=None):
 
 # -- the search -----------------------------------------------------------------------------
 
+def _routed_params(search, groups, params):
+    """The estimator's fit parameters, the splitter's and the scorer's, as the installed
+    scikit-learn's search routes ``params`` (``BaseSearchCV._get_routed_params_for_fit``:
+    metadata routing when enabled, else everything to the estimator, ``groups`` to the
+    splitter and, from scikit-learn 1.9 on, ``sample_weight`` to the scorer too when it
+    accepts one). scikit-learn before 1.4 routes nothing to the scorer."""
+    route = getattr(search, "_get_routed_params_for_fit", None)
+    if route is None:
+        return dict(params), {"groups": groups}, {}
+    given = dict(params)
+    if groups is not None:
+        given["groups"] = groups
+    routed = route(given)
+    return (dict(routed.estimator.fit), dict(routed.splitter.split),
+            dict(routed.scorer.score))
+
+
 class MLPSearchCV(BaseSearchCV):
     """Exhaustive (``param_grid``) or randomized (``param_distributions``) search over a fastmlp
     estimator's parameters, with its candidate x fold fits trained together as stacks.
@@ -810,8 +827,10 @@ class MLPSearchCV(BaseSearchCV):
         groups : array-like of shape (n_samples,), optional
             Group labels for a group-aware ``cv`` splitter.
         **params : dict
-            Passed to the estimator's ``fit`` (split by fold as ``GridSearchCV`` does); with
-            any, the fits run one by one.
+            Routed as the installed scikit-learn's ``GridSearchCV`` routes them: to the
+            estimator's ``fit`` (split by fold), and ``sample_weight`` also to the scorer
+            when it accepts one (scikit-learn 1.9 on), or as requested with metadata routing
+            enabled. With any fit parameter, the fits run one by one.
 
         Returns
         -------
@@ -822,8 +841,9 @@ class MLPSearchCV(BaseSearchCV):
             raise ValueError("No fits were performed: the parameter grid is empty.")
         scorers, refit_metric = self._get_scorers()
         X, y, groups = indexable(X, y, groups)
+        params, split_params, score_params = _routed_params(self, groups, params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        splits = list(cv.split(X, y, groups))
+        splits = list(cv.split(X, y, **split_params))
         self.n_splits_ = len(splits)
         n_jobs = max(1, effective_n_jobs(self.n_jobs))
         base = clone(self.estimator)
@@ -932,7 +952,8 @@ class MLPSearchCV(BaseSearchCV):
                     raise
                 errors[i] = error
             fit_time[i] = setup_time[i] + time.perf_counter() - start
-        out = self._score_all(estimators, fits, errors, fit_time, splits, X, y, scorers)
+        out = self._score_all(estimators, fits, errors, fit_time, splits, X, y, scorers,
+                              score_params)
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
@@ -991,16 +1012,20 @@ class MLPSearchCV(BaseSearchCV):
                        if hasattr(value, "__len__") and not isinstance(value, (str, dict))
                        else value) for name, value in params.items()}
 
-    def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers):
+    def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers,
+                   score_params):
         """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
         n_splits = len(splits)
         out = [None] * len(estimators)
         parts = {}            # the current split's rows of X and y, taken once for all its fits
 
         def part(s, which):
+            # The rows of X and y, and the scorer's parameters for them (as _fit_and_score
+            # splits them).
             if (s, which) not in parts:
                 rows = splits[s][which]
-                parts[s, which] = (_safe_indexing(X, rows), _safe_indexing(y, rows))
+                parts[s, which] = (_safe_indexing(X, rows), _safe_indexing(y, rows),
+                                   self._fold_params(score_params, rows))
             return parts[s, which]
 
         # Split by split, so that one split's rows are held at a time.
@@ -1030,10 +1055,10 @@ class MLPSearchCV(BaseSearchCV):
             out[i] = result
         return out
 
-    def _score(self, scorers, est, fit, X_part, y_part):
+    def _score(self, scorers, est, fit, X_part, y_part, score_params):
         try:
             if self.scoring is None and type(est) is _estimators.MLPClassifier \
-                    and np.ndim(y_part) == 1:
+                    and np.ndim(y_part) == 1 and not score_params:
                 # The default scorer, est.score: accuracy_score's value (the mean of the
                 # matches) without its checks of the labels, which cost more than the
                 # prediction here.
@@ -1053,7 +1078,7 @@ class MLPSearchCV(BaseSearchCV):
                         else float(np.average(matches)))
             if fit is not None:
                 fit.materialize()
-            scores = scorers(est, X_part, y_part)
+            scores = scorers(est, X_part, y_part, **score_params)
         except Exception:
             if self.error_score == "raise":
                 raise

@@ -317,3 +317,48 @@ def test_composed_shuffles_are_scikit_learns(monkeypatch, in_kernel):
         np.testing.assert_array_equal(drawn, expected)
         np.testing.assert_array_equal(start, before)            # the caller's, untouched
         assert ours.randint(0, 2**31, size=3).tolist() == theirs.randint(0, 2**31, size=3).tolist()
+
+
+def _same_results(ours, theirs):
+    keys = [k for k in theirs.cv_results_ if k.startswith(("split", "mean_test", "mean_train"))]
+    assert keys
+    for key in keys:
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0,
+                                   atol=1e-12, err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy", "neg_log_loss"])
+def test_sample_weight_reaches_fit_and_scorer_as_gridsearchcv_routes_it(scoring):
+    # scikit-learn 1.9 on: fit's sample_weight is also given to a scorer that accepts it
+    # (weighted accuracy, weighted log loss), for the test and the train scores.
+    X, y = load_iris(return_X_y=True)
+    w = np.linspace(0.5, 2.0, len(y))
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+    grid = {"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-2]}
+    kwargs = dict(cv=3, scoring=scoring, return_train_score=True)
+    _same_results(MLPSearchCV(est, grid, **kwargs).fit(X, y, sample_weight=w),
+                  GridSearchCV(est, grid, **kwargs).fit(X, y, sample_weight=w))
+
+
+def test_metadata_routing_as_gridsearchcv():
+    import sklearn
+    if not hasattr(GridSearchCV, "_get_routed_params_for_fit"):
+        pytest.skip("scikit-learn before 1.4 routes no metadata in its searches")
+    from sklearn.metrics import accuracy_score, make_scorer
+    from sklearn.model_selection import GroupKFold
+    X, y = load_iris(return_X_y=True)
+    w = np.linspace(2.0, 0.5, len(y))
+    groups = np.arange(len(y)) % 4
+    grid = {"learning_rate_init": [0.01, 0.1]}
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=20, random_state=0)
+        for fit_request, score_request in [(True, True), (True, False), (False, True)]:
+            kwargs = dict(cv=GroupKFold(2), return_train_score=True,
+                          scoring=make_scorer(accuracy_score).set_score_request(
+                              sample_weight=score_request))
+            fitted = est.set_fit_request(sample_weight=fit_request)
+            _same_results(MLPSearchCV(fitted, grid, **kwargs).fit(X, y, sample_weight=w,
+                                                                  groups=groups),
+                          GridSearchCV(fitted, grid, **kwargs).fit(X, y, sample_weight=w,
+                                                                   groups=groups))
