@@ -730,7 +730,8 @@ class MLPSearchCV(BaseSearchCV):
     Parameters
     ----------
     estimator : fastmlp.MLPClassifier or fastmlp.MLPRegressor
-        Other estimators are accepted and fitted one by one, as ``GridSearchCV`` would. With
+        Other estimators (a pipeline, another library's) are searched by scikit-learn's own
+        ``GridSearchCV`` machinery over the same candidates (``n_jobs`` is then joblib's). With
         ``random_state=None`` every fit of one search draws from the same seed, chosen once per
         ``fit`` (``GridSearchCV``'s fits would each draw their own): the candidates then start
         from the same weights and the fits of a fold train together.
@@ -814,8 +815,18 @@ class MLPSearchCV(BaseSearchCV):
         return list(ParameterSampler(self.param_distributions, self.n_iter,
                                      random_state=self.random_state))
 
-    def _run_search(self, evaluate_candidates):
-        evaluate_candidates(self._candidates())    # scikit-learn's protocol; fit does not use it
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        # scikit-learn's protocol, used by its own fit (see fit); callback_ctx from
+        # scikit-learn 1.9 on, as GridSearchCV's: one "search" task over the evaluations.
+        candidates = self._candidates()
+        if callback_ctx is None:
+            evaluate_candidates(candidates)
+            return
+        search_ctx = callback_ctx.subcontext(
+            task_name="search", max_subtasks=len(candidates) * self.n_splits_,
+            sequential_subtasks=False).call_on_fit_task_begin(estimator=self)
+        evaluate_candidates(candidates, callback_ctx=search_ctx)
+        search_ctx.call_on_fit_task_end(estimator=self)
 
     def fit(self, X, y=None, groups=None, **params):
         """Fit every candidate on every fold, then refit the best on all of X.
@@ -836,6 +847,15 @@ class MLPSearchCV(BaseSearchCV):
         -------
         self : MLPSearchCV
         """
+        if (not isinstance(self.estimator, _estimators._BaseMLP) or y is None
+                or getattr(self, "_skl_callbacks", None)):
+            # Nothing to stack, or scikit-learn's callbacks (set_callbacks) to call on every
+            # fit: scikit-learn's own search (GridSearchCV's fit, over this class's
+            # candidates), with its n_jobs meaning joblib's workers.
+            self.n_stacks_ = 0
+            if groups is not None:
+                params["groups"] = groups
+            return super().fit(X, y, **params)
         candidates = self._candidates()
         if not candidates:
             raise ValueError("No fits were performed: the parameter grid is empty.")
