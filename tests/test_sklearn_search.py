@@ -10,15 +10,10 @@ parameters, refit, scoring, errors, ``cv_results_``, callbacks. Every test must 
 ``test_custom_run_search``, which compares every public fitted attribute of the "GridSearchCV"
 with a custom ``BaseSearchCV``'s and so meets MLPSearchCV's extra ``n_stacks_``.
 """
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-import fastmlp
+from sklearn_tests import run_edited_test_file
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -38,26 +33,8 @@ def outcomes(tmp_path_factory):
     assert text.count(IMPORTED) == 1, "scikit-learn changed the imports of test_search.py"
     text = text.replace(IMPORTED, "from fastmlp.model_selection import MLPSearchCV as "
                                   "GridSearchCV\nfrom sklearn.model_selection import (\n")
-    folder = tmp_path_factory.mktemp("sklearn_search")
-    (folder / "test_search.py").write_text(text)
-    # The fastmlp imported here (installed, or the checkout's in-place build) is the one tested.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(fastmlp.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]))
-    report = folder / "report.xml"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
-         "-q", f"--junitxml={report}", "--rootdir", str(folder), "test_search.py"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=1800)
-    assert report.exists(), run.stdout[-3000:] + run.stderr[-3000:]
-    results = {}
-    for case in ET.parse(report).iter("testcase"):
-        name = case.get("name").split("[")[0]
-        failed = case.find("failure") is not None or case.find("error") is not None
-        skipped = case.find("skipped") is not None
-        results.setdefault(name, set()).add(
-            "failed" if failed else "skipped" if skipped else "passed")
-    assert results, run.stdout[-3000:]
-    return results, run.stdout
+    return run_edited_test_file(tmp_path_factory.mktemp("sklearn_search"), "test_search.py",
+                                text)
 
 
 def test_sklearn_gridsearchcv_tests_pass_against_mlpsearchcv(outcomes):
