@@ -381,6 +381,8 @@ def test_poisson_regressor_matches_sklearn():
 
 def test_import_fastmlp_does_not_import_sklearn(tmp_path):
     code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules; "
+            "fastmlp.MLPStack([fastmlp.MLP([2, 3, 1], seed=s) for s in (0, 1)]); "
+            "assert 'sklearn' not in sys.modules; "
             "fastmlp.MLPRegressor; assert 'sklearn' in sys.modules")
     # From a folder outside the checkout (whose source tree would shadow the fastmlp under
     # test), finding that fastmlp, installed or built in place, through PYTHONPATH.
@@ -388,6 +390,11 @@ def test_import_fastmlp_does_not_import_sklearn(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
                    env=dict(os.environ, PYTHONPATH=root))
     assert "MLPClassifier" in dir(fastmlp) and fastmlp.MLPClassifier is MLPClassifier
+    # The stack and the ensembles by their short names too (the ensembles lazily, as above).
+    from fastmlp import ensemble, stack
+    assert fastmlp.MLPStack is stack.MLPStack and "MLPStack" in fastmlp.__all__
+    for name in ("MLPEnsembleClassifier", "MLPEnsembleRegressor"):
+        assert name in dir(fastmlp) and getattr(fastmlp, name) is getattr(ensemble, name)
     with pytest.raises(AttributeError, match="no attribute 'MLPClassify'"):
         fastmlp.MLPClassify
 
