@@ -852,10 +852,11 @@ class MLPSearchCV(BaseSearchCV):
             # Nothing to stack, or scikit-learn's callbacks (set_callbacks) to call on every
             # fit: scikit-learn's own search (GridSearchCV's fit, over this class's
             # candidates), with its n_jobs meaning joblib's workers.
-            self.n_stacks_ = 0
             if groups is not None:
                 params["groups"] = groups
-            return super().fit(X, y, **params)
+            super().fit(X, y, **params)
+            self.n_stacks_ = 0
+            return self
         candidates = self._candidates()
         if not candidates:
             raise ValueError("No fits were performed: the parameter grid is empty.")

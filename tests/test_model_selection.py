@@ -362,3 +362,19 @@ def test_metadata_routing_as_gridsearchcv():
                                                                   groups=groups),
                           GridSearchCV(fitted, grid, **kwargs).fit(X, y, sample_weight=w,
                                                                    groups=groups))
+
+
+def test_other_estimators_go_through_scikit_learns_search():
+    # A pipeline: scikit-learn's own machinery, the same results as GridSearchCV's; a failed
+    # fit leaves the search as unfitted as it was.
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(6,), max_iter=20,
+                                                         random_state=0))
+    grid = {"mlpclassifier__alpha": [1e-4, 1e-2]}
+    ours = MLPSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
+    _same_results(ours, GridSearchCV(pipe, grid, cv=3).fit(X, y))
+    assert ours.n_stacks_ == 0
+    failing = MLPSearchCV(pipe, {"mlpclassifier__nope": [1]}, cv=3)
+    with pytest.raises(ValueError, match="nope"):
+        failing.fit(X, y)
+    assert not hasattr(failing, "n_stacks_") and not hasattr(failing, "cv_results_")
