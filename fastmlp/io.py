@@ -783,9 +783,10 @@ def _check_state(model):
     if block is not None:
         n = model.params.size
         squares = model._opt_state[block * n:(block + 1) * n]
-        if squares.size and squares.min() < 0:
+        smallest = squares.min() if squares.size else 0
+        if smallest < 0:
             raise ValueError(f"the {model.optimizer.name} optimizer's accumulated squared "
-                             f"gradients have negative entries (smallest {squares.min()!r}), "
+                             f"gradients have negative entries (smallest {smallest!r}), "
                              f"which no training produces")
     for k, var in enumerate(model.running_var):
         if var is not None and np.any(var < 0):
