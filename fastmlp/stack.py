@@ -13,6 +13,7 @@ float64; in practice the results are bit for bit equal).
 """
 import copy
 import itertools
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from . import _engine
 from . import _seeding
+from . import schedules as _schedules
 from ._kernels import _train
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
@@ -27,6 +29,28 @@ from .io import _constructor_arguments
 from .mlp import MLP
 
 __all__ = ["MLPStack"]
+
+
+# Schedules whose rates are a function of their repr's parameters, the epoch and the base rate
+# alone (a subclass, or a LambdaSchedule's function, may compute otherwise).
+_PURE_SCHEDULES = (_schedules.Constant, _schedules.ExponentialDecay, _schedules.StepDecay,
+                   _schedules.InverseScaling, _schedules.Cosine)
+
+
+def _immutable(value):
+    return (value is None or type(value) in (str, int, float, bool)
+            or isinstance(value, (str, numbers.Number, np.dtype, type))
+            or (isinstance(value, tuple) and all(map(_immutable, value))))
+
+
+def _own(value):
+    """``value`` for one model of ``from_grid`` alone: immutable settings, and lists of them
+    (``MLP`` keeps its own copy of a list), as they are; others (optimizer and schedule
+    instances) copied, so that changing one model's optimizer in place changes no other
+    model, nor the base."""
+    if _immutable(value) or (isinstance(value, list) and all(map(_immutable, value))):
+        return value
+    return copy.deepcopy(value)
 
 
 def _available_cores():
@@ -112,13 +136,15 @@ class MLPStack:
         self.diverged_ = {}
 
     def _adopt(self, k, model):
-        """Make model k's buffers views of row k of the stack's buffers."""
-        state = model.__getstate__()
-        state.update(params=self.params[k], bn_state=self.bn_state[k],
-                     _opt_state=self.opt_state[k, :model._opt_state.size],
-                     _step=self.steps[k:k + 1])
-        model.__dict__.clear()
-        model.__setstate__(state)
+        """Make model k's buffers views of row k of the stack's buffers (W, b and the other
+        per-layer views follow)."""
+        d = model.__dict__          # the buffers are read-only attributes (MLP.__setattr__)
+        with model._lock:
+            d["params"] = self.params[k]
+            d["bn_state"] = self.bn_state[k]
+            d["_opt_state"] = self.opt_state[k, :model._opt_state.size]
+            d["_step"] = self.steps[k:k + 1]
+            model._bind_views()
 
     @classmethod
     def from_grid(cls, base: MLP, param_grid: Mapping[str, Sequence] | Sequence[Mapping],
@@ -153,11 +179,14 @@ class MLPStack:
                 if unknown:
                     raise ValueError(f"unknown MLP settings in the grid: {sorted(unknown)}")
                 for seed in (seeds if seeds is not None else [point.get("seed")]):
-                    kwargs = {**settings, **point, "seed": seed}
+                    kwargs = {name: _own(value) for name, value in
+                              {**settings, **point, "seed": seed}.items()}
                     if kwargs.get("lr_decay") is not None:
                         kwargs.pop("schedule", None)
                     models.append(MLP(base.sizes, **kwargs))
-        return cls(models)
+        # The models are new and share no setting object (_own): the stack takes them as they
+        # are, without copying them again.
+        return cls(models, _copy=False)
 
     def __len__(self) -> int:
         return len(self._models)
@@ -227,6 +256,9 @@ class MLPStack:
                 raise ValueError(f"models[{i}] has the adaptive schedule {schedule!r}, which a "
                                  f"stack does not run yet; train it alone with MLP.train")
             schedules.append(schedule)
+        # Every rate of every epoch, checked before anything changes (a schedule that gives a
+        # bad rate in some epoch fails here, with the epoch in its message).
+        rates = self._rates(schedules, epochs)
         # Every check has passed: from here on the models change.
         for m in self._models:
             m.classes_ = classes
@@ -242,7 +274,7 @@ class MLPStack:
         self.diverged_ = {}
         runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds, n_jobs)
         with runner:
-            self._run_epochs(runner, epochs, shuffle, rng, schedules)
+            self._run_epochs(runner, epochs, shuffle, rng, rates)
 
     @staticmethod
     def _weights(sample_weight, K, n):
@@ -273,7 +305,22 @@ class MLPStack:
                     scale[k] = (n / top) / (row / top).sum()
         return w, scale, weighted
 
-    def _run_epochs(self, runner, epochs, shuffle, rng, schedules):
+    def _rates(self, schedules, epochs):
+        """The (epochs, K) rates: model k's schedule from its ``base_lr``, computed once for
+        the models whose built-in schedules and base rates are equal (a grid over the
+        penalty, or seeds, repeats them)."""
+        columns, known = [], {}
+        for m, s in zip(self._models, schedules):
+            key = ((type(s), repr(s), m.base_lr) if type(s) in _PURE_SCHEDULES else None)
+            column = known.get(key) if key is not None else None
+            if column is None:
+                column = s.rates(m.base_lr, epochs)
+                if key is not None:
+                    known[key] = column
+            columns.append(column)
+        return np.stack(columns, axis=1)
+
+    def _run_epochs(self, runner, epochs, shuffle, rng, all_rates):
         n = runner.X.shape[0]
         K = len(self._models)
         per_call = min(epochs, runner.epochs_per_call(n))
@@ -287,9 +334,8 @@ class MLPStack:
             orders = order_buffer[:count]
             if shuffle:
                 rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
-            rates = np.stack([s.rates(m.base_lr, count, start=first + 1)
-                              for m, s in zip(self._models, schedules)], axis=1)
-            done = runner.run(orders, np.ascontiguousarray(rates), losses)
+            rates = all_rates[first:first + count]
+            done = runner.run(orders, rates, losses)
             for k, m in enumerate(self._models):
                 m.history["loss"] += losses[:done[k], k].tolist()
                 m.history["lr"] += rates[:done[k], k].tolist()

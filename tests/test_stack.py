@@ -170,6 +170,56 @@ def test_from_grid_builds_every_combination_and_seed():
         MLPStack.from_grid(MLP([3, 4, 1]), {"learning_rate": [0.1]})
 
 
+def test_from_grid_models_share_no_setting_objects_with_each_other_or_the_base():
+    """The stack takes from_grid's new models without copying them again: each must own its
+    optimizer, schedule and lists, whether they came from the base or from the grid."""
+    from fastmlp.optimizers import Adam
+    from fastmlp.schedules import StepDecay
+    base = MLP([3, 4, 1], optimizer=Adam(beta1=0.8), schedule=StepDecay(2, gamma=0.5),
+               dropout=[0.1])
+    stack = MLPStack.from_grid(base, {"l2": [0.0, 1e-3], "optimizer": [Adam(beta1=0.7)]},
+                               seeds=[0, 1])
+    models = stack._models
+    owned = [(m.optimizer, m.schedule) for m in models] + [(base.optimizer, base.schedule)]
+    assert len({id(o) for o, _ in owned}) == len(owned)
+    assert len({id(s) for _, s in owned}) == len(owned)
+    models[0].optimizer.beta1 = 0.5
+    assert [m.optimizer.beta1 for m in models[1:]] == [0.7] * 3 and base.optimizer.beta1 == 0.8
+    assert all(np.shares_memory(m.params, stack.params) for m in models)
+    assert all(np.shares_memory(m.W[0], stack.params[k]) for k, m in enumerate(models))
+    X, y, _ = _data("binary", n_features=3)
+    stack.train(X, y, epochs=3, batch_size=16, shuffle_seed=0)
+    for k, m in enumerate(models):
+        np.testing.assert_array_equal(m.W[0].ravel(), stack.params[k, :12])
+
+
+def test_rates_shared_between_models_equal_each_models_own():
+    """Models with equal built-in schedules and base rates share one computation of their
+    rates; every model's history of rates is still its own schedule's."""
+    from fastmlp.schedules import LambdaSchedule
+    X, y, _ = _data("binary")
+    models = [MLP([4, 3, 1], lr=lr, seed=s, lr_decay=0.9) for lr in (0.1, 0.2) for s in (0, 1)]
+    models += [MLP([4, 3, 1], lr=0.1, seed=2, schedule=LambdaSchedule(lambda e: 0.3 / e))]
+    stack = MLPStack(models)
+    stack.train(X, y, epochs=70, batch_size=50, shuffle_seed=0)
+    for k, m in enumerate(models):
+        expected = m._resolve_schedule(70).rates(m.base_lr, 70)
+        assert stack.history[k]["lr"] == expected.tolist()
+
+
+def test_a_bad_rate_in_a_late_epoch_is_refused_before_anything_changes():
+    from fastmlp.schedules import LambdaSchedule
+    X, y, _ = _data("binary")
+    bad = MLP([4, 3, 1], seed=1, schedule=LambdaSchedule(lambda e: 0.1 if e < 60 else -1.0))
+    stack = MLPStack([MLP([4, 3, 1], seed=0), bad])
+    stack.train(X, y, epochs=2, batch_size=50)
+    before, history = stack.params.copy(), [dict(h) for h in stack.history]
+    with pytest.raises(ValueError, match="epoch 60"):
+        stack.train(X, y, epochs=100, batch_size=50)
+    np.testing.assert_array_equal(stack.params, before)
+    assert stack.history == history and len(history[1]["loss"]) == 2
+
+
 @pytest.mark.parametrize("models,error,match", [
     ([], TypeError, "non-empty"),
     ([MLP([2, 3, 1]), "x"], TypeError, r"models\[1\]"),
