@@ -43,6 +43,7 @@ import scipy.sparse
 
 try:
     from joblib import effective_n_jobs
+    from joblib import logger as joblib_logger
     from sklearn.base import clone, is_classifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
@@ -686,6 +687,37 @@ def _copy_estimator(est):
     return new
 
 
+def _end_message(verbose, result, parameters, split_progress, candidate_progress,
+                 return_train_score):
+    """The line scikit-learn's ``_fit_and_score`` prints at the end of a fit when ``verbose >
+    1``: the parameters; the split's number (``verbose > 2``, and the candidate's above 9) and
+    the scores (``verbose > 2``); the time fitting and scoring; right-aligned to 80
+    characters."""
+    progress = ""
+    if verbose > 2:
+        progress = f" {split_progress[0] + 1}/{split_progress[1]}"
+        if verbose > 9:
+            progress += f"; {candidate_progress[0] + 1}/{candidate_progress[1]}"
+    params = ", ".join(f"{k}={parameters[k]}" for k in sorted(parameters))
+    start = f"[CV{progress}] END "
+    message = params + (";" if params else "")
+    if verbose > 2:
+        test, train = result["test_scores"], result.get("train_scores")
+        if isinstance(test, dict):
+            for name in sorted(test):
+                message += f" {name}: ("
+                if return_train_score:
+                    message += f"train={train[name]:.3f}, "
+                message += f"test={test[name]:.3f})"
+        elif return_train_score:
+            message += f", score=(train={train:.3f}, test={test:.3f})"
+        else:
+            message += f", score={test:.3f}"
+    seconds = result["fit_time"] + result["score_time"]
+    message += f" total time={joblib_logger.short_format_time(seconds)}"
+    return start + "." * (80 - len(start) - len(message)) + message
+
+
 def _pieces(groups, n_jobs, total=None):
     """The groups of fits as work for ``n_jobs`` threads: whole groups when there are enough,
     else each cut into pieces (a piece of a group shuffles as the whole group: its fits share
@@ -974,7 +1006,7 @@ class MLPSearchCV(BaseSearchCV):
                 errors[i] = error
             fit_time[i] = setup_time[i] + time.perf_counter() - start
         out = self._score_all(estimators, fits, errors, fit_time, splits, X, y, scorers,
-                              score_params)
+                              score_params, candidates)
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
@@ -1034,8 +1066,9 @@ class MLPSearchCV(BaseSearchCV):
                        else value) for name, value in params.items()}
 
     def _score_all(self, estimators, fits, errors, fit_time, splits, X, y, scorers,
-                   score_params):
-        """scikit-learn's per-fit result dicts (the input of ``_format_results``)."""
+                   score_params, candidates):
+        """scikit-learn's per-fit result dicts (the input of ``_format_results``); with
+        ``verbose > 1``, one line per fit as GridSearchCV prints it (``_end_message``)."""
         n_splits = len(splits)
         out = [None] * len(estimators)
         parts = {}            # the current split's rows of X and y, taken once for all its fits
@@ -1074,6 +1107,10 @@ class MLPSearchCV(BaseSearchCV):
                     result["train_scores"] = self._score(scorers, est, fits[i], *part(s, 0))
             result["score_time"] = time.perf_counter() - start
             out[i] = result
+            if self.verbose > 1:
+                print(_end_message(self.verbose, result, candidates[i // n_splits],
+                                   (s, n_splits), (i // n_splits, len(candidates)),
+                                   self.return_train_score))
         return out
 
     def _score(self, scorers, est, fit, X_part, y_part, score_params):

@@ -378,3 +378,31 @@ def test_other_estimators_go_through_scikit_learns_search():
     with pytest.raises(ValueError, match="nope"):
         failing.fit(X, y)
     assert not hasattr(failing, "n_stacks_") and not hasattr(failing, "cv_results_")
+
+
+@pytest.mark.parametrize("verbose", [1, 2, 3, 10])
+@pytest.mark.parametrize("scoring, train", [(None, False), (None, True),
+                                            (["accuracy", "neg_log_loss"], True)])
+def test_verbose_lines_as_gridsearchcv(capsys, verbose, scoring, train):
+    """Per fit, the line GridSearchCV prints (verbose > 1: parameters and time; > 2: split and
+    scores; > 9: candidate too), with only the times differing."""
+    import re
+    X, y = _scaled(load_iris)
+    est = MLPClassifier((5,), max_iter=20, random_state=0)
+    grid = {"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-1]}
+    refit = "accuracy" if isinstance(scoring, list) else True
+    kwargs = dict(cv=3, scoring=scoring, return_train_score=train, refit=refit,
+                  verbose=verbose)
+    MLPSearchCV(est, grid, n_jobs=2, **kwargs).fit(X, y)
+    ours = capsys.readouterr().out.splitlines()
+    GridSearchCV(est, grid, **kwargs).fit(X, y)
+    theirs = capsys.readouterr().out.splitlines()
+
+    def ends(lines):
+        # The time, and the dots that right-align it, differ; the rest must not.
+        return sorted(re.sub(r"\.* total time=.*$", "", re.sub(r"END \.+", "END ", line))
+                      for line in lines if "] END " in line)
+    assert ends(ours) == ends(theirs)
+    assert len(ends(ours)) == (12 if verbose > 1 else 0)
+    assert all(len(line) >= 80 for line in ours if "] END " in line)
+    assert any(line.startswith("Fitting 3 folds for each of 4 candidates") for line in ours)
