@@ -787,7 +787,9 @@ class MLPSearchCV(BaseSearchCV):
     cv : int, cross-validation generator or iterable, default None
         As ``GridSearchCV``'s: stratified k-fold for classifiers, 5 folds by default.
     verbose : int, default 0
-        Print the number of fits and of stacks.
+        Above 0, print the number of fits and of stacks; above 1, also a line per fit as
+        ``GridSearchCV`` prints it once the fits are scored (its parameters and time; above
+        2, its split and scores; above 9, its candidate's number).
     pre_dispatch : str, default "2*n_jobs"
         Kept for ``GridSearchCV``'s interface; unused (no processes are dispatched).
     error_score : "raise" or float, default numpy.nan
