@@ -135,6 +135,14 @@ class MLPStack:
         self.history = [m.history for m in self._models]
         self.diverged_ = {}
 
+    def __setstate__(self, state):
+        # Pickling, and so copy.deepcopy, stores each model's buffers apart from the stack's
+        # rows (NumPy does not keep views as views): make them views of the rows again, or
+        # training the copy would leave its models behind.
+        self.__dict__.update(state)
+        for k, model in enumerate(self._models):
+            self._adopt(k, model)
+
     def _adopt(self, k, model):
         """Make model k's buffers views of row k of the stack's buffers (W, b and the other
         per-layer views follow)."""

@@ -355,3 +355,23 @@ def test_the_kernels_stopping_rule_stops_each_model_where_the_python_rule_does(n
             runner.X, runner.Y, None, np.ones(K), np.zeros(K, dtype=np.uint8), orders, rates,
             16, np.zeros(K, dtype=np.uint64), runner.workspaces, losses, runner.status,
             np.zeros(K, dtype=np.intp), rule_tol=tol)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_copied_stack_trains_its_models(how):
+    """A pickled or deep-copied stack's models are views of its rows again: training the copy
+    trains them, exactly as training the original does."""
+    import copy
+    import pickle
+    X, y, _ = _data("binary")
+    stack = MLPStack.from_grid(MLP([4, 5, 1], seed=0), {"lr": [0.1, 0.3]}, seeds=[0, 1])
+    stack.train(X, y, epochs=2, batch_size=16, shuffle_seed=0)
+    twin = pickle.loads(pickle.dumps(stack)) if how == "pickle" else copy.deepcopy(stack)
+    for s in (stack, twin):
+        s.train(X, y, epochs=3, batch_size=16, shuffle_seed=1)
+    np.testing.assert_array_equal(twin.params, stack.params)
+    for k, model in enumerate(twin.models):
+        np.testing.assert_array_equal(model.params, twin.params[k])
+        assert len(model.history["loss"]) == 3
+    np.testing.assert_array_equal(twin.predict_proba(X), stack.predict_proba(X))
+    assert not np.shares_memory(twin.params, stack.params)
