@@ -15,6 +15,7 @@ import copy
 import itertools
 import numbers
 import os
+import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -134,12 +135,22 @@ class MLPStack:
             self._adopt(k, m)
         self.history = [m.history for m in self._models]
         self.diverged_ = {}
+        # Held while training, and while reading the models (as MLP's lock): a second thread's
+        # train, predict or models waits for the first train to end.
+        self._lock = threading.RLock()
+
+    def __getstate__(self):
+        with self._lock:
+            state = dict(self.__dict__)
+        del state["_lock"]
+        return state
 
     def __setstate__(self, state):
         # Pickling, and so copy.deepcopy, stores each model's buffers apart from the stack's
         # rows (NumPy does not keep views as views): make them views of the rows again, or
         # training the copy would leave its models behind.
         self.__dict__.update(state)
+        self._lock = threading.RLock()
         for k, model in enumerate(self._models):
             self._adopt(k, model)
 
@@ -206,7 +217,8 @@ class MLPStack:
     def models(self) -> list[MLP]:
         """Independent copies of the models, as ordinary ``MLP`` objects (changing them does
         not change the stack, nor the other way round)."""
-        return [copy.deepcopy(m) for m in self._models]
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._models]
 
     def train(self, X, y, epochs: int = 30, batch_size: int | None = None,
               shuffle: bool = True, shuffle_seed: int | None = None, *,
@@ -241,48 +253,49 @@ class MLPStack:
             does not raise: it stops, keeps its last finite state and is listed in
             ``diverged_``, while the others train on.
         """
-        first = self._models[0]
-        X = first._check_X(X)
-        n = X.shape[0]
-        Y, rows, classes = first._encode_targets(y, n)
-        epochs = _check_int("epochs", epochs, 1)
-        _check_flag("shuffle", shuffle)
-        if shuffle_seed is not None:
-            _check_int("shuffle_seed", shuffle_seed, 0)
-        K = len(self._models)
-        weights, scale, weighted = self._weights(sample_weight, K, n)
-        batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
-        n_jobs = _available_cores() if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
-        schedules = []
-        for i, m in enumerate(self._models):
-            m._check_hyperparameters()
-            if m.early_stopping:
-                raise ValueError(f"models[{i}] has early_stopping=True, which a stack does not "
-                                 f"run yet; train it alone with MLP.train")
-            schedule = m._resolve_schedule(epochs)
-            if schedule.adaptive:
-                raise ValueError(f"models[{i}] has the adaptive schedule {schedule!r}, which a "
-                                 f"stack does not run yet; train it alone with MLP.train")
-            schedules.append(schedule)
-        # Every rate of every epoch, checked before anything changes (a schedule that gives a
-        # bad rate in some epoch fails here, with the epoch in its message).
-        rates = self._rates(schedules, epochs)
-        # Every check has passed: from here on the models change.
-        for m in self._models:
-            m.classes_ = classes
-            if m.lr != m._lr_set:
-                m.base_lr = m.lr
-        rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
-        seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
-                          for m in self._models], dtype=np.uint64)
-        for m, s in zip(self._models, schedules):
-            s.reset()
-            m.history = {"loss": [], "lr": []}
-        self.history = [m.history for m in self._models]
-        self.diverged_ = {}
-        runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds, n_jobs)
-        with runner:
-            self._run_epochs(runner, epochs, shuffle, rng, rates)
+        with self._lock:
+            first = self._models[0]
+            X = first._check_X(X)
+            n = X.shape[0]
+            Y, rows, classes = first._encode_targets(y, n)
+            epochs = _check_int("epochs", epochs, 1)
+            _check_flag("shuffle", shuffle)
+            if shuffle_seed is not None:
+                _check_int("shuffle_seed", shuffle_seed, 0)
+            K = len(self._models)
+            weights, scale, weighted = self._weights(sample_weight, K, n)
+            batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
+            n_jobs = _available_cores() if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
+            schedules = []
+            for i, m in enumerate(self._models):
+                m._check_hyperparameters()
+                if m.early_stopping:
+                    raise ValueError(f"models[{i}] has early_stopping=True, which a stack does not "
+                                     f"run yet; train it alone with MLP.train")
+                schedule = m._resolve_schedule(epochs)
+                if schedule.adaptive:
+                    raise ValueError(f"models[{i}] has the adaptive schedule {schedule!r}, which a "
+                                     f"stack does not run yet; train it alone with MLP.train")
+                schedules.append(schedule)
+            # Every rate of every epoch, checked before anything changes (a schedule that gives a
+            # bad rate in some epoch fails here, with the epoch in its message).
+            rates = self._rates(schedules, epochs)
+            # Every check has passed: from here on the models change.
+            for m in self._models:
+                m.classes_ = classes
+                if m.lr != m._lr_set:
+                    m.base_lr = m.lr
+            rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
+            seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
+                              for m in self._models], dtype=np.uint64)
+            for m, s in zip(self._models, schedules):
+                s.reset()
+                m.history = {"loss": [], "lr": []}
+            self.history = [m.history for m in self._models]
+            self.diverged_ = {}
+            runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds, n_jobs)
+            with runner:
+                self._run_epochs(runner, epochs, shuffle, rng, rates)
 
     @staticmethod
     def _weights(sample_weight, K, n):
@@ -356,7 +369,8 @@ class MLPStack:
     def _outputs(self, X, method):
         first = self._models[0]
         X = first._check_X(X)
-        return np.stack([getattr(m, method)(X) for m in self._models])
+        with self._lock:
+            return np.stack([getattr(m, method)(X) for m in self._models])
 
     def predict_proba(self, X) -> np.ndarray:
         """Each model's ``predict_proba``: shape ``(K, n_samples)`` for binary models,

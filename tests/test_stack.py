@@ -375,3 +375,25 @@ def test_a_copied_stack_trains_its_models(how):
         assert len(model.history["loss"]) == 3
     np.testing.assert_array_equal(twin.predict_proba(X), stack.predict_proba(X))
     assert not np.shares_memory(twin.params, stack.params)
+
+
+def test_concurrent_trains_of_one_stack_run_one_after_the_other():
+    """As MLP.train: a second thread's train waits for the first (the kernels release the
+    GIL, and the stack's rows are shared), so two concurrent calls equal two in a row."""
+    import threading
+    X, y, _ = _data("binary", n=2000, n_features=4)
+
+    def make():
+        return MLPStack.from_grid(MLP([4, 16, 1], seed=0), {"lr": [0.1, 0.3]}, seeds=[0, 1])
+    reference = make()
+    for _ in range(2):
+        reference.train(X, y, epochs=5, batch_size=32, shuffle_seed=0, n_jobs=1)
+    stack = make()
+    threads = [threading.Thread(target=stack.train, args=(X, y),
+                                kwargs=dict(epochs=5, batch_size=32, shuffle_seed=0, n_jobs=1))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(stack.params, reference.params)
