@@ -183,20 +183,60 @@ class MLPStack:
         Returns
         -------
         MLPStack
+
+        Raises
+        ------
+        TypeError
+            If ``base`` is not an ``MLP``, ``param_grid`` is not a dict or a list of dicts, a
+            grid's value is not a list of values, or ``seeds`` is not a list.
+        ValueError
+            For a name that is not a setting of ``MLP``'s constructor (``layer_sizes``
+            included: a stack's models share it), an empty list of values, or a value
+            ``MLP`` refuses.
+
+        Examples
+        --------
+        >>> from fastmlp import MLP
+        >>> from fastmlp.stack import MLPStack
+        >>> stack = MLPStack.from_grid(MLP([2, 8, 1]), {"lr": [0.1, 0.3], "l2": [0, 1e-3]},
+        ...                            seeds=[0, 1])
+        >>> len(stack), sorted({m.base_lr for m in stack.models})
+        (8, [0.1, 0.3])
         """
         if not isinstance(base, MLP):
             raise TypeError(f"base must be a fastmlp.MLP; got {type(base).__name__}")
-        grids = [param_grid] if isinstance(param_grid, Mapping) else list(param_grid)
+        if isinstance(param_grid, Mapping):
+            grids = [param_grid]
+        elif isinstance(param_grid, Sequence) and not isinstance(param_grid, str) and all(
+                isinstance(g, Mapping) for g in param_grid):
+            grids = list(param_grid)
+        else:
+            raise TypeError(f"param_grid must be a dict of lists of values, or a list of such "
+                            f"dicts; got {param_grid!r}")
+        if seeds is not None and (isinstance(seeds, (str, bytes))
+                                  or not isinstance(seeds, (Sequence, np.ndarray))):
+            raise TypeError(f"seeds must be a list of ints; got {seeds!r}")
         settings = _constructor_arguments(base)
         settings.pop("layer_sizes")
         models = []
         for grid in grids:
             names = sorted(grid)
+            unknown = set(names) - set(settings) - {"seed"}
+            if unknown:
+                raise ValueError(f"unknown MLP settings in the grid: {sorted(unknown)}"
+                                 + (" (a stack's models share base's layer_sizes)"
+                                    if "layer_sizes" in unknown else ""))
+            for name in names:
+                values = grid[name]
+                if isinstance(values, (str, bytes)) or not isinstance(values,
+                                                                       (Sequence, np.ndarray)):
+                    raise TypeError(f"the grid's {name!r} must be a list of values; got "
+                                    f"{values!r} (a single value goes in a list of one)")
+                if len(values) == 0:
+                    raise ValueError(f"the grid's {name!r} is an empty list: give at least "
+                                     f"one value")
             for values in itertools.product(*(list(grid[n]) for n in names)):
                 point = dict(zip(names, values))
-                unknown = set(point) - set(settings) - {"seed"}
-                if unknown:
-                    raise ValueError(f"unknown MLP settings in the grid: {sorted(unknown)}")
                 for seed in (seeds if seeds is not None else [point.get("seed")]):
                     kwargs = {name: _own(value) for name, value in
                               {**settings, **point, "seed": seed}.items()}

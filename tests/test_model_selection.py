@@ -200,14 +200,6 @@ def test_sparse_X_and_float32():
     assert ours.n_stacks_ == 6                       # 3 folds x 2 dtypes
 
 
-@pytest.mark.parametrize("module", ["fastmlp.model_selection", "fastmlp.ensemble"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-    result = doctest.testmod(importlib.import_module(module), verbose=False)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_unseeded_estimator_still_stacks():
     """random_state=None: one seed per search, so each fold's candidates share a stack; two
     searches draw different seeds."""

@@ -170,6 +170,21 @@ def test_from_grid_builds_every_combination_and_seed():
         MLPStack.from_grid(MLP([3, 4, 1]), {"learning_rate": [0.1]})
 
 
+@pytest.mark.parametrize("grid, seeds, error, match", [
+    ({"lr": 0.1}, None, TypeError, "'lr' must be a list of values"),
+    ({"lr": "0.1"}, None, TypeError, "'lr' must be a list of values"),
+    ({"lr": []}, None, ValueError, "'lr' is an empty list"),
+    ({"layer_sizes": [[3, 2, 1]]}, None, ValueError, "share base's layer_sizes"),
+    ({"lr": [-1.0]}, None, ValueError, "lr"),
+    ([{"lr": [0.1]}, 3], None, TypeError, "param_grid must be"),
+    ("lr", None, TypeError, "param_grid must be"),
+    ({"lr": [0.1]}, 3, TypeError, "seeds must be a list"),
+])
+def test_from_grid_refuses_bad_grids_clearly(grid, seeds, error, match):
+    with pytest.raises(error, match=match):
+        MLPStack.from_grid(MLP([3, 4, 1]), grid, seeds=seeds)
+
+
 def test_from_grid_models_share_no_setting_objects_with_each_other_or_the_base():
     """The stack takes from_grid's new models without copying them again: each must own its
     optimizer, schedule and lists, whether they came from the base or from the grid."""
