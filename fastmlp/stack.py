@@ -317,14 +317,15 @@ class MLPStack:
                     raise ValueError(f"models[{i}] has the adaptive schedule {schedule!r}, which a "
                                      f"stack does not run yet; train it alone with MLP.train")
                 schedules.append(schedule)
+            # A model's base rate: its lr when set since its last train (as MLP.train reads it).
+            base_rates = [m.lr if m.lr != m._lr_set else m.base_lr for m in self._models]
             # Every rate of every epoch, checked before anything changes (a schedule that gives a
             # bad rate in some epoch fails here, with the epoch in its message).
-            rates = self._rates(schedules, epochs)
+            rates = self._rates(schedules, base_rates, epochs)
             # Every check has passed: from here on the models change.
-            for m in self._models:
+            for m, base_lr in zip(self._models, base_rates):
                 m.classes_ = classes
-                if m.lr != m._lr_set:
-                    m.base_lr = m.lr
+                m.base_lr = base_lr
             rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
             seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
                               for m in self._models], dtype=np.uint64)
@@ -366,16 +367,17 @@ class MLPStack:
                     scale[k] = (n / top) / (row / top).sum()
         return w, scale, weighted
 
-    def _rates(self, schedules, epochs):
-        """The (epochs, K) rates: model k's schedule from its ``base_lr``, computed once for
-        the models whose built-in schedules and base rates are equal (a grid over the
-        penalty, or seeds, repeats them)."""
+    @staticmethod
+    def _rates(schedules, base_rates, epochs):
+        """The (epochs, K) rates: model k's schedule from its base rate, computed once for the
+        models whose built-in schedules and base rates are equal (a grid over the penalty, or
+        seeds, repeats them)."""
         columns, known = [], {}
-        for m, s in zip(self._models, schedules):
-            key = ((type(s), repr(s), m.base_lr) if type(s) in _PURE_SCHEDULES else None)
+        for s, base_lr in zip(schedules, base_rates):
+            key = (type(s), repr(s), base_lr) if type(s) in _PURE_SCHEDULES else None
             column = known.get(key) if key is not None else None
             if column is None:
-                column = s.rates(m.base_lr, epochs)
+                column = s.rates(base_lr, epochs)
                 if key is not None:
                     known[key] = column
             columns.append(column)

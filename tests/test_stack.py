@@ -412,3 +412,11 @@ def test_concurrent_trains_of_one_stack_run_one_after_the_other():
     for t in threads:
         t.join()
     np.testing.assert_array_equal(stack.params, reference.params)
+
+
+def test_an_lr_set_after_construction_is_the_base_rate_as_in_mlp_train():
+    X, y, _ = _data("binary")
+    models = [MLP([4, 3, 1], lr=0.1, seed=k, lr_decay=0.9) for k in range(2)]
+    models[1].lr = 0.5
+    stack = _assert_each_model_matches_training_alone([m for m in models], X, y, epochs=3)
+    assert stack.history[1]["lr"] == pytest.approx([0.5, 0.45, 0.405])
