@@ -140,8 +140,13 @@ class MLPStack:
         self._lock = threading.RLock()
 
     def __getstate__(self):
+        # The rows copied under the lock: a copy made while another thread trains is the state
+        # between two trains, not a mix (the models' own buffers become views of these rows
+        # again in __setstate__).
         with self._lock:
             state = dict(self.__dict__)
+            for name in ("params", "opt_state", "bn_state", "steps"):
+                state[name] = state[name].copy()
         del state["_lock"]
         return state
 

@@ -420,3 +420,21 @@ def test_an_lr_set_after_construction_is_the_base_rate_as_in_mlp_train():
     models[1].lr = 0.5
     stack = _assert_each_model_matches_training_alone([m for m in models], X, y, epochs=3)
     assert stack.history[1]["lr"] == pytest.approx([0.5, 0.45, 0.405])
+
+
+def test_a_copy_made_while_another_thread_trains_is_the_state_after_that_train():
+    import pickle
+    import threading
+    import time
+    X, y, _ = _data("binary", n=4000, n_features=4)
+    stack = MLPStack.from_grid(MLP([4, 32, 1], seed=0), {"lr": [0.1, 0.3]})
+    worker = threading.Thread(target=stack.train, args=(X, y),
+                              kwargs=dict(epochs=20, batch_size=16, shuffle_seed=0, n_jobs=1))
+    worker.start()
+    while stack._lock.acquire(blocking=False):     # until the train holds the stack
+        stack._lock.release()
+        time.sleep(0.001)
+    twin = pickle.loads(pickle.dumps(stack))
+    worker.join()
+    np.testing.assert_array_equal(twin.params, stack.params)
+    assert [len(h["loss"]) for h in twin.history] == [20, 20]
