@@ -322,15 +322,11 @@ class MLPStack:
                     raise ValueError(f"models[{i}] has the adaptive schedule {schedule!r}, which a "
                                      f"stack does not run yet; train it alone with MLP.train")
                 schedules.append(schedule)
-            # A model's base rate: its lr when set since its last train (as MLP.train reads it).
-            base_rates = [m.lr if m.lr != m._lr_set else m.base_lr for m in self._models]
-            # Every rate of every epoch, checked before anything changes (a schedule that gives a
-            # bad rate in some epoch fails here, with the epoch in its message).
-            rates = self._rates(schedules, base_rates, epochs)
             # Every check has passed: from here on the models change.
-            for m, base_lr in zip(self._models, base_rates):
+            for m in self._models:
                 m.classes_ = classes
-                m.base_lr = base_lr
+                if m.lr != m._lr_set:       # assigned since the last train: the new base rate
+                    m.base_lr = m.lr
             rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
             seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
                               for m in self._models], dtype=np.uint64)
@@ -341,7 +337,7 @@ class MLPStack:
             self.diverged_ = {}
             runner = _engine.StackRunner(self, X, Y, weights, scale, weighted, batch, seeds, n_jobs)
             with runner:
-                self._run_epochs(runner, epochs, shuffle, rng, rates)
+                self._run_epochs(runner, epochs, shuffle, rng, schedules)
 
     @staticmethod
     def _weights(sample_weight, K, n):
@@ -372,23 +368,23 @@ class MLPStack:
                     scale[k] = (n / top) / (row / top).sum()
         return w, scale, weighted
 
-    @staticmethod
-    def _rates(schedules, base_rates, epochs):
-        """The (epochs, K) rates: model k's schedule from its base rate, computed once for the
-        models whose built-in schedules and base rates are equal (a grid over the penalty, or
-        seeds, repeats them)."""
+    def _rates(self, schedules, first, count):
+        """The (count, K) rates of epochs first + 1 .. first + count: model k's schedule from
+        its ``base_lr``, computed once for the models whose built-in schedules and base rates
+        are equal (a grid over the penalty, or seeds, repeats them). A block at a time, as
+        ``MLP.train`` computes them: ``epochs`` may be huge (trained until Ctrl-C)."""
         columns, known = [], {}
-        for s, base_lr in zip(schedules, base_rates):
-            key = (type(s), repr(s), base_lr) if type(s) in _PURE_SCHEDULES else None
+        for m, s in zip(self._models, schedules):
+            key = (type(s), repr(s), m.base_lr) if type(s) in _PURE_SCHEDULES else None
             column = known.get(key) if key is not None else None
             if column is None:
-                column = s.rates(base_lr, epochs)
+                column = s.rates(m.base_lr, count, start=first + 1)
                 if key is not None:
                     known[key] = column
             columns.append(column)
         return np.stack(columns, axis=1)
 
-    def _run_epochs(self, runner, epochs, shuffle, rng, all_rates):
+    def _run_epochs(self, runner, epochs, shuffle, rng, schedules):
         n = runner.X.shape[0]
         K = len(self._models)
         per_call = min(epochs, runner.epochs_per_call(n))
@@ -402,7 +398,7 @@ class MLPStack:
             orders = order_buffer[:count]
             if shuffle:
                 rng.permuted(np.broadcast_to(identity, (count, n)), axis=1, out=orders)
-            rates = all_rates[first:first + count]
+            rates = self._rates(schedules, first, count)
             done = runner.run(orders, rates, losses)
             for k, m in enumerate(self._models):
                 m.history["loss"] += losses[:done[k], k].tolist()
