@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_int", "check_real", "check_flag"]
+__all__ = ["check_int", "check_real", "check_flag", "immutable"]
 
 
 def check_int(name, value, minimum):
@@ -47,3 +47,10 @@ def check_flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return bool(value)
+
+
+def immutable(value):
+    """Whether a setting's value is immutable, so that copies may share it: None, strings,
+    numbers, dtypes, classes, and tuples of such values."""
+    return isinstance(value, (str, numbers.Number, type(None), np.dtype, type)) or (
+        isinstance(value, tuple) and all(map(immutable, value)))

@@ -60,6 +60,7 @@ from . import _threads
 from . import estimators as _estimators
 from ._engine import StackRunner, TrainingDiverged, draws_in_kernel
 from ._kernels import _train
+from ._validation import immutable as _immutable
 from .stack import MLPStack
 
 __all__ = ["MLPSearchCV"]
@@ -672,12 +673,6 @@ def _draw_key(est, names):
     except TypeError:
         return None
     return key
-
-
-def _immutable(value):
-    """Whether a parameter value is immutable (shared by copies without risk)."""
-    return isinstance(value, (str, numbers.Number, type(None), np.dtype, type)) or (
-        isinstance(value, tuple) and all(map(_immutable, value)))
 
 
 def _copy_estimator(est):

@@ -13,7 +13,6 @@ float64; in practice the results are bit for bit equal).
 """
 import copy
 import itertools
-import numbers
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,9 +22,9 @@ import numpy as np
 from . import _engine
 from . import _seeding
 from . import schedules as _schedules
-from ._kernels import _train
 from ._validation import check_flag as _check_flag
 from ._validation import check_int as _check_int
+from ._validation import immutable as _immutable
 from .io import _constructor_arguments
 from .mlp import MLP
 
@@ -36,12 +35,6 @@ __all__ = ["MLPStack"]
 # alone (a subclass, or a LambdaSchedule's function, may compute otherwise).
 _PURE_SCHEDULES = (_schedules.Constant, _schedules.ExponentialDecay, _schedules.StepDecay,
                    _schedules.InverseScaling, _schedules.Cosine)
-
-
-def _immutable(value):
-    return (value is None or type(value) in (str, int, float, bool)
-            or isinstance(value, (str, numbers.Number, np.dtype, type))
-            or (isinstance(value, tuple) and all(map(_immutable, value))))
 
 
 def _own(value):
