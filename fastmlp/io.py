@@ -45,7 +45,11 @@ before reading its data. The format is uncompressed; a copy repacked with deflat
 compress), and decompression stops at the declared sizes. Every stored value is then checked as the
 ``MLP`` constructor and ``train`` check it, plus what only a file can get wrong: finite
 parameters, optimizer state and running statistics, non-negative running variances, sorted
-distinct classes. Whatever is wrong, ``load`` raises a one-line ``ValueError`` naming the file.
+distinct classes, and a random generator state that NumPy's bit generator of that name (PCG64,
+PCG64DXSM, MT19937, Philox or SFC64) can have: exactly its entries, integers in their ranges,
+arrays of their lengths (NumPy itself takes some out-of-range positions, and drawing from them
+then crashes the process). Whatever is wrong, ``load`` raises a one-line ``ValueError`` naming
+the file.
 
 **Saving** writes only to a regular file or a new path: a FIFO, a device node, a directory or a
 symbolic link at the path is refused (``ValueError``). A symbolic link is refused rather than
@@ -209,21 +213,77 @@ def _rng_state(rng):
     return encode(rng.bit_generator.state)
 
 
-def _restore_rng(state):
-    def decode(value):
-        if isinstance(value, dict):
-            if "__array__" in value:
-                dtype = np.dtype(value["dtype"])
-                if dtype.kind not in "iu":      # bit generators keep only integer arrays
-                    raise ValueError(f"rng_state holds an array of dtype {dtype}")
-                return np.array(value["__array__"], dtype=dtype)
-            return {k: decode(v) for k, v in value.items()}
+# The state of each bit generator fastmlp can store (NumPy's), as ``bit_generator.state`` has
+# it: name -> (the entries of its "state" object, the entries beside it). An entry is
+# ("int", n), an int from 0 to n - 1, or ("array", itemsize, length), an array of unsigned
+# integers. NumPy's setters take some values unchecked (MT19937's pos, Philox's buffer_pos) and
+# the generator then reads and writes outside its buffers, so loading checks every entry.
+_BUFFERED_UINT32 = {"has_uint32": ("int", 2), "uinteger": ("int", 1 << 32)}
+_PCG_STATE = {"state": ("int", 1 << 128), "inc": ("int", 1 << 128)}
+_RNG_STATES = {
+    "PCG64": (_PCG_STATE, _BUFFERED_UINT32),
+    "PCG64DXSM": (_PCG_STATE, _BUFFERED_UINT32),
+    "MT19937": ({"key": ("array", 4, 624), "pos": ("int", 625)}, {}),
+    "Philox": ({"counter": ("array", 8, 4), "key": ("array", 8, 2)},
+               dict(buffer=("array", 8, 4), buffer_pos=("int", 5), **_BUFFERED_UINT32)),
+    "SFC64": ({"state": ("array", 8, 4)}, _BUFFERED_UINT32),
+}
+
+
+def _rng_entry(name, key, spec, value):
+    """The stored entry ``key`` of bit generator ``name``'s state, checked against ``spec``
+    and decoded (a tagged list becomes an array); raises _Malformed."""
+    def bad(expected):
+        return _Malformed(f"the stored random generator state (rng_state) is invalid: "
+                          f"{name}'s {key} must be {expected}; got {_one_line(repr(value), 100)}")
+    if spec[0] == "int":
+        if type(value) is not int or not 0 <= value < spec[1]:
+            raise bad(f"an integer from 0 to {spec[1] - 1}")
         return value
-    name = state["bit_generator"]
-    if name not in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"):
-        raise ValueError(f"unknown bit generator {name!r}")
+    _, itemsize, length = spec
+    expected = f"an array of {length} {8 * itemsize}-bit unsigned integers"
+    if not isinstance(value, dict) or set(value) != {"__array__", "dtype"}:
+        raise bad(expected)
+    dtype, entries = value["dtype"], value["__array__"]
+    if dtype not in (f"<u{itemsize}", f">u{itemsize}", f"=u{itemsize}"):
+        raise bad(expected)
+    if not isinstance(entries, list) or len(entries) != length or \
+            not all(type(v) is int and 0 <= v < 1 << (8 * itemsize) for v in entries):
+        raise bad(expected)
+    return np.array(entries, dtype=np.dtype(f"u{itemsize}"))
+
+
+def _restore_rng(state):
+    """A ``numpy.random.Generator`` in the stored state (``_rng_state``'s), every entry
+    checked first; raises _Malformed."""
+    if not isinstance(state, dict):
+        raise _Malformed(f"the stored random generator state (rng_state) is invalid: it must "
+                         f"be an object; got {_one_line(repr(state), 100)}")
+    name = state.get("bit_generator")
+    if not isinstance(name, str) or name not in _RNG_STATES:
+        raise _Malformed(f"the stored random generator state (rng_state) is invalid: unknown "
+                         f"bit generator {_one_line(repr(name), 100)}; model files store "
+                         f"{', '.join(_RNG_STATES)}")
+    inner_spec, outer_spec = _RNG_STATES[name]
+    inner = state.get("state")
+    for where, found, spec in (("", state, dict(bit_generator=None, state=None, **outer_spec)),
+                               ("'s state", inner, inner_spec)):
+        if not isinstance(found, dict) or set(found) != set(spec):
+            keys = sorted(found) if isinstance(found, dict) else found
+            raise _Malformed(f"the stored random generator state (rng_state) is invalid: "
+                             f"{name}{where} must have the entries {sorted(spec)}; got "
+                             f"{_one_line(repr(keys), 200)}")
+    decoded = {"bit_generator": name,
+               "state": {key: _rng_entry(name, key, spec, inner[key])
+                         for key, spec in inner_spec.items()}}
+    decoded.update((key, _rng_entry(name, key, spec, state[key]))
+                   for key, spec in outer_spec.items())
+    if name.startswith("PCG64") and decoded["state"]["inc"] % 2 == 0:
+        raise _Malformed(f"the stored random generator state (rng_state) is invalid: {name}'s "
+                         f"inc must be odd, as in every state NumPy makes; got "
+                         f"{decoded['state']['inc']}")
     bit_generator = getattr(np.random, name)()
-    bit_generator.state = decode(state)
+    bit_generator.state = decoded
     return np.random.Generator(bit_generator)
 
 

@@ -492,8 +492,9 @@ CRAFTED = {
                                   "history must be an object of lists of numbers"),
     "rng_array_of_objects": (
         _set("rng_state", {"bit_generator": "PCG64", "state": {"__array__": [1], "dtype": "|O"}}),
-        {}, "rng_state holds an array of dtype object"),
-    "rng_state_missing": (_set("rng_state", None), {}, "inconsistent"),
+        {}, "PCG64 must have the entries"),
+    "rng_state_missing": (_set("rng_state", None), {},
+                          r"rng_state\) is invalid: it must be an object"),
     "extra_not_an_object": (_set("extra", [1]), {}, "'extra' must be a JSON object"),
     "params_of_two_dimensions": (None, {"params": np.zeros((67, 1))},
                                  r"params has dtype float64 and shape \(67, 1\)"),
@@ -529,6 +530,121 @@ def test_crafted_file_is_refused_with_one_line_naming_it(case, saved):
         fastmlp.load(path)
     text = str(excinfo.value)
     assert "\n" not in text and text.startswith(f"cannot load {str(path)!r}: "), text
+
+
+# --------------------------------------------------------------------------------------------
+# The random generator's state: every NumPy bit generator round-trips; a crafted state is
+# refused at load (NumPy's setters take some out-of-range values, and training then crashed)
+# --------------------------------------------------------------------------------------------
+
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _saved_with(tmp_path, bit_generator):
+    """A trained model drawing from ``bit_generator``, saved: (path, model, members)."""
+    X, y = _data("multiclass")
+    model = MLP([4, 5, 3], seed=np.random.Generator(getattr(np.random, bit_generator)(3)),
+                dropout=[0.2])
+    model.train(X, y, epochs=2, batch_size=16, verbose=False)
+    path = tmp_path / f"{bit_generator}.npz"
+    fastmlp.io.save(model, path)
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    return path, model, members
+
+
+@pytest.mark.parametrize("bit_generator", BIT_GENERATORS)
+def test_every_numpy_bit_generator_round_trips(bit_generator, tmp_path):
+    path, model, _ = _saved_with(tmp_path, bit_generator)
+    loaded = fastmlp.load(path)
+    assert type(loaded._rng.bit_generator).__name__ == bit_generator
+    assert json.dumps(loaded._rng.bit_generator.state, default=np.ndarray.tolist) == \
+        json.dumps(model._rng.bit_generator.state, default=np.ndarray.tolist)
+    X, y = _data("multiclass")
+    model.train(X, y, epochs=2, batch_size=16, verbose=False)
+    loaded.train(X, y, epochs=2, batch_size=16, verbose=False)
+    assert np.array_equal(loaded.params, model.params)
+
+
+def _array(values, dtype):
+    return {"__array__": list(values), "dtype": dtype}
+
+
+# name: (bit generator, edit of rng_state, the message expected)
+CRAFTED_RNG = {
+    "mt19937_pos_negative": ("MT19937", _set("state", "pos", -1),
+                             r"MT19937's pos must be an integer from 0 to 624; got -1"),
+    "mt19937_pos_beyond_the_key": ("MT19937", _set("state", "pos", 625), "MT19937's pos"),
+    "mt19937_pos_far_beyond": ("MT19937", _set("state", "pos", 10**6), "MT19937's pos"),
+    "mt19937_pos_float": ("MT19937", _set("state", "pos", 3.0), "MT19937's pos"),
+    "mt19937_pos_bool": ("MT19937", _set("state", "pos", True), "MT19937's pos"),
+    "mt19937_key_short": ("MT19937", _set("state", "key", _array(range(623), "<u4")),
+                          r"MT19937's key must be an array of 624 32-bit unsigned integers"),
+    "mt19937_key_of_bytes": ("MT19937", _set("state", "key", _array([1] * 624, "|u1")),
+                             "MT19937's key must be"),
+    "mt19937_key_negative": ("MT19937", _set("state", "key", _array([-1] * 624, "<i4")),
+                             "MT19937's key must be"),
+    "mt19937_key_too_large": ("MT19937", _set("state", "key", _array([2**32] * 624, "<u4")),
+                              "MT19937's key must be"),
+    "mt19937_key_floats": ("MT19937", _set("state", "key", _array([1.5] * 624, "<u4")),
+                           "MT19937's key must be"),
+    "mt19937_key_bad_dtype_name": ("MT19937", _set("state", "key", _array([1] * 624, "zz")),
+                                   "MT19937's key must be"),
+    "mt19937_key_a_plain_list": ("MT19937", _set("state", "key", [1] * 624),
+                                 "MT19937's key must be"),
+    "philox_buffer_pos_negative": ("Philox", _set("buffer_pos", -1),
+                                   r"Philox's buffer_pos must be an integer from 0 to 4; got -1"),
+    "philox_buffer_pos_beyond": ("Philox", _set("buffer_pos", 5), "Philox's buffer_pos"),
+    "philox_buffer_pos_far_beyond": ("Philox", _set("buffer_pos", 2**40), "Philox's buffer_pos"),
+    "philox_buffer_short": ("Philox", _set("buffer", _array([0] * 3, "<u8")),
+                            r"Philox's buffer must be an array of 4 64-bit"),
+    "philox_key_long": ("Philox", _set("state", "key", _array([0] * 3, "<u8")),
+                        "Philox's key must be an array of 2 64-bit"),
+    "philox_counter_of_uint32": ("Philox", _set("state", "counter", _array([0] * 4, "<u4")),
+                                 "Philox's counter must be"),
+    "philox_has_uint32_two": ("Philox", _set("has_uint32", 2), "Philox's has_uint32"),
+    "pcg64_has_uint32_two": ("PCG64", _set("has_uint32", 2),
+                             r"PCG64's has_uint32 must be an integer from 0 to 1; got 2"),
+    "pcg64_has_uint32_negative": ("PCG64", _set("has_uint32", -1), "PCG64's has_uint32"),
+    "pcg64_uinteger_too_large": ("PCG64", _set("uinteger", 2**32), "PCG64's uinteger"),
+    "pcg64_state_negative": ("PCG64", _set("state", "state", -5), "PCG64's state"),
+    "pcg64_state_beyond_128_bits": ("PCG64", _set("state", "state", 2**128), "PCG64's state"),
+    "pcg64_inc_even": ("PCG64", _set("state", "inc", 2), "PCG64's inc must be odd"),
+    "pcg64dxsm_inc_a_string": ("PCG64DXSM", _set("state", "inc", "7"), "PCG64DXSM's inc"),
+    "sfc64_state_short": ("SFC64", _set("state", "state", _array([1, 2], "<u8")),
+                          "SFC64's state must be an array of 4 64-bit"),
+    "sfc64_has_uint32_large": ("SFC64", _set("has_uint32", 10**9), "SFC64's has_uint32"),
+    "unknown_bit_generator": ("PCG64", _set("bit_generator", "RandomState"),
+                              "unknown bit generator 'RandomState'"),
+    "bit_generator_not_a_string": ("PCG64", _set("bit_generator", ["PCG64"]),
+                                   "unknown bit generator"),
+    "bit_generator_of_another_layout": ("PCG64", _set("bit_generator", "MT19937"),
+                                        r"MT19937 must have the entries \['bit_generator', "
+                                        r"'state'\]; got \['bit_generator', 'has_uint32'"),
+    "entry_missing": ("Philox", lambda s: s.pop("buffer_pos"),
+                      "Philox must have the entries"),
+    "entry_unknown": ("SFC64", _set("extra", 1), "SFC64 must have the entries"),
+    "state_not_an_object": ("MT19937", _set("state", [1, 2]),
+                            "MT19937's state must have the entries"),
+    "not_an_object": ("PCG64", None, "rng_state.* must be an object"),
+}
+
+
+@pytest.mark.parametrize("case", CRAFTED_RNG)
+def test_crafted_generator_state_is_refused_at_load(case, tmp_path):
+    bit_generator, edit, message = CRAFTED_RNG[case]
+    path, _, members = _saved_with(tmp_path, bit_generator)
+    metadata = _metadata(members)
+    if edit is None:
+        metadata["rng_state"] = "PCG64"
+    else:
+        edit(metadata["rng_state"])
+    _rewrite(path, members, metadata, reseal=True)
+    with pytest.raises(ValueError, match=message) as excinfo:
+        fastmlp.load(path)
+    text = str(excinfo.value)
+    assert "\n" not in text and text.startswith(f"cannot load {str(path)!r}: "), text
+    assert "random generator state (rng_state) is invalid" in text, text
 
 
 @pytest.fixture

@@ -487,3 +487,47 @@ def test_a_callback_can_save_the_model_it_is_training(tmp_path):
     assert not thread.is_alive(), "save from a callback deadlocked"
     assert saved_epochs == [1, 2, 3]
     assert _same_state(fastmlp.load(path), model)
+
+
+def test_a_crafted_generator_state_cannot_crash_training(tmp_path):
+    """NumPy's setters take MT19937's pos and Philox's buffer_pos unchecked, and drawing then
+    reads and writes outside the generator's buffers: a file with such a state loaded, and
+    training it killed the process. Load refuses it; the child must exit normally."""
+    result = _run_python("""
+        import json, sys
+        import numpy as np
+        import fastmlp, fastmlp.io
+        from fastmlp.io import _digest
+        path = sys.argv[1]
+        rng = np.random.default_rng(0)
+        X, y = rng.normal(size=(64, 4)), rng.integers(0, 3, 64)
+        cases = [("MT19937", ("state", "pos"), value) for value in (10**6, 625, -10**6, -1)]
+        cases += [("Philox", ("buffer_pos",), value) for value in (10**6, 5, -10**6, -1)]
+        for name, keys, value in cases:
+            model = fastmlp.MLP([4, 8, 3], seed=np.random.Generator(getattr(np.random, name)(1)),
+                                dropout=[0.1])
+            fastmlp.io.save(model, path)
+            with np.load(path) as archive:
+                members = {n: archive[n] for n in archive.files}
+            metadata = json.loads(members["metadata"].tobytes())
+            target = metadata["rng_state"]
+            for key in keys[:-1]:
+                target = target[key]
+            target[keys[-1]] = value
+            members["metadata"] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+            members.pop("sha256")
+            members["sha256"] = np.array(_digest(members))
+            np.savez(path, **members)
+            try:
+                loaded = fastmlp.load(path)
+            except ValueError as exc:
+                print("refused", name, value, "rng_state) is invalid" in str(exc), flush=True)
+                continue
+            print("loaded", name, value, flush=True)
+            for _ in range(20):
+                loaded.train(X, y, epochs=5, batch_size=8, verbose=False)
+        """, tmp_path / "model.npz")
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-2000:])
+    lines = result.stdout.splitlines()
+    assert len(lines) == 8 and all(line.startswith("refused") and line.endswith("True")
+                                   for line in lines), result.stdout
