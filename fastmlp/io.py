@@ -677,6 +677,16 @@ def _exactly(name, dtype, shape):
     return check
 
 
+def _malformed_if(check):
+    """``check``, its ValueError raised as _Malformed (its message says what is wrong)."""
+    def malformed(dtype, shape):
+        try:
+            check(dtype, shape)
+        except ValueError as exc:
+            raise _Malformed(str(exc)) from None
+    return malformed
+
+
 def _text_check(name, max_bytes):
     """A ``check`` for a member of UTF-8 bytes: uint8, one dimension, at most ``max_bytes``."""
     def check(dtype, shape):
@@ -940,7 +950,8 @@ def _read_model(f):
         arrays["classes"] = archive.read("classes", _classes_check(config["layer_sizes"][-1]))
     for name in _estimator_io.MEMBERS:          # a scikit-learn estimator's arrays
         if name in archive:
-            arrays[name] = archive.read(name, _estimator_io.member_check(name, config))
+            arrays[name] = archive.read(name, _malformed_if(
+                _estimator_io.member_check(name, config)))
     stored = archive.read("sha256", _check_checksum_member)
     if str(stored) != _digest(arrays):
         raise _Malformed("the file is corrupted or was modified: its SHA-256 checksum does "
