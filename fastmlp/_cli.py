@@ -180,6 +180,24 @@ def _plural(n, word, words=None):
     return f"{n} {word if n == 1 else words or word + 's'}"
 
 
+def _same_file(a, b):
+    """Whether the paths ``a`` and ``b`` name one file (also through links or another
+    spelling); False when either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_out_is_not_an_input(out, inputs):
+    """Raise CLIError when ``out`` names one of the ``inputs`` (what, path): the output
+    would replace it."""
+    for what, path in inputs:
+        if _same_file(out, path):
+            raise CLIError(f"--out {out} is {what} ({path}): writing there would replace it; "
+                           f"choose another --out")
+
+
 # -- model files ------------------------------------------------------------------------------
 
 def _model_io():
@@ -259,6 +277,7 @@ def train(args):
         out = out.with_name(out.name + ".npz")
     if not out.parent.is_dir():
         raise CLIError(f"cannot write {out}: the folder {out.parent} does not exist")
+    _check_out_is_not_an_input(out, [("the training CSV", args.csv)])
 
     categorical = _tabular._names(args.categorical)
     table = _tabular.read_table(args.csv, args.sep, args.index_col, categorical, args.reader)
@@ -388,6 +407,9 @@ def _describe_features(table, features, columns, report, args):
 
 def predict(args):
     """Predict the target of each row of a CSV file with a model saved by ``train``."""
+    if args.out is not None:
+        _check_out_is_not_an_input(args.out, [("the model file", args.model),
+                                              ("the input CSV", args.csv)])
     model, spec = _load_model(args.model)
     sep = spec.get("sep", ",") if args.sep is None else args.sep
     text_columns = [c["name"] for c in spec["columns"] if c["kind"] == "text"]

@@ -585,6 +585,38 @@ def test_predict_out_is_written_atomically_and_never_replaces_a_special_file(col
     assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
 
 
+def test_predict_refuses_to_write_over_its_model_or_its_csv(colours, tmp_path, capsys):
+    """--out naming the model or the CSV (however spelled: another path, a hard link) would
+    replace the input with predictions: refused before anything is read or written."""
+    path, _ = colours
+    data = tmp_path / "data.csv"
+    data.write_bytes(Path(path).read_bytes())
+    model = tmp_path / "m.npz"
+    run(["train", data, "--target", "colour", "--hidden", "8", "--epochs", "2", "--out", model],
+        capsys)
+    before = {p: p.read_bytes() for p in (model, data)}
+    os.link(data, tmp_path / "alias.csv")
+    for out, what in ((model, "the model file"), (data, "the input CSV"),
+                      (tmp_path / "sub" / ".." / "m.npz", "the model file"),
+                      (tmp_path / "alias.csv", "the input CSV")):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        status, stdout, err = run(["predict", model, data, "--out", out], capsys)
+        assert_one_line_error(status, err, f"--out {out} is {what}", "choose another --out")
+        assert stdout == ""
+        assert {p: p.read_bytes() for p in before} == before
+    status, _, _ = run(["predict", model, data, "--out", tmp_path / "pred.csv"], capsys)
+    assert status == 0
+
+
+def test_train_refuses_to_write_its_model_over_the_training_csv(colours, tmp_path, capsys):
+    path, _ = colours
+    data = tmp_path / "data.npz"            # a CSV with the model's suffix
+    data.write_bytes(Path(path).read_bytes())
+    status, stdout, err = run(["train", data, "--target", "colour", "--out", data], capsys)
+    assert_one_line_error(status, err, f"--out {data} is the training CSV")
+    assert stdout == "" and data.read_bytes() == Path(path).read_bytes()
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def bad_files(tmp_path):
