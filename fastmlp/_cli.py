@@ -42,6 +42,7 @@ __all__ = ["main"]
 MAX_EPOCHS = 1_000_000
 MAX_WIDTH = 100_000
 MAX_WEIGHTS = 100_000_000
+MAX_REPEATS = 1000
 
 
 class CLIError(ValueError):
@@ -100,8 +101,8 @@ def demo(args):
     for name, acc_train, acc_test, seconds in rows:
         print(f"{name:16s} {acc_train:9.3f} {acc_test:9.3f} {seconds * 1e3:9.2f}ms")
     print(f"\nfastmlp trained {rows[1][3] / rows[0][3]:.0f}x faster than plain NumPy (the "
-          f"lecture's SimpleMLP written for speed; median of {args.repeats} runs each, model "
-          f"construction included), from the same weights and batch order.")
+          f"lecture's SimpleMLP written for speed; median of {_plural(args.repeats, 'run')} "
+          f"each, model construction included), from the same weights and batch order.")
     return 0
 
 
@@ -511,7 +512,8 @@ def _parser():
 
     p = commands.add_parser("demo", help="train the lecture's circles MLP with fastmlp and NumPy",
                             description=demo.__doc__)
-    p.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5)")
+    p.add_argument("--repeats", type=_integer("--repeats", 1, MAX_REPEATS), default=5,
+                   metavar="N", help=f"timed runs of each (default 5, at most {MAX_REPEATS})")
     p.set_defaults(run=demo)
 
     p = commands.add_parser(

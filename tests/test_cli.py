@@ -689,6 +689,10 @@ ERRORS = [
     (["predict", "good.csv", "good.csv"], ["cannot load the model good.csv"]),
     (["predict", ".", "good.csv"], ["is a directory"]),
     (["fly"], ["'fly'"]),
+    (["demo", "--repeats", "0"], ["--repeats must be at least 1; got 0"]),
+    (["demo", "--repeats", "-3"], ["--repeats must be at least 1; got -3"]),
+    (["demo", "--repeats", "many"], ["--repeats takes an integer; got 'many'"]),
+    (["demo", "--repeats", "1e9"], ["--repeats 1e9 is too large: at most 1000"]),
 ]
 
 
