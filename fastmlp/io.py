@@ -61,12 +61,13 @@ read back and checked exactly as ``load`` checks it, then renamed over the targe
 a full disk or an error during a save leaves any previous file at that path as it was. Where
 the system allows (Linux, ``O_TMPFILE``) the temporary file has no name until it is complete,
 so a save killed while writing leaves nothing behind; elsewhere it is named
-``.<name>.<pid>-<random>.fastmlp-tmp``, and every save removes such files of the same target
-whose process is gone. The arrays are copied before the checksum is computed, under the
-model's lock (``model._lock``) when it has one, so saving while another thread trains the model
-writes a file that matches its checksum (without a lock, the copy may catch the parameters and
-the optimizer state one update apart). The file is written exactly at the path given (no suffix is added);
-``.npz`` is the natural suffix.
+``.fastmlp-<tag>-<pid>-<random>.tmp`` (``<tag>``: 8 hex digits of a hash of the target's name;
+about 40 characters, so a target name of any length the system takes can be saved), and
+every save removes such files of the same target whose process is gone. The arrays are copied
+before the checksum is computed, under the model's lock (``model._lock``) when it has one, so
+saving while another thread trains the model writes a file that matches its checksum (without
+a lock, the copy may catch the parameters and the optimizer state one update apart). The file
+is written exactly at the path given (no suffix is added); ``.npz`` is the natural suffix.
 
 What cannot be saved: a schedule given as a function (``LambdaSchedule``) or a user-defined
 ``Schedule`` or ``Optimizer`` subclass (they are code, not data), class labels of object dtype
@@ -125,7 +126,9 @@ _MAX_EXPANSION, _EXPANSION_FLOOR = 16, 64 << 20
 _MAX_NPY_HEADER = 10000
 # Bytes read from a member at a time: bounds the temporary copies, not the member.
 _READ_CHUNK = 1 << 20
-_TEMP_SUFFIX = ".fastmlp-tmp"
+# Temporary files are named _TEMP_PREFIX + <tag>-<pid>-<random> + _TEMP_SUFFIX; earlier
+# versions named them .<name>.<pid>-<random> + _OLD_TEMP_SUFFIX (too long for a long name).
+_TEMP_PREFIX, _TEMP_SUFFIX, _OLD_TEMP_SUFFIX = ".fastmlp-", ".tmp", ".fastmlp-tmp"
 # Anonymous temporary files (O_TMPFILE) where the system has them; the tests switch them off to
 # exercise the named fallback.
 _USE_O_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
@@ -441,9 +444,19 @@ def _new_file_mode(path):
         return 0o666 & ~umask
 
 
+def _target_tag(path):
+    """8 hex digits that tell the temporaries of ``path`` from those of other files in its
+    directory (a hash of the file's name: a temporary's name has a fixed length, however long
+    the target's is)."""
+    return hashlib.sha256(os.fsencode(os.path.basename(path))).hexdigest()[:8]
+
+
 def _temporary_name(directory, path):
-    """A new name for a temporary file of ``path``: ``.<name>.<pid>-<random>.fastmlp-tmp``."""
-    return os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-"
+    """A new name for a temporary file of ``path``: ``.fastmlp-<tag>-<pid>-<random>.tmp``,
+    about 40 characters whatever the target's name (a name of up to the system's limit, 255
+    bytes, can be saved), in the target's directory so that the rename stays on one file
+    system."""
+    return os.path.join(directory, f"{_TEMP_PREFIX}{_target_tag(path)}-{os.getpid()}-"
                                    f"{secrets.token_hex(4)}{_TEMP_SUFFIX}")
 
 
@@ -462,15 +475,17 @@ def _process_gone(pid):
 
 def _remove_stale_temporaries(directory, path):
     """Delete the temporary files that saves to ``path`` left behind when they were killed:
-    those named by ``_temporary_name`` whose process is gone. A live process's temporary is
-    kept, so concurrent saves of one path do not disturb each other."""
-    prefix, pattern = f".{os.path.basename(path)}.", re.compile(r"([0-9]+)-[0-9a-f]{8}\Z")
+    those named by ``_temporary_name`` (or, by earlier versions,
+    ``.<name>.<pid>-<random>.fastmlp-tmp``) whose process is gone. A live process's temporary
+    is kept, so concurrent saves of one path do not disturb each other."""
+    patterns = [
+        re.compile(re.escape(f"{_TEMP_PREFIX}{_target_tag(path)}-")
+                   + r"([0-9]+)-[0-9a-f]{8}" + re.escape(_TEMP_SUFFIX) + r"\Z"),
+        re.compile(re.escape(f".{os.path.basename(path)}.")
+                   + r"([0-9]+)-[0-9a-f]{8}" + re.escape(_OLD_TEMP_SUFFIX) + r"\Z")]
     with contextlib.suppress(OSError), os.scandir(directory) as entries:
         for entry in entries:
-            name = entry.name
-            if not (name.startswith(prefix) and name.endswith(_TEMP_SUFFIX)):
-                continue
-            match = pattern.match(name[len(prefix):-len(_TEMP_SUFFIX)])
+            match = next(filter(None, (p.match(entry.name) for p in patterns)), None)
             if match and entry.is_file(follow_symlinks=False) and \
                     _process_gone(int(match.group(1))):
                 with contextlib.suppress(OSError):

@@ -236,11 +236,43 @@ def test_save_removes_stale_temporaries_of_its_target_only(tmp_path):
         f".other.npz.{dead.pid}-0123abcd.fastmlp-tmp": True,        # another target's: kept
         ".model.npz.notes.fastmlp-tmp": True,                       # not our pattern: kept
     }
+    # Today's names: a tag of the target's name, not the name itself.
+    tag, other = fastmlp.io._target_tag("model.npz"), fastmlp.io._target_tag("other.npz")
+    names.update({
+        f".fastmlp-{tag}-{dead.pid}-0123abcd.tmp": False,           # a killed save: removed
+        f".fastmlp-{tag}-{os.getppid()}-0123abcd.tmp": True,        # a live process's: kept
+        f".fastmlp-{other}-{dead.pid}-0123abcd.tmp": True,          # another target's: kept
+        f".fastmlp-{tag}-{dead.pid}-notes.tmp": True,               # not our pattern: kept
+    })
     for name in names:
         (tmp_path / name).write_bytes(b"PK half an archive")
     fastmlp.io.save(_model(), tmp_path / "model.npz")
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["model.npz"] + [name for name, kept in names.items() if kept])
+
+
+@pytest.mark.parametrize("length", [200, 226, 240, 255])
+@pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "named"])
+def test_a_file_name_of_any_length_the_system_takes_can_be_saved(length, anonymous, tmp_path,
+                                                                 monkeypatch):
+    """The temporary file's name is short and of fixed length: a target name of up to 255
+    bytes (NAME_MAX) is saved and replaced; the temporaries of killed saves are still found."""
+    monkeypatch.setattr(fastmlp.io, "_USE_O_TMPFILE", fastmlp.io._USE_O_TMPFILE and anonymous)
+    path = tmp_path / ("m" * (length - 4) + ".npz")
+    assert len(path.name) == length
+    model = _model()
+    fastmlp.io.save(model, path)
+    fastmlp.io.save(model, path)                       # replacing it too
+    assert _same_state(fastmlp.load(path), model)
+    assert os.listdir(tmp_path) == [path.name]
+    name = os.path.basename(fastmlp.io._temporary_name(str(tmp_path), str(path)))
+    assert len(name) <= 40 and name.startswith(".fastmlp-"), name
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = name.replace(f"-{os.getpid()}-", f"-{dead.pid}-")
+    (tmp_path / stale).write_bytes(b"PK half an archive")
+    fastmlp.io.save(model, path)
+    assert os.listdir(tmp_path) == [path.name]
 
 
 @pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "named"])
