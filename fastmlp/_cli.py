@@ -300,7 +300,14 @@ def train(args):
     train_at, held_at = _tabular.split_rows(y[rows], classification, args.validation_fraction,
                                             args.seed)
     train_rows, held_rows = rows[train_at], rows[held_at]
-    columns = _tabular.fit_preprocessing(table, features, train_rows, args.strict)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is reported below
+        columns = _tabular.fit_preprocessing(table, features, train_rows, args.strict)
+    for c in columns:
+        if c["kind"] == "numeric" and not (np.isfinite(c["mean"]) and np.isfinite(c["std"])):
+            raise CLIError(f"column {c['name']!r} of {table.path} holds numbers too large to "
+                           f"standardize (up to {_largest(table.columns[c['name']]):g}: their "
+                           f"spread overflows 64-bit floats): rescale the column, e.g. to "
+                           f"other units, or --drop it")
     X, report = _tabular.transform(table, columns)
     lines += _describe_features(table, features, columns, report, args)
 
@@ -310,8 +317,13 @@ def train(args):
         loss = "binary_crossentropy" if n_out == 1 else "categorical_crossentropy"
         kind = f"classification ({len(classes)} classes: {_quoted(classes, 5)})"
     else:
-        target_mean = float(y[train_rows].mean())
-        target_std = float(y[train_rows].std()) or 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            target_mean = float(y[train_rows].mean())
+            target_std = float(y[train_rows].std()) or 1.0
+        if not (np.isfinite(target_mean) and np.isfinite(target_std)):
+            raise CLIError(f"the target column {args.target!r} of {table.path} holds numbers "
+                           f"too large to standardize (up to {_largest(y[rows]):g}: their "
+                           f"spread overflows 64-bit floats): rescale it, e.g. to other units")
         y = (y - target_mean) / target_std
         n_out, loss, kind = 1, "squared_error", "regression (standardized for training)"
     split = (f"{len(train_rows)} training rows, {len(held_rows)} held out "
@@ -371,6 +383,11 @@ def train(args):
     _model_io().save(model, out, extra=spec)
     print(f"saved {out} (the model and its preprocessing, one file)")
     return 0
+
+
+def _largest(values):
+    """The largest magnitude among the numbers ``values`` (NaN for missing ones)."""
+    return float(np.nanmax(np.abs(values)))
 
 
 def _describe_features(table, features, columns, report, args):

@@ -617,6 +617,22 @@ def test_train_refuses_to_write_its_model_over_the_training_csv(colours, tmp_pat
     assert stdout == "" and data.read_bytes() == Path(path).read_bytes()
 
 
+def test_numbers_too_large_to_standardize_are_an_error_not_a_zeroed_column(tmp_path):
+    """A column whose spread overflows float64 (values near 1e200) was standardized by an
+    infinite std, so it became all zeros, with a raw RuntimeWarning: now a clear error."""
+    rows = [[f"{v:g}", i, i % 2, f"{t:g}"] for i, (v, t) in
+            enumerate(zip([1e200, -1e200, 5e199, 7, 9, 11, 13, 15], [1, 2, 3, 4, 5, 6, 7, 8]))]
+    write_csv(tmp_path / "huge.csv", ["a", "b", "y", "t"], rows)
+    done = python_m_fastmlp(["train", "huge.csv", "--target", "y", "--epochs", "1"], tmp_path)
+    assert_one_line_error(done.returncode, done.stderr, "column 'a' of huge.csv",
+                          "too large to standardize", "1e+200", "rescale", "--drop")
+    assert done.stdout == "" and not (tmp_path / "model.npz").exists()
+    done = python_m_fastmlp(["train", "huge.csv", "--target", "a", "--task", "regression",
+                             "--epochs", "1"], tmp_path)
+    assert_one_line_error(done.returncode, done.stderr, "the target column 'a' of huge.csv",
+                          "too large to standardize", "rescale")
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def bad_files(tmp_path):
