@@ -403,12 +403,16 @@ def _describe_features(table, features, columns, report, args):
             lines.append(f"  one-hot encoded: {c['name']!r} ({n}: {_quoted(c['categories'], 5)}; "
                          f"a category unseen in training becomes all zeros)")
     by_name = {c["name"]: c for c in columns}
-    for name, n_missing, _ in report:
+    for name, n_missing, unseen in report:
         c = by_name[name]
         how = (f"median {c['fill']:.6g}" if c["kind"] == "numeric"
                else f"most frequent {c['fill']!r}")
-        lines.append(f"  imputed: {name!r}, {_plural(n_missing, 'missing value')} filled with "
-                     f"the training rows' {how}")
+        if n_missing:
+            lines.append(f"  imputed: {name!r}, {_plural(n_missing, 'missing value')} filled "
+                         f"with the training rows' {how}")
+        if unseen:          # categories that only held-out rows have
+            lines.append(f"  note: {name!r}: {_plural(unseen, 'held-out value')} of "
+                         f"categories not in the training rows, encoded as all zeros")
     left_out = [n for n in table.names if n not in features and n != args.target]
     if left_out:
         lines.append(f"  not used: {_quoted(left_out)}")

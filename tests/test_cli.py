@@ -633,6 +633,19 @@ def test_numbers_too_large_to_standardize_are_an_error_not_a_zeroed_column(tmp_p
                           "too large to standardize", "rescale")
 
 
+def test_train_reports_imputation_only_where_values_were_missing(tmp_path, capsys):
+    """Categories seen only in held-out rows were reported as 'imputed: ..., 0 missing
+    values'; they are reported as what they are."""
+    rows = [["p", i % 2] for i in range(30)] + [[k, 1] for k in "abcdefghij"]
+    path = write_csv(tmp_path / "rare.csv", ["c", "y"], rows)
+    status, out, _ = run(["train", path, "--target", "y", "--epochs", "1",
+                          "--validation-fraction", "0.5", "--out", tmp_path / "m.npz"], capsys)
+    assert status == 0
+    assert "imputed" not in out and "0 missing" not in out, out
+    assert re.search(r"note: 'c': [0-9]+ held-out values? of categories not in the training "
+                     r"rows, encoded as all zeros", out), out
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def bad_files(tmp_path):
