@@ -149,6 +149,27 @@ def _separator(text):
     return text
 
 
+def _out_file(text):
+    """An argparse type: the path of a file to write, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"--out takes a file name; got {text!r}")
+    return text
+
+
+def _check_out_writable(out):
+    """Raise CLIError (or ValueError) unless ``out`` can be written: its folder exists and may
+    be written in, and nothing but a regular file is at the path. Checked before any work, so
+    that a typo in --out does not cost a training run."""
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise CLIError(f"cannot write {out}: the folder {os.path.dirname(out) or folder} does "
+                       f"not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"cannot write {out}: no permission to write in the folder "
+                       f"{os.path.dirname(out) or folder}")
+    _model_io()._check_save_target(out)
+
+
 def _is_float(text):
     try:
         float(text)
@@ -276,8 +297,7 @@ def train(args):
     out = Path(args.out)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
-    if not out.parent.is_dir():
-        raise CLIError(f"cannot write {out}: the folder {out.parent} does not exist")
+    _check_out_writable(out)
     _check_out_is_not_an_input(out, [("the training CSV", args.csv)])
 
     categorical = _tabular._names(args.categorical)
@@ -430,6 +450,7 @@ def _describe_features(table, features, columns, report, args):
 def predict(args):
     """Predict the target of each row of a CSV file with a model saved by ``train``."""
     if args.out is not None:
+        _check_out_writable(args.out)
         _check_out_is_not_an_input(args.out, [("the model file", args.model),
                                               ("the input CSV", args.csv)])
     model, spec = _load_model(args.model)
@@ -491,7 +512,10 @@ def predict(args):
             text.detach()           # leave the binary file open for the atomic writer
 
         # As model files: a regular file (or none) replaced in one step once complete.
-        _write_atomically(args.out, write, lambda f: None)
+        try:
+            _write_atomically(args.out, write, lambda f: None)
+        except OSError as exc:      # named after the user's path, not the temporary file's
+            raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         print(f"wrote {table.n_rows} predictions of {target!r} to {args.out} (columns "
               f"{_quoted(header)})")
         for note in notes:
@@ -606,7 +630,7 @@ def _parser():
                           "(default 10)")
     net.add_argument("--seed", type=_integer("--seed", 0), default=0, metavar="N",
                      help="seed of the split, the initial weights and the shuffling (default 0)")
-    p.add_argument("--out", default="model.npz",
+    p.add_argument("--out", default="model.npz", type=_out_file,
                    help="model file to write (default model.npz; .npz is appended if missing)")
     p.add_argument("--verbose", action="store_true", help="print the loss of every epoch")
     p.set_defaults(run=train)
@@ -621,7 +645,8 @@ def _parser():
                     "CSV of predictions, or writes it to --out.")
     p.add_argument("model", metavar="MODEL", help="the model file written by train")
     p.add_argument("csv", metavar="CSV", help="the data, with a header row")
-    p.add_argument("--out", default=None, help="write the predictions to this CSV file")
+    p.add_argument("--out", default=None, type=_out_file,
+                   help="write the predictions to this CSV file")
     p.add_argument("--id", metavar="COL",
                    help="copy this column (e.g. an id) into the output, as its first column")
     p.add_argument("--proba", action="store_true",

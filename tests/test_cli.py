@@ -646,6 +646,37 @@ def test_train_reports_imputation_only_where_values_were_missing(tmp_path, capsy
                      r"rows, encoded as all zeros", out), out
 
 
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_out_is_checked_before_any_work(command, colours, tmp_path, capsys, monkeypatch):
+    """An --out that cannot be written is refused before the data are read or the model
+    trained or loaded, with the user's path in the message (not a temporary file's)."""
+    path, _ = colours
+    model = tmp_path / "m.npz"
+    run(["train", path, "--target", "colour", "--hidden", "4", "--epochs", "1", "--out", model],
+        capsys)
+    argv = (["train", path, "--target", "colour", "--epochs", "1"] if command == "train" else
+            ["predict", model, path])
+    (tmp_path / "folder.npz").mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked
+                        else real_access(p, mode, **kw))
+    cases = [("", ["--out takes a file name; got ''"]),
+             ("  ", ["--out takes a file name; got '  '"]),
+             (tmp_path / "nowhere" / "p.npz",
+              [f"cannot write {tmp_path / 'nowhere' / 'p.npz'}: the folder "
+               f"{tmp_path / 'nowhere'} does not exist"]),
+             (locked / "p.npz", [f"cannot write {locked / 'p.npz'}: no permission to write "
+                                 f"in the folder {locked}"]),
+             (tmp_path / "folder.npz", ["folder.npz", "is a directory"])]
+    for out, fragments in cases:
+        status, stdout, err = run(argv + ["--out", out], capsys)
+        assert_one_line_error(status, err, *fragments)
+        assert stdout == "" and ".tmp" not in err and "Errno" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz", "locked", "m.npz"]
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def bad_files(tmp_path):
