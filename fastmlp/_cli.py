@@ -12,7 +12,7 @@ and applies the same preprocessing to a new CSV; a category it has not seen in t
 encoded as all zeros (and reported). ``--strict`` refuses text features, missing values and
 unseen categories instead.
 
-A model file saved by ``MLP.save`` or ``fastmlp.save`` has no such preprocessing: ``predict``
+A model file saved by ``MLP.save`` or ``fastmlp.io.save`` has no such preprocessing: ``predict``
 refuses it with a message (the columns it reads are unknown). The ``<model>.json`` sidecar of
 earlier versions is not read: ``predict`` says to retrain.
 
@@ -131,12 +131,20 @@ def _integer(option, low, high=None, hint=""):
 
 def _real(option, low, high=None, low_open=False, high_open=False):
     """An argparse type: a finite float in the interval."""
+    if high is not None:
+        where = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                 f"{')' if high_open else ']'}")
+    else:
+        where = f"above {low:g}" if low_open else f"of at least {low:g}"
+
     def parse(text):
+        if not _is_float(text):
+            raise argparse.ArgumentTypeError(f"{option} takes a number; got {text!r}")
         try:
             return check_real(option, float(text), low, high, low_open, high_open)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc) if _is_float(text) else
-                                             f"{option} takes a number; got {text!r}")
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a finite number {where}; got "
+                                             f"{text.strip()}") from None
     return parse
 
 
@@ -185,7 +193,7 @@ def parse_hidden(text):
     widths = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= MAX_WIDTH:
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_WIDTH:
             raise CLIError(f"--hidden takes the hidden-layer widths as integers from 1 to "
                            f"{MAX_WIDTH} separated by commas, like 64,32; got {text!r}")
         widths.append(int(part))
@@ -237,15 +245,19 @@ def _load_model(path):
         raise IsADirectoryError(21, "Is a directory", str(path))
     try:
         model, extra = _model_io().load(path, with_extra=True)
-    except (ValueError, TypeError, OSError, KeyError) as exc:
-        raise CLIError(f"cannot load the model {path}: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"cannot load the model {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        # load's message begins "cannot load '<path>': "; say it once.
+        detail = str(exc).removeprefix(f"cannot load {str(path)!r}: ")
+        raise CLIError(f"cannot load the model {path}: {detail}") from None
     if extra is None or "format" not in extra:
         if Path(str(path) + ".json").is_file():
             raise CLIError(f"{path} comes from an older `fastmlp train` that kept its "
                            f"preprocessing in {path}.json; retrain it with this version, which "
                            f"stores the preprocessing in the model file")
         raise CLIError(f"{path} holds a model without the command line's preprocessing (saved "
-                       f"by MLP.save or fastmlp.save, not `fastmlp train`), so the columns it "
+                       f"by MLP.save or fastmlp.io.save, not `fastmlp train`), so the columns it "
                        f"reads are unknown: retrain it with `fastmlp train`, or use it from "
                        f"Python with fastmlp.load({str(path)!r}).predict(X)")
     if extra["format"] != _tabular.FORMAT:
@@ -706,7 +718,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except IsADirectoryError as exc:
         message = f"{exc.filename} is a directory, not a file"
     except OSError as exc:
-        message = f"cannot access {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        # Without the "[Errno N]" prefix: the reason in words (a message that names its file,
+        # as save's does, comes as the strerror).
+        message = (f"cannot access {exc.filename}: {exc.strerror}" if exc.filename
+                   else exc.strerror or str(exc))
     except (ValueError, TypeError, csv.Error) as exc:
         message = str(exc)
     except KeyboardInterrupt:

@@ -538,7 +538,8 @@ def test_predict_refuses_a_model_saved_without_preprocessing(colours, tmp_path, 
     MLP([3, 4, 3], seed=0).save(tmp_path / "plain.npz")
     status, _, err = run(["predict", tmp_path / "plain.npz", path], capsys)
     assert_one_line_error(status, err, "without the command line's preprocessing",
-                          "fastmlp.load(")
+                          "fastmlp.load(", "MLP.save or fastmlp.io.save")
+    assert "fastmlp.save" not in err and not hasattr(fastmlp, "save")
     (tmp_path / "plain.npz.json").write_text(json.dumps({"format": "fastmlp-cli-preprocessing/1"}))
     status, _, err = run(["predict", tmp_path / "plain.npz", path], capsys)
     assert_one_line_error(status, err, "older `fastmlp train`", "plain.npz.json", "retrain")
@@ -677,6 +678,34 @@ def test_out_is_checked_before_any_work(command, colours, tmp_path, capsys, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz", "locked", "m.npz"]
 
 
+def test_load_and_save_errors_name_the_file_once_without_errno(colours, tmp_path, capsys,
+                                                               monkeypatch):
+    """The CLI's messages around model files: no '[Errno N]' prefix, and one 'cannot load'."""
+    path, _ = colours
+    status, _, err = run(["predict", path, path], capsys)
+    assert_one_line_error(status, err, f"cannot load the model {path}: not a fastmlp model file")
+    assert err.count("cannot load") == 1, err
+    model = tmp_path / "m.npz"
+    run(["train", path, "--target", "colour", "--hidden", "4", "--epochs", "1", "--out", model],
+        capsys)
+
+    def denied(p, **kwargs):
+        raise PermissionError(13, "Permission denied", str(p))
+    monkeypatch.setattr(model_io, "load", denied)
+    status, _, err = run(["predict", model, path], capsys)
+    assert_one_line_error(status, err, f"cannot load the model {model}: Permission denied")
+    assert "Errno" not in err and err.count(str(model)) == 1, err
+    monkeypatch.undo()
+
+    def full_disk(model, path, **kwargs):
+        raise OSError(28, f"cannot save the model to {str(path)!r}: No space left on device")
+    monkeypatch.setattr(model_io, "save", full_disk)
+    status, _, err = run(["train", path, "--target", "colour", "--hidden", "4", "--epochs",
+                          "1", "--out", tmp_path / "n.npz"], capsys)
+    assert_one_line_error(status, err, "cannot save the model to", "No space left on device")
+    assert "Errno" not in err, err
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def bad_files(tmp_path):
@@ -721,6 +750,16 @@ ERRORS = [
     (["train", "good.csv", "--target", "y", "--sep", "::"], ["--sep", "one character"]),
     (["train", "good.csv", "--target", "y", "--hidden", "64,x"], ["--hidden", "'64,x'"]),
     (["train", "good.csv", "--target", "y", "--hidden", "0"], ["--hidden"]),
+    (["train", "good.csv", "--target", "y", "--hidden", "\u00b2"],
+     ["--hidden takes the hidden-layer widths as integers", "'\u00b2'"]),
+    (["train", "good.csv", "--target", "y", "--hidden", "8,\u0663"],
+     ["--hidden takes the hidden-layer widths as integers", "'8,\u0663'"]),
+    (["train", "good.csv", "--target", "y", "--lr", "inf"],
+     ["--lr must be a finite number above 0; got inf"]),
+    (["train", "good.csv", "--target", "y", "--lr", "1e400"],
+     ["--lr must be a finite number above 0; got 1e400"]),
+    (["train", "good.csv", "--target", "y", "--l2", "inf"],
+     ["--l2 must be a finite number of at least 0; got inf"]),
     (["train", "good.csv", "--target", "y", "--hidden", "20000,20000"],
      ["--hidden 20000,20000", "400,", "weights", "smaller"]),
     (["train", "good.csv", "--target", "y", "--epochs", "ten"], ["--epochs", "'ten'"]),
@@ -729,7 +768,8 @@ ERRORS = [
      ["--epochs 1e20 is too large", "at most 1000000", "--early-stopping"]),
     (["train", "good.csv", "--target", "y", "--epochs", "2.5"], ["--epochs", "integer"]),
     (["train", "good.csv", "--target", "y", "--batch-size", "0"], ["--batch-size"]),
-    (["train", "good.csv", "--target", "y", "--lr", "0"], ["--lr must be a finite number", "got 0.0"]),
+    (["train", "good.csv", "--target", "y", "--lr", "0"],
+     ["--lr must be a finite number above 0; got 0"]),
     (["train", "good.csv", "--target", "y", "--lr", "nan"], ["--lr"]),
     (["train", "good.csv", "--target", "y", "--l2", "-1"], ["--l2"]),
     (["train", "good.csv", "--target", "y", "--dropout", "1"], ["--dropout", "[0, 1)"]),
