@@ -150,6 +150,44 @@ def _encode_integer_labels(y):
     return classes, codes.astype(np.intp, copy=False)
 
 
+class _FitProgress:
+    """Whether the kernels have begun to change the network's weights in this call: from then
+    on a failure (divergence) leaves the network at its last finite state, with the attributes
+    of the data it was trained on; before, the estimator is put back as it was."""
+
+    __slots__ = ("trained",)
+
+    def __init__(self):
+        self.trained = False
+
+
+class _SavedState:
+    """What a ``fit`` or ``partial_fit`` call may change before training begins: the
+    estimator's attributes and, when training would continue the fitted network in place, the
+    settings it writes on that network (the penalty's scale, the rate) and its generator."""
+
+    def __init__(self, estimator):
+        self.attributes = estimator.__dict__.copy()
+        model = self.model = self.attributes.get("model_")
+        if model is not None:
+            self.settings = {name: model.__dict__[name] for name in ("l2", "lr", "_lr_set")
+                             if name in model.__dict__}
+            rng = getattr(model, "_rng", None)
+            self.rng_state = None if rng is None else rng.bit_generator.state
+
+    def restore(self, estimator):
+        attributes = estimator.__dict__
+        for name in [name for name in attributes if name not in self.attributes]:
+            del attributes[name]
+        attributes.update(self.attributes)
+        model = self.model
+        if model is not None:
+            for name, value in self.settings.items():
+                setattr(model, name, value)
+            if self.rng_state is not None:
+                model._rng.bit_generator.state = self.rng_state
+
+
 class _LearningRate:
     """The learning-rate logic of scikit-learn's stochastic optimizers, between epochs.
 
@@ -373,7 +411,27 @@ class _BaseMLP(BaseEstimator):
             return model.dtype
         return (np.float64, np.float32)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        """Check the parameters and the data, then train. A call that fails before training
+        begins (a bad parameter, X, y or sample_weight, an interruption) leaves the estimator
+        as it was: its attributes, the label encoding and the network; a fit that diverges
+        keeps its last finite state (see ``_diverged``)."""
+        saved = _SavedState(self)
+        progress = _FitProgress()
+        try:
+            if incremental:
+                self._start_partial_fit(y, classes)
+            return self._fit_checked(X, y, sample_weight, incremental, progress)
+        except BaseException:
+            if not progress.trained:
+                saved.restore(self)
+            raise
+
+    def _start_partial_fit(self, y, classes):
+        """What the first ``partial_fit`` call defines before the data are checked (the
+        classifier's classes)."""
+
+    def _fit_checked(self, X, y, sample_weight, incremental, progress):
         self._check_params()
         hidden = self._hidden_sizes()
         started = "model_" in self.__dict__ or "coefs_" in self.__dict__
@@ -381,6 +439,12 @@ class _BaseMLP(BaseEstimator):
         X, Y, y = self._validate_input(X, y, incremental, reset=first_pass,
                                        dtype=self._input_dtype(first_pass))
         n_samples, n_features = X.shape
+        model = self.__dict__.get("model_")
+        if not first_pass and model is not None and Y.shape[1] != model.sizes[-1]:
+            call = "partial_fit" if incremental else "a warm-started fit"
+            raise ValueError(f"y has {Y.shape[1]} output(s) (columns), but the fitted network "
+                             f"has {model.sizes[-1]}: {call} continues it on targets of the "
+                             f"same shape; fit with warm_start=False to train afresh on these")
         sw = self._check_sample_weight(sample_weight, n_samples)
         sizes = [n_features, *hidden, Y.shape[1]]
         loss = self._loss_name(Y.shape[1])
@@ -429,9 +493,9 @@ class _BaseMLP(BaseEstimator):
             if not incremental or not hasattr(self, "_rate"):
                 self._rate = _LearningRate(self.learning_rate, float(self.learning_rate_init),
                                            float(self.power_t), self.solver == "sgd")
-            self._fit_stochastic(X, Y, y, sw, rs, incremental)
+            self._fit_stochastic(X, Y, y, sw, rs, incremental, progress)
         else:
-            self._fit_lbfgs(X, Y, sw)
+            self._fit_lbfgs(X, Y, sw, progress)
         return self
 
     def _reported_loss(self, objective):
@@ -467,7 +531,7 @@ class _BaseMLP(BaseEstimator):
         w[train_idx] = scaled
         return w
 
-    def _fit_stochastic(self, X, Y, y, sw, rs, incremental):
+    def _fit_stochastic(self, X, Y, y, sw, rs, incremental, progress):
         """Epochs in blocks: each block is one call into the engine, as long as scikit-learn's
         stopping rule allows; the rows are visited by index, X is never copied."""
         model = self.model_
@@ -547,6 +611,7 @@ class _BaseMLP(BaseEstimator):
                                 np.take(train_idx, sample_idx, out=order)
                     rates = rate.block(count, self.t_, n_train)
                     before = runner.epochs_done
+                    progress.trained = True
                     try:
                         if in_kernel:
                             runner.run(base, rates, losses, rs if self.shuffle else None,
@@ -664,7 +729,7 @@ class _BaseMLP(BaseEstimator):
             return np.nan
         return float(self._score_function(y, self._decode(out), sample_weight=sample_weight))
 
-    def _fit_lbfgs(self, X, Y, sw):
+    def _fit_lbfgs(self, X, Y, sw, progress):
         model = self.model_
         model.l2 = self.alpha / (X.shape[0] if sw is None else float(sw.sum()))
 
@@ -691,6 +756,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed. (fastmlp: "
                              "standardize X.)")
+        progress.trained = True
         self.n_iter_ = int(result.nit)
         self.loss_ = self._reported_loss(result.fun)
         if self.verbose:
@@ -1135,6 +1201,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self : MLPClassifier
         """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True, classes=classes)
+
+    def _start_partial_fit(self, y, classes):
         first_call = not hasattr(self, "classes_")
         if first_call:
             if classes is None:
@@ -1148,7 +1217,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r} is not the same as on the first call to "
                              f"partial_fit, {self.classes_}")
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         """The predicted class of each sample (or 0/1 labels, multi-label).

@@ -1,0 +1,273 @@
+"""``fastmlp.MLPClassifier`` / ``MLPRegressor``: what a call leaves behind when it fails, and the
+input checks of the scikit-learn face.
+
+A ``fit`` or ``partial_fit`` that raises before training begins leaves the estimator exactly as
+it was (DESIGN.md, principle 4): the same fitted attributes (``classes_``, the label encoding,
+``n_features_in_``, ``feature_names_in_``, ``n_outputs_``, ``out_activation_``, ...), the same
+network and the same predictions; an unfitted estimator stays unfitted. (A fit that diverges
+keeps its last finite state instead, as documented: see ``test_estimators.py``.)
+"""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse
+from threadpoolctl import threadpool_limits
+
+from fastmlp import MLPClassifier, MLPRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def data(n=60, n_features=3, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, n_features)
+    y3 = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)          # three classes
+    return X, y3
+
+
+def snapshot(est, X):
+    """Everything a user can see of ``est``: its attributes (and their values, through a
+    pickle of them all, the network included) and its predictions on X."""
+    seen = {"keys": sorted(est.__dict__),
+            "pickle": pickle.dumps(sorted(est.__getstate__().items()))}
+    if "model_" in est.__dict__:
+        seen["predict"] = est.predict(X)
+        if hasattr(est, "predict_proba"):
+            seen["predict_proba"] = est.predict_proba(X)
+        seen["coefs"] = [W.copy() for W in est.coefs_ + est.intercepts_]
+    return seen
+
+
+def assert_unchanged(before, est, X):
+    after = snapshot(est, X)
+    assert after["keys"] == before["keys"]
+    for name in ("predict", "predict_proba"):
+        if name in before:
+            np.testing.assert_array_equal(after[name], before[name])
+    if "coefs" in before:
+        assert len(after["coefs"]) == len(before["coefs"])
+        for a, b in zip(after["coefs"], before["coefs"]):
+            np.testing.assert_array_equal(a, b)
+    assert after["pickle"] == before["pickle"]
+
+
+def test_the_snapshot_of_an_unchanged_estimator_is_stable():
+    X, y = data()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X, y)
+    before = snapshot(clf, X)
+    assert_unchanged(before, clf, X)
+
+
+X0, Y0 = data()
+_rng = np.random.RandomState(1)
+X_NAN = X0.copy()
+X_NAN[3, 1] = np.nan
+WORDS = np.where(Y0 > 0, "yes", "no")
+MULTILABEL = np.c_[Y0 == 0, Y0 == 1, Y0 == 2, Y0 == 1].astype(int)
+
+
+def _bad_param_fit(est, **params):
+    """Fit with a parameter that fails after the input checks, then set the parameters back."""
+    original = est.get_params(deep=False)
+    est.set_params(**params)
+    try:
+        est.fit(X0[:, :2], WORDS if isinstance(est, MLPClassifier) else X0[:, 0])
+    finally:
+        est.set_params(**original)
+
+
+# Each call fails; several used to fail only after the estimator had taken the new data's
+# classes, number of features or outputs.
+CLASSIFIER_FAILURES = {
+    "sample_weight of the wrong length, new labels":
+        lambda c: c.fit(X0, WORDS, sample_weight=np.ones(5)),
+    "sample_weight of the wrong length, fewer features":
+        lambda c: c.fit(X0[:, :2], Y0, sample_weight=np.ones(5)),
+    "negative sample_weight, new labels":
+        lambda c: c.fit(X0[:, :2], WORDS, sample_weight=-np.ones(60)),
+    "all-zero sample_weight":
+        lambda c: c.fit(X0, Y0 + 5, sample_weight=np.zeros(60)),
+    "NaN in X":
+        lambda c: c.fit(X_NAN, WORDS),
+    "NaN in sample_weight, multi-label y":
+        lambda c: c.fit(X0, MULTILABEL, sample_weight=np.r_[np.nan, np.ones(59)]),
+    "wrong sample_weight, list input":
+        lambda c: c.fit(X0[:, :2].tolist(), WORDS.tolist(), sample_weight=[1.0, 2.0]),
+    "a validation set too small for early stopping":
+        lambda c: c.set_params(early_stopping=True).fit(X0[:8, :2], WORDS[:8]),
+    "alpha = inf":
+        lambda c: _bad_param_fit(c, alpha=np.inf),
+    "a batch size larger than the data under warnings-as-errors":
+        lambda c: _fit_with_warnings_as_errors(c, X0[:20, :2], WORDS[:20], batch_size=500),
+    "partial_fit: labels not in classes_":
+        lambda c: c.partial_fit(X0, Y0 + 7),
+    "partial_fit: other classes":
+        lambda c: c.partial_fit(X0, Y0, classes=[0, 1, 2, 3]),
+    "partial_fit: sample_weight of the wrong length":
+        lambda c: c.partial_fit(X0, Y0, sample_weight=np.ones(3)),
+    "partial_fit: other features":
+        lambda c: c.partial_fit(X0[:, :2], Y0),
+    "partial_fit: early stopping":
+        lambda c: c.set_params(early_stopping=True).partial_fit(X0, Y0),
+}
+
+REGRESSOR_FAILURES = {
+    "sample_weight of the wrong length, fewer features":
+        lambda r: r.fit(X0[:, :2], X0[:, 0], sample_weight=np.ones(3)),
+    "sample_weight of the wrong length, two outputs":
+        lambda r: r.fit(X0, X0[:, :2], sample_weight=np.ones(3)),
+    "negative sample_weight":
+        lambda r: r.fit(X0[:, :2], X0[:, :2], sample_weight=-np.ones(60)),
+    "NaN in X":
+        lambda r: r.fit(X_NAN[:, :2], X0[:, 0]),
+    "negative targets for the Poisson loss":
+        lambda r: _bad_param_fit(r, loss="poisson"),
+    "alpha = inf":
+        lambda r: _bad_param_fit(r, alpha=np.inf),
+    "partial_fit: two outputs":
+        lambda r: r.partial_fit(X0, X0[:, :2]),
+    "partial_fit: other features":
+        lambda r: r.partial_fit(X0[:, :2], X0[:, 0]),
+    "partial_fit: sample_weight of the wrong length":
+        lambda r: r.partial_fit(X0, X0[:, 0], sample_weight=np.ones(3)),
+}
+
+
+def _fit_with_warnings_as_errors(est, X, y, **params):
+    original = est.get_params(deep=False)
+    est.set_params(**params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est.fit(X, y)
+    finally:
+        est.set_params(**original)
+
+
+def _fitted(est, how):
+    if how == "fit":
+        return est.fit(X0, Y0 if isinstance(est, MLPClassifier) else X0[:, 0])
+    if isinstance(est, MLPClassifier):
+        return est.partial_fit(X0, Y0, classes=[0, 1, 2])
+    return est.partial_fit(X0, X0[:, 0])
+
+
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+@pytest.mark.parametrize("failure", sorted(CLASSIFIER_FAILURES))
+def test_a_failed_classifier_call_leaves_the_fitted_classifier_as_it_was(failure, how):
+    clf = _fitted(MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", max_iter=30,
+                                random_state=0), how)
+    before = snapshot(clf, X0)
+    with pytest.raises((ValueError, TypeError, UserWarning)):
+        CLASSIFIER_FAILURES[failure](clf)
+    clf.set_params(early_stopping=False)
+    assert_unchanged(before, clf, X0)
+    assert clf.score(X0, Y0) == before["predict"].__eq__(Y0).mean()
+    assert clf.predict(X0.tolist()).tolist() == before["predict"].tolist()
+
+
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+@pytest.mark.parametrize("failure", sorted(REGRESSOR_FAILURES))
+def test_a_failed_regressor_call_leaves_the_fitted_regressor_as_it_was(failure, how):
+    reg = _fitted(MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", max_iter=30,
+                               random_state=0), how)
+    before = snapshot(reg, X0)
+    with pytest.raises((ValueError, TypeError)):
+        REGRESSOR_FAILURES[failure](reg)
+    assert_unchanged(before, reg, X0)
+    assert reg.n_features_in_ == 3 and reg.n_outputs_ == 1
+    np.testing.assert_array_equal(reg.predict(X0.tolist()), before["predict"])
+
+
+def test_a_failed_fit_keeps_the_feature_names_of_the_fitted_one():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X0, columns=["a", "b", "c"])
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(frame, Y0)
+    before = snapshot(clf, frame)
+    other = pd.DataFrame(X0[:, :2], columns=["u", "v"])
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(other, WORDS, sample_weight=np.ones(4))
+    assert_unchanged(before, clf, frame)
+    assert list(clf.feature_names_in_) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_failed_warm_started_fit_leaves_the_fitted_model_as_it_was(solver):
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=30, warm_start=True,
+                        random_state=0).fit(X0, Y0)
+    before = snapshot(clf, X0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(X0, Y0, sample_weight=np.ones(4))
+    with pytest.raises(ValueError, match="warm_start"):
+        clf.fit(X0, Y0 % 2)
+    assert_unchanged(before, clf, X0)
+
+
+@pytest.mark.parametrize("Est, y", [(MLPClassifier, Y0), (MLPRegressor, X0[:, 0])])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(Est, y, solver):
+    est = Est(hidden_layer_sizes=(8,), solver=solver, max_iter=30, random_state=0)
+    params = dict(est.__dict__)
+    with pytest.raises(ValueError, match="sample_weight"):
+        est.fit(X0, y, sample_weight=np.ones(4))
+    assert est.__dict__ == params
+    est.fit(X0, y)                                  # and it fits as a new one does
+    fresh = Est(hidden_layer_sizes=(8,), solver=solver, max_iter=30, random_state=0).fit(X0, y)
+    np.testing.assert_array_equal(est.predict(X0), fresh.predict(X0))
+
+
+def test_a_failed_first_partial_fit_does_not_keep_its_classes():
+    clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    params = dict(clf.__dict__)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.partial_fit(X0, Y0, classes=[0, 1, 2, 3], sample_weight=np.ones(4))
+    assert clf.__dict__ == params
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X0, Y0)
+
+
+def test_a_failed_partial_fit_leaves_the_network_settings_as_they_were():
+    """partial_fit trains the fitted network in place: what it set on the network before the
+    failure (the penalty's scale, the dropout generator's draws) is undone too."""
+    clf = MLPClassifier(hidden_layer_sizes=(8,), dropout=0.2, batch_size=10, alpha=0.3,
+                        random_state=0).partial_fit(X0, Y0, classes=[0, 1, 2])
+    model = clf.model_
+    l2, rng_state = model.l2, model._rng.bit_generator.state
+    model._opt_state[:] = np.nan             # refused when training starts, after the setup
+    with pytest.raises(ValueError, match="optimizer state"):
+        clf.set_params(batch_size=20).partial_fit(X0, Y0)
+    assert clf.model_ is model and model.l2 == l2
+    assert model._rng.bit_generator.state == rng_state
+
+
+def test_a_diverged_fit_still_keeps_its_last_finite_state():
+    """Divergence is not an input error: the fit keeps the weights of the last finite epoch,
+    with the attributes of the data it was trained on (as documented)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 4)
+    y = X @ rng.randn(4) * 100
+    reg = MLPRegressor(hidden_layer_sizes=(20,), activation="identity", solver="sgd",
+                       learning_rate_init=0.01, max_iter=15, random_state=0)
+    reg.fit(X0, X0[:, 0])
+    old = reg.model_
+    reg.set_params(learning_rate_init=1.0)
+    with pytest.raises(ValueError, match="fastmlp: the network keeps"):
+        reg.fit(X, y)
+    assert reg.model_ is not old and reg.n_features_in_ == 4
+    assert all(np.isfinite(W).all() for W in reg.coefs_)
+
+
+def test_a_sparse_failure_leaves_the_fitted_model_as_it_was():
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(X0, Y0)
+    before = snapshot(clf, X0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(scipy.sparse.csr_matrix(X0[:, :2]), WORDS, sample_weight=np.ones(2))
+    assert_unchanged(before, clf, X0)
