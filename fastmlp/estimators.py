@@ -1194,8 +1194,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
         sample_weight : array-like of shape (n_samples,), optional
         classes : array-like, optional
-            Every class that any call will see (for multi-label y, the label indices): required
-            on the first call; afterwards it may be left out, or must equal ``classes_``.
+            Every class that any call will see (for multi-label y, the label indices
+            ``0 .. n_labels - 1``): required on the first call; afterwards it may be left out,
+            or must equal ``classes_``.
 
         Returns
         -------
@@ -1209,11 +1210,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit: "
                                  "all the labels y can take, e.g. numpy.unique(y_all)")
-            self._label_binarizer = LabelBinarizer()
+            binarizer = LabelBinarizer()
             y_array = np.asarray(y)
-            multilabel = y_array.ndim == 2 and y_array.shape[1] > 1
-            self._label_binarizer.fit(y_array if multilabel else np.asarray(classes))
-            self.classes_ = self._label_binarizer.classes_
+            if y_array.ndim == 2 and y_array.shape[1] > 1:
+                # Multi-label: the labels are y's column indices. As in scikit-learn, y may
+                # hold no label outside ``classes``; a list of other length than y's width
+                # would name labels the network has no output for, so it is refused too.
+                binarizer.fit(y_array)
+                labels = binarizer.classes_
+                given = unique_labels(classes)
+                if not np.array_equal(given, labels):
+                    raise ValueError(
+                        f"classes={classes!r} does not fit the multi-label y: a label "
+                        f"indicator matrix of {len(labels)} columns has the labels "
+                        f"{labels.tolist()} (its column indices); pass "
+                        f"classes={labels.tolist()}")
+            else:
+                binarizer.fit(np.asarray(classes))
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r} is not the same as on the first call to "
                              f"partial_fit, {self.classes_}")

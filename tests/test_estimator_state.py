@@ -271,3 +271,39 @@ def test_a_sparse_failure_leaves_the_fitted_model_as_it_was():
     with pytest.raises(ValueError, match="sample_weight"):
         clf.fit(scipy.sparse.csr_matrix(X0[:, :2]), WORDS, sample_weight=np.ones(2))
     assert_unchanged(before, clf, X0)
+
+
+# -- partial_fit's classes for multi-label y --------------------------------------------------
+
+@pytest.mark.parametrize("classes", [[0, 1, 2, 3], np.arange(4), [0, 1], [0, 1, 2],
+                                     ["a", "b", "c", "d"], [5, 6, 7, 8], [0, 1, 2, 3, 4]])
+def test_partial_fit_checks_the_classes_of_multilabel_y_as_sklearn_does(classes):
+    """scikit-learn takes ``classes_`` from ``classes`` and refuses a y with labels (column
+    indices) outside it; so does fastmlp. A longer list, which scikit-learn takes though the
+    network can never output those labels (its classes_ then disagrees with predict_proba's
+    columns, and a later y of that width is refused), fastmlp refuses at once."""
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    Y = MULTILABEL                                       # four labels: classes 0, 1, 2, 3
+    ours = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    theirs = SkMLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    try:
+        theirs.partial_fit(X0, Y, classes=classes)
+    except ValueError:
+        sklearn_refuses = True
+    else:
+        sklearn_refuses = False
+    if sklearn_refuses or len(classes) != Y.shape[1]:
+        with pytest.raises(ValueError,
+                           match=r"multi-label y.*column indices.*classes=\[0, 1, 2, 3\]"):
+            ours.partial_fit(X0, Y, classes=classes)
+        assert not hasattr(ours, "classes_")
+        with pytest.raises(ValueError, match="classes must be passed on the first call"):
+            ours.partial_fit(X0, Y)
+        return
+    ours.partial_fit(X0, Y, classes=classes)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert ours.predict_proba(X0).shape == (60, 4)
+    ours.partial_fit(X0, Y)
+    ours.partial_fit(X0, Y, classes=classes)
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        ours.partial_fit(X0, Y, classes=[0, 1, 2, 3, 4])
