@@ -131,6 +131,29 @@ def _stochastic_solver(estimator):
     return estimator.solver != "lbfgs"
 
 
+def _check_fits_float32(X):
+    """Raise ValueError when the finite float64 X (dense, C-contiguous, or sparse) holds a
+    value beyond float32's range, which a float32 network would read as an infinity."""
+    limit = float(np.finfo(np.float32).max)
+    if scipy.sparse.issparse(X):
+        values = X.data
+        bound = float(np.max(np.abs(values))) if values.size else 0.0
+    else:
+        bound = _train.max_abs(X)
+    if bound <= limit:
+        return
+    if scipy.sparse.issparse(X):
+        X = X.tocsr()
+        first = int(np.flatnonzero(np.abs(X.data) > limit)[0])
+        row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+    else:
+        row = int(np.flatnonzero((np.abs(X) > limit).any(axis=1))[0])
+    raise ValueError(f"X holds values beyond the range of float32 (|x| up to {bound:.3g} > "
+                     f"{limit:.3g}, first in row {row}), which this float32 network would "
+                     f"read as infinity: scale X, or train the model with dtype=numpy.float64 "
+                     f"(or on float64 X)")
+
+
 def _encode_integer_labels(y):
     """(classes, codes) of 1-D integer labels y (not uint64): the distinct labels, sorted, of
     y's dtype (as ``sklearn.utils.multiclass.unique_labels`` gives them), and the index of
@@ -789,6 +812,8 @@ class _BaseMLP(BaseEstimator):
         X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32), order="C",
                            accept_sparse=["csr", "csc"])
         out_dtype = X.dtype if model.dtype == np.float32 else model.dtype
+        if model.dtype == np.float32 and X.dtype != model.dtype:
+            _check_fits_float32(X)
         if X.dtype != model.dtype or scipy.sparse.issparse(X):
             X = model._check_X(X)
         return self._predict_raw(model, X).astype(out_dtype, copy=False)

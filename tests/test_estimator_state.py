@@ -307,3 +307,25 @@ def test_partial_fit_checks_the_classes_of_multilabel_y_as_sklearn_does(classes)
     ours.partial_fit(X0, Y, classes=classes)
     with pytest.raises(ValueError, match="not the same as on the first call"):
         ours.partial_fit(X0, Y, classes=[0, 1, 2, 3, 4])
+
+
+# -- X beyond float32's range for a float32 network --------------------------------------------
+
+@pytest.mark.parametrize("Est, y", [(MLPClassifier, Y0), (MLPRegressor, X0[:, 0])])
+@pytest.mark.parametrize("kind", ["ndarray", "list", "csr", "fortran"])
+def test_float64_X_that_overflows_a_float32_network_is_named_as_such(Est, y, kind):
+    """scikit-learn multiplies float64 X by float32 weights in float64; fastmlp's float32
+    network computes in float32, so finite values beyond float32's range (|x| > 3.4e38) cannot
+    enter it: a ValueError says so (not that X holds NaN or infinity) and what to do."""
+    est = Est(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X0.astype(np.float32), y)
+    assert est.model_.dtype == np.float32
+    big = X0[:5].copy()
+    big[2, 1] = -1e39
+    X = {"ndarray": big, "list": big.tolist(), "csr": scipy.sparse.csr_matrix(big),
+         "fortran": np.asfortranarray(big)}[kind]
+    with pytest.raises(ValueError, match=r"(?s)X holds values beyond the range of float32.*"
+                                         r"row 2.*float32 network.*dtype=numpy.float64"):
+        est.predict(X)
+    near = X0[:5].copy()
+    near[2, 1] = -3e38                                   # within float32's range: predicted
+    assert est.predict(near).shape[0] == 5
