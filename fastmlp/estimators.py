@@ -395,6 +395,9 @@ class _BaseMLP(BaseEstimator):
     def _check_sample_weight(self, sample_weight, n_samples):
         if sample_weight is None:
             return None
+        if isinstance(sample_weight, numbers.Real):
+            # As scikit-learn's _check_sample_weight: a number weighs every sample alike.
+            sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
         sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
                          input_name="sample_weight")
         if sw.shape != (n_samples,):

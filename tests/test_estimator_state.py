@@ -329,3 +329,32 @@ def test_float64_X_that_overflows_a_float32_network_is_named_as_such(Est, y, kin
     near = X0[:5].copy()
     near[2, 1] = -3e38                                   # within float32's range: predicted
     assert est.predict(near).shape[0] == 5
+
+
+# -- sample_weight as a number ------------------------------------------------------------------
+
+@pytest.mark.parametrize("weight", [2.0, np.float32(0.5), 3, np.int64(1)])
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+@pytest.mark.parametrize("Est, y", [(MLPClassifier, Y0), (MLPRegressor, X0[:, 0])])
+def test_a_number_as_sample_weight_weighs_every_sample_alike(Est, y, solver, weight):
+    """As ``sklearn.utils.validation._check_sample_weight`` in scikit-learn's fit: a number is
+    that weight for every sample. (``score``, as scikit-learn's, takes arrays only.)"""
+    kw = dict(hidden_layer_sizes=(5,), solver=solver, max_iter=10, alpha=0.1, random_state=0)
+    ours = Est(**kw).fit(X0, y, sample_weight=weight)
+    full = Est(**kw).fit(X0, y, sample_weight=np.full(len(y), float(weight)))
+    for a, b in zip(ours.coefs_ + ours.intercepts_, full.coefs_ + full.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    if solver == "sgd":
+        extra = {"classes": [0, 1, 2]} if Est is MLPClassifier else {}
+        part = Est(**kw).partial_fit(X0, y, sample_weight=weight, **extra)
+        whole = Est(**kw).partial_fit(X0, y, sample_weight=np.full(len(y), float(weight)),
+                                      **extra)
+        np.testing.assert_array_equal(part.coefs_[0], whole.coefs_[0])
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, np.nan, np.inf])
+def test_a_number_as_sample_weight_is_checked_as_an_array_of_it_would_be(weight):
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        reg.fit(X0, X0[:, 0], sample_weight=weight)
+    assert not hasattr(reg, "model_")
