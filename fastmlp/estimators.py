@@ -52,6 +52,7 @@ fastmlp computes it differently:
   ``"huber"``.
 """
 import copy
+import math
 import numbers
 import operator
 import warnings
@@ -83,6 +84,7 @@ except ImportError:                                # pragma: no cover - scikit-l
 from . import _engine
 from . import _threads
 from . import optimizers as _optimizers
+from .activations import resolve_activations
 from ._engine import EpochRunner, TrainingDiverged
 from ._kernels import _sparse, _train
 from .mlp import MLP
@@ -109,16 +111,24 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_number(name, value, low, high=np.inf, low_open=False, high_open=False,
-                  integer=False):
+def _check_number(name, value, low, high=None, low_open=False, high_open=False,
+                  integer=False, none=False):
+    """Refuse ``value`` unless it is a finite number (an integer when ``integer``) in the
+    interval from ``low`` to ``high`` (None: unbounded), or None when ``none``; the message
+    names the estimator's parameter and the interval as it is."""
+    if none and value is None:
+        return
     ok_type = _is_int(value) if integer else (
         isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)))
-    inside = ok_type and (low < value if low_open else low <= value) and \
-        (value < high if high_open else value <= high)
+    inside = ok_type and (integer or math.isfinite(value)) and \
+        (low < value if low_open else low <= value) and \
+        (high is None or (value < high if high_open else value <= high))
     if not inside:
-        kind = "an integer" if integer else "a number"
-        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]"))
-        raise ValueError(f"{name} must be {kind} in {interval}; got {value!r}")
+        kind = "an integer" if integer else "a finite number"
+        interval = ("(" if low_open else "[") + f"{low:g}, " + (
+            "inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
+        raise ValueError(f"{name} must be {'None or ' if none else ''}{kind} in {interval}; "
+                         f"got {value!r}")
 
 
 def _check_bool(name, value):
@@ -294,11 +304,23 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"solver must be 'adam', 'sgd', 'lbfgs', another fastmlp optimizer "
                              f"name ({', '.join(map(repr, _optimizers.OPTIMIZERS))}) or a "
                              f"fastmlp.optimizers instance; got {self.solver!r}")
+        # Every number is checked here, in the estimator's words, before fastmlp's MLP checks
+        # it again under its own names (l2, lr, beta1, ...).
+        try:
+            resolve_activations(self._activation(), len(self._hidden_sizes()))
+        except ValueError as error:
+            raise ValueError(str(error).replace("hidden_activation", "activation")) from None
         _check_number("alpha", self.alpha, 0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _check_number("batch_size", self.batch_size, 1, integer=True)
         if not (isinstance(self.learning_rate, str) and self.learning_rate in _SKLEARN_SCHEDULES):
-            get_schedule(self.learning_rate)       # raises, listing what is valid
+            try:
+                get_schedule(self.learning_rate)
+            except (TypeError, ValueError) as error:
+                detail = str(error).replace("schedule must be", "it must be")
+                raise type(error)(
+                    f"learning_rate must be scikit-learn's 'constant', 'invscaling' or "
+                    f"'adaptive', or a fastmlp schedule: {detail}") from None
         _check_number("learning_rate_init", self.learning_rate_init, 0, low_open=True)
         _check_number("power_t", self.power_t, 0)
         _check_number("max_iter", self.max_iter, 1, integer=True)
@@ -306,6 +328,21 @@ class _BaseMLP(BaseEstimator):
         _check_number("tol", self.tol, 0)
         _check_number("momentum", self.momentum, 0, 1, high_open=True)
         _check_number("validation_fraction", self.validation_fraction, 0, 1, high_open=True)
+        _check_number("beta_1", self.beta_1, 0, 1, high_open=True)
+        _check_number("beta_2", self.beta_2, 0, 1, high_open=True)
+        _check_number("epsilon", self.epsilon, 0, low_open=True)
+        _check_number("l1", self.l1, 0)
+        _check_number("clip_norm", self.clip_norm, 0, low_open=True, none=True)
+        _check_number("clip_value", self.clip_value, 0, low_open=True, none=True)
+        rates = self.dropout if isinstance(self.dropout, (list, tuple, np.ndarray)) \
+            else [self.dropout]
+        if not all(isinstance(r, numbers.Real) and not isinstance(r, (bool, np.bool_))
+                   for r in rates):
+            raise ValueError(f"dropout must be a number or one number per hidden layer; got "
+                             f"{self.dropout!r}")
+        for rate in rates:
+            _check_number("dropout", rate, 0, 1, high_open=True)
+        self._check_task_params()
         try:
             dtype = None if self.dtype is None else np.dtype(self.dtype)
         except TypeError:
@@ -326,6 +363,9 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("solver='lbfgs' minimizes the full-batch loss, which has no "
                                  "dropout and no batch statistics; use solver='adam' or 'sgd' "
                                  "with dropout or batch_norm")
+
+    def _check_task_params(self):
+        """Check the parameters of the classifier or the regressor only."""
 
     def _optimizer(self):
         solver = self.solver
@@ -1109,6 +1149,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _loss_kwargs(self):
         return {"label_smoothing": self.label_smoothing}
 
+    def _check_task_params(self):
+        _check_number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+
     def _loss_name(self, n_outputs):
         multiclass = self._label_binarizer.y_type_ == "multiclass"
         return "categorical_crossentropy" if multiclass else "binary_crossentropy"
@@ -1415,6 +1458,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss_kwargs(self):
         return {"huber_delta": self.huber_delta}
+
+    def _check_task_params(self):
+        _check_number("huber_delta", self.huber_delta, 0, low_open=True)
 
     def _loss_name(self, n_outputs):
         if self.loss not in _REGRESSION_LOSSES:

@@ -358,3 +358,53 @@ def test_a_number_as_sample_weight_is_checked_as_an_array_of_it_would_be(weight)
     with pytest.raises(ValueError, match="sample_weight"):
         reg.fit(X0, X0[:, 0], sample_weight=weight)
     assert not hasattr(reg, "model_")
+
+
+# -- parameter errors in the estimators' words ----------------------------------------------------
+
+PARAMETER_ERRORS = [
+    (dict(alpha=np.inf), r"alpha must be a finite number in \[0, inf\); got inf"),
+    (dict(alpha=np.nan), r"alpha must be a finite number in \[0, inf\); got nan"),
+    (dict(alpha=-1.0), r"alpha must be a finite number in \[0, inf\); got -1.0"),
+    (dict(learning_rate_init=np.inf),
+     r"learning_rate_init must be a finite number in \(0, inf\); got inf"),
+    (dict(learning_rate_init=0), r"learning_rate_init must be a finite number in \(0, inf\)"),
+    (dict(power_t=np.inf), r"power_t must be a finite number in \[0, inf\)"),
+    (dict(tol=np.inf), r"tol must be a finite number in \[0, inf\)"),
+    (dict(max_iter=0), r"max_iter must be an integer in \[1, inf\); got 0"),
+    (dict(batch_size=0), r"batch_size must be an integer in \[1, inf\)"),
+    (dict(max_fun=0), r"max_fun must be an integer in \[1, inf\)"),
+    (dict(validation_fraction=1.0), r"validation_fraction must be a finite number in \[0, 1\)"),
+    (dict(beta_1=1.0), r"beta_1 must be a finite number in \[0, 1\); got 1.0"),
+    (dict(beta_2=np.nan), r"beta_2 must be a finite number in \[0, 1\); got nan"),
+    (dict(epsilon=0.0), r"epsilon must be a finite number in \(0, inf\); got 0.0"),
+    (dict(epsilon=np.inf), r"epsilon must be a finite number in \(0, inf\); got inf"),
+    (dict(l1=np.inf), r"l1 must be a finite number in \[0, inf\); got inf"),
+    (dict(clip_norm=0.0), r"clip_norm must be None or a finite number in \(0, inf\); got 0.0"),
+    (dict(clip_value=np.inf), r"clip_value must be None or a finite number in \(0, inf\)"),
+    (dict(activation="swishy"), r"unknown activation 'swishy'"),
+    (dict(activation=["relu", "tanh"]), r"activation lists 2 activations for 1 hidden layers"),
+    (dict(learning_rate="sometimes"), r"learning_rate.*unknown schedule 'sometimes'"),
+    (dict(learning_rate=3), r"learning_rate must be .*; got 3"),
+    (dict(dropout="a"), r"dropout must be a number or one number per hidden layer; got 'a'"),
+]
+INTERNAL_NAMES = ("l2 ", "lr ", "beta1", "beta2", "eps ", "hidden_activation", "schedule must")
+
+
+@pytest.mark.parametrize("Est, y", [(MLPClassifier, Y0), (MLPRegressor, X0[:, 0])])
+@pytest.mark.parametrize("params, message", PARAMETER_ERRORS)
+def test_parameter_errors_name_the_estimators_parameter_and_its_interval(Est, y, params,
+                                                                         message):
+    est = Est(**{"hidden_layer_sizes": (4,), "max_iter": 3, **params})
+    with pytest.raises((ValueError, TypeError), match=message) as error:
+        est.fit(X0, y)
+    text = str(error.value)
+    assert "inf]" not in text and not any(name in text for name in INTERNAL_NAMES), text
+
+
+def test_the_estimator_specific_parameters_are_named_with_their_interval():
+    with pytest.raises(ValueError, match=r"label_smoothing must be a finite number in \[0, 1\)"):
+        MLPClassifier(label_smoothing=1.0, max_iter=3).fit(X0, Y0)
+    with pytest.raises(ValueError, match=r"huber_delta must be a finite number in \(0, inf\); "
+                                         r"got inf"):
+        MLPRegressor(loss="huber", huber_delta=np.inf, max_iter=3).fit(X0, X0[:, 0])

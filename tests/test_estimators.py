@@ -323,7 +323,7 @@ def test_convergence_warning_and_stopping():
 
 @pytest.mark.parametrize("params, error, match", [
     (dict(solver="newton"), ValueError, "solver must be"),
-    (dict(activation="swishy"), ValueError, "unknown hidden_activation"),
+    (dict(activation="swishy"), ValueError, "unknown activation"),
     (dict(hidden_layer_sizes=(4, 0)), ValueError, "hidden_layer_sizes"),
     (dict(alpha=-1.0), ValueError, "alpha"),
     (dict(batch_size=0), ValueError, "batch_size"),
