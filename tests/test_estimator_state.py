@@ -408,3 +408,23 @@ def test_the_estimator_specific_parameters_are_named_with_their_interval():
     with pytest.raises(ValueError, match=r"huber_delta must be a finite number in \(0, inf\); "
                                          r"got inf"):
         MLPRegressor(loss="huber", huber_delta=np.inf, max_iter=3).fit(X0, X0[:, 0])
+
+
+# -- momentum = 1 ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs", "rmsprop"])
+def test_momentum_one_is_accepted_where_it_is_unused(solver):
+    """scikit-learn's constraint is momentum in [0, 1]; the solvers other than "sgd" do not
+    read it, so momentum=1.0 (in a grid shared with "sgd", say) does not stop them."""
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver=solver, momentum=1.0, max_iter=5,
+                        random_state=0).fit(X0, Y0)
+    same = MLPClassifier(hidden_layer_sizes=(4,), solver=solver, max_iter=5,
+                         random_state=0).fit(X0, Y0)
+    np.testing.assert_array_equal(clf.predict_proba(X0), same.predict_proba(X0))
+
+
+def test_momentum_one_with_sgd_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"momentum=1.0.*scikit-learn.*\[0, 1\).*0.99"):
+        MLPClassifier(solver="sgd", momentum=1.0, max_iter=3).fit(X0, Y0)
+    with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
+        MLPClassifier(solver="adam", momentum=1.5, max_iter=3).fit(X0, Y0)
