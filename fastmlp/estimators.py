@@ -908,7 +908,8 @@ class _BaseMLP(BaseEstimator):
         ------
         ValueError
             If the estimator is not fitted, or holds a setting a file cannot keep (a
-            ``RandomState`` as ``random_state``, a function as ``learning_rate``).
+            ``RandomState`` as ``random_state``, a function as ``learning_rate``, class
+            labels that are neither numbers nor strings, e.g. ``datetime64``).
 
         Examples
         --------
@@ -923,6 +924,14 @@ class _BaseMLP(BaseEstimator):
         >>> bool(np.array_equal(fastmlp.load(path).predict_proba(X), clf.predict_proba(X)))
         True
         """
+        classes = self.__dict__.get("classes_")
+        if classes is not None and np.asarray(classes).dtype.kind not in "biufUSO":
+            # (Object labels are converted, or refused with a message, by fastmlp.io.)
+            raise ValueError(f"cannot save a classifier whose class labels are of dtype "
+                             f"{np.asarray(classes).dtype}: a model file holds class labels "
+                             f"that are numbers (bool, integer, float) or strings; fit on "
+                             f"labels converted with e.g. y.astype(str), or on integer codes, "
+                             f"to save the model")
         from .io import save
         save(self, path)
 

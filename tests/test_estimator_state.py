@@ -428,3 +428,27 @@ def test_momentum_one_with_sgd_is_refused_with_the_reason():
         MLPClassifier(solver="sgd", momentum=1.0, max_iter=3).fit(X0, Y0)
     with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
         MLPClassifier(solver="adam", momentum=1.5, max_iter=3).fit(X0, Y0)
+
+
+# -- saving labels a model file cannot hold ---------------------------------------------------
+
+@pytest.mark.parametrize("labels", [
+    np.array(["2020-01-01", "2021-06-01"], dtype="datetime64[D]"),
+    np.array([1, 2], dtype="timedelta64[s]"),
+])
+def test_saving_time_labels_says_which_labels_a_file_can_hold(labels, tmp_path):
+    """A classifier fitted on datetime64 / timedelta64 labels predicts them, but fastmlp's
+    model file stores numbers and strings only: save says so, before writing anything (it
+    used to fail its own read-back, calling the file corrupted)."""
+    y = labels[(Y0 > 0).astype(int)]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X0, y)
+    assert clf.predict(X0).dtype == labels.dtype
+    path = tmp_path / "clf.npz"
+    with pytest.raises(ValueError, match=r"(?s)class labels are of dtype (datetime|timedelta)64.*"
+                                         r"numbers.*strings.*astype\(str\)") as error:
+        clf.save(path)
+    assert "corrupted" not in str(error.value)
+    assert not path.exists() and not list(tmp_path.iterdir())
+    clf.fit(X0, y.astype(str)).save(path)                   # as the message says
+    import fastmlp
+    assert list(fastmlp.load(path).classes_) == sorted(set(y.astype(str)))
