@@ -114,16 +114,32 @@ class _Fit:
         hidden, dtype = models["checked"] if models is not None else (
             est._hidden_sizes(), est._input_dtype(True))
         key = (type(est), str(dtype))
+        poisson = est._task == "regression" and est.loss == "poisson"
         if key not in cache:
+            # The checks of the data that hold for every candidate: a poisson candidate's own
+            # condition on y (>= 0) is its fold's, below, and is not cached for the others.
+            checker = est
+            if poisson:
+                checker = _copy_estimator(est)
+                checker.loss = "squared_error"
             try:
-                Xc, Y, yc = est._validate_input(X, y, False, reset=True, dtype=dtype)
+                Xc, Y, yc = checker._validate_input(X, y, False, reset=True, dtype=dtype)
             except Exception as error:             # the data, not a candidate, is at fault
                 error._fastmlp_bad_input = True
                 raise
-            cache[key] = (Xc, Y, yc, {name: est.__dict__[name] for name in _Fit._INPUT_ATTRIBUTES
-                                      if name in est.__dict__})
+            cache[key] = (Xc, Y, yc, {name: checker.__dict__[name]
+                                      for name in _Fit._INPUT_ATTRIBUTES
+                                      if name in checker.__dict__})
         Xc, Y, yc, attributes = cache[key]
         est.__dict__.update(attributes)          # shared, never changed after a fit
+        if poisson:
+            # As est.fit(X[train], y[train]) checks it: the fit (not the search) fails.
+            fold = (key, "negative", id(train))
+            if fold not in cache:
+                cache[fold] = (train, bool(np.any(yc[train] < 0)))   # train kept: its id
+            if cache[fold][1]:
+                raise ValueError("Some value(s) of y are negative which is not allowed for "
+                                 "Poisson regression: its targets are counts or rates, >= 0.")
         if est._task == "classification" and yc.ndim == 1:
             fold = (key, "classes", id(train))
             if fold not in cache:

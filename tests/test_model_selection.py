@@ -398,3 +398,34 @@ def test_verbose_lines_as_gridsearchcv(capsys, verbose, scoring, train):
     assert len(ends(ours)) == (12 if verbose > 1 else 0)
     assert all(len(line) >= 80 for line in ours if "] END " in line)
     assert any(line.startswith("Fitting 3 folds for each of 4 candidates") for line in ours)
+
+
+@pytest.mark.parametrize("losses", [["squared_error", "poisson"], ["poisson", "squared_error"]])
+def test_poisson_targets_are_checked_per_candidate_and_fold_as_gridsearchcv(losses):
+    """y >= 0 is a condition of loss="poisson" on a fit's own training rows: a poisson
+    candidate whose fold sees a negative target fails (error_score) however the candidates
+    are ordered, a fold without one trains, and the other candidates are untouched."""
+    from sklearn.exceptions import FitFailedWarning
+    X, y = make_regression(90, 4, noise=1.0, random_state=0)
+    X, y = X / X.std(), np.abs(y) / y.std()
+    y[0] = -0.5                    # in the training rows of folds 1 and 2, not of fold 0
+    est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=15, random_state=0)
+    grid = {"loss": losses, "alpha": [1e-4, 1e-2]}
+    with pytest.warns(FitFailedWarning):
+        ours = MLPSearchCV(est, grid, cv=3).fit(X, y)
+    with pytest.warns(FitFailedWarning):
+        theirs = GridSearchCV(est, grid, cv=3).fit(X, y)
+    _assert_same_results(ours, theirs, atol=0)
+    poisson = np.array([p["loss"] == "poisson" for p in ours.cv_results_["params"]])
+    assert np.all(np.isfinite(ours.cv_results_["split0_test_score"]))
+    for s in (1, 2):
+        scores = ours.cv_results_[f"split{s}_test_score"]
+        assert np.all(np.isnan(scores[poisson])) and np.all(np.isfinite(scores[~poisson]))
+    with pytest.raises(ValueError, match="negative"):
+        MLPSearchCV(est, grid, cv=3, error_score="raise").fit(X, y)
+    # Every poisson fit fails: GridSearchCV's "all fits failed" error.
+    y_negative = y.copy()
+    y_negative[[1, 40, 80]] = -1.0
+    for search in (MLPSearchCV, GridSearchCV):
+        with pytest.raises(ValueError, match="All the 6 fits failed"):
+            search(est, {"loss": ["poisson"], "alpha": [1e-4, 1e-2]}, cv=3).fit(X, y_negative)
