@@ -147,12 +147,18 @@ def _one_line(text, limit=600):
 # -- configuration ----------------------------------------------------------------------------
 
 def _constructor_arguments(model):
-    """The keyword arguments of ``MLP`` that rebuild ``model``'s configuration, as live objects
-    (the optimizer and schedule instances themselves, ``lr_decay`` left out: the schedule
-    already says it)."""
+    """The keyword arguments of ``MLP`` that rebuild ``model``'s configuration, every one of
+    its constructor's but ``seed``, as live objects (the optimizer and schedule instances
+    themselves). With ``lr_decay`` set, ``schedule`` is None (``MLP`` takes one of the two)
+    unless the model's schedule is not the constant one: then both are given and ``MLP``
+    refuses them, as ``train`` refuses the model."""
+    schedule = model.schedule
+    if model.lr_decay is not None and isinstance(schedule, _schedules.Constant):
+        schedule = None
     return dict(layer_sizes=list(model.sizes), lr=model.base_lr, l2=model.l2, l1=model.l1,
-                hidden_activation=model.hidden_activation, dtype=model.dtype,
-                loss=model.loss_name, optimizer=model.optimizer, schedule=model.schedule,
+                hidden_activation=model.hidden_activation, lr_decay=model.lr_decay,
+                dtype=model.dtype, loss=model.loss_name, optimizer=model.optimizer,
+                schedule=schedule,
                 clip_norm=model.clip_norm, clip_value=model.clip_value,
                 dropout=list(model.dropout), batch_norm=list(model.batch_norm), init=model.init,
                 label_smoothing=model.label_smoothing, huber_delta=model.huber_delta,

@@ -174,7 +174,9 @@ class MLPStack:
             Its constructor settings are the defaults of every model.
         param_grid : dict of lists, or a list of such dicts
             As scikit-learn's ``ParameterGrid``: every combination of the values, for names
-            of ``MLP``'s constructor (``lr``, ``l2``, ``optimizer``, ``seed``, ...).
+            of ``MLP``'s constructor (``lr``, ``l2``, ``lr_decay``, ``optimizer``, ``seed``,
+            ...). A grid's ``schedule`` replaces the base's ``lr_decay``, a grid's
+            ``lr_decay`` the base's ``schedule`` (a value None leaves the base's other one).
         seeds : list of int, optional
             Crossed with the grid: each grid point once per seed (a seed ensemble).
 
@@ -236,11 +238,14 @@ class MLPStack:
             for values in itertools.product(*(list(grid[n]) for n in names)):
                 point = dict(zip(names, values))
                 for seed in (seeds if seeds is not None else [point.get("seed")]):
-                    kwargs = {name: _own(value) for name, value in
-                              {**settings, **point, "seed": seed}.items()}
-                    if kwargs.get("lr_decay") is not None:
-                        kwargs.pop("schedule", None)
-                    models.append(MLP(base.sizes, **kwargs))
+                    kwargs = {**settings, **point, "seed": seed}
+                    # MLP takes lr_decay or a schedule: the grid's replaces the base's other.
+                    if point.get("lr_decay") is not None and "schedule" not in point:
+                        kwargs["schedule"] = None
+                    if point.get("schedule") is not None and "lr_decay" not in point:
+                        kwargs["lr_decay"] = None
+                    models.append(MLP(base.sizes, **{name: _own(value)
+                                                     for name, value in kwargs.items()}))
         # The models are new and share no setting object (_own): the stack takes them as they
         # are, without copying them again.
         return cls(models, _copy=False)

@@ -434,3 +434,62 @@ def test_a_copy_made_while_another_thread_trains_is_the_state_after_that_train()
     worker.join()
     np.testing.assert_array_equal(twin.params, stack.params)
     assert [len(h["loss"]) for h in twin.history] == [20, 20]
+
+
+def _grid_models_train_as_mlp(stack, expected, X, y, epochs=4, batch_size=16, seed=3):
+    """Each model of ``stack`` trains exactly as the MLP built with its settings does alone."""
+    assert len(stack) == len(expected)
+    stack.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed)
+    for k, (trained, model) in enumerate(zip(stack.models, expected)):
+        model.train(X, y, epochs=epochs, batch_size=batch_size, shuffle_seed=seed,
+                    verbose=False)
+        for name in ("params", "bn_state", "_opt_state", "_step"):
+            np.testing.assert_allclose(getattr(trained, name), getattr(model, name),
+                                       rtol=0, atol=1e-10, err_msg=f"model {k}: {name}")
+        assert trained.history["lr"] == model.history["lr"], k
+        assert trained.history["loss"] == pytest.approx(model.history["loss"], abs=1e-10)
+
+
+def test_from_grid_passes_on_every_constructor_setting_of_the_base():
+    """Every setting of MLP's constructor (but seed, crossed in by seeds=) reaches the models,
+    lr_decay included (it was dropped: the models' rate was constant), and lr_decay is a
+    setting a grid may vary."""
+    import inspect
+    from fastmlp.io import _constructor_arguments
+    from fastmlp.optimizers import Adam
+    settings = dict(lr=0.05, l2=1e-3, hidden_activation=["tanh", ("leaky_relu", 0.2)],
+                    lr_decay=0.8, dtype=np.float64, loss="binary_crossentropy", l1=1e-4,
+                    optimizer=Adam(beta1=0.8), schedule=None, clip_norm=5.0, clip_value=1.0,
+                    dropout=[0.1, 0.0], batch_norm=[True, False], init="xavier_uniform",
+                    label_smoothing=0.1, huber_delta=2.0, early_stopping=False,
+                    validation_fraction=0.2, patience=3, min_delta=1e-3)
+    assert set(settings) | {"layer_sizes", "seed"} == set(inspect.signature(MLP).parameters)
+    sizes = [4, 5, 3, 1]
+    base = MLP(sizes, **settings)
+    assert set(_constructor_arguments(base)) == set(settings) | {"layer_sizes"}
+    X, y, _ = _data("binary")
+    stack = MLPStack.from_grid(base, {"l2": [0.0, 1e-2]}, seeds=[0, 1])
+    expected = [MLP(sizes, **{**settings, "optimizer": Adam(beta1=0.8), "l2": l2}, seed=s)
+                for l2 in (0.0, 1e-2) for s in (0, 1)]
+    _grid_models_train_as_mlp(stack, expected, X, y)
+    assert stack.history[0]["lr"] == pytest.approx([0.05, 0.04, 0.032, 0.0256])
+    # lr_decay in the grid; None there leaves the base's schedule (here constant).
+    stack = MLPStack.from_grid(MLP(sizes, lr=0.2), {"lr_decay": [None, 0.5]}, seeds=[4])
+    expected = [MLP(sizes, lr=0.2, lr_decay=d, seed=4) for d in (None, 0.5)]
+    _grid_models_train_as_mlp(stack, expected, X, y, epochs=3)
+    assert [h["lr"] for h in stack.history] == [[0.2] * 3, [0.2, 0.1, 0.05]]
+
+
+def test_from_grid_schedule_and_lr_decay_of_the_grid_replace_the_bases():
+    """A grid's schedule replaces the base's lr_decay, a grid's lr_decay the base's schedule
+    (MLP takes only one of them); both in one grid point is MLP's clear error."""
+    from fastmlp.schedules import StepDecay
+    X, y, _ = _data("binary")
+    stack = MLPStack.from_grid(MLP([4, 3, 1], lr_decay=0.9), {"schedule": [StepDecay(2)]},
+                               seeds=[0])
+    _grid_models_train_as_mlp(stack, [MLP([4, 3, 1], schedule=StepDecay(2), seed=0)], X, y)
+    stack = MLPStack.from_grid(MLP([4, 3, 1], schedule=StepDecay(2)), {"lr_decay": [0.9]},
+                               seeds=[0])
+    _grid_models_train_as_mlp(stack, [MLP([4, 3, 1], lr_decay=0.9, seed=0)], X, y)
+    with pytest.raises(ValueError, match="either lr_decay or schedule"):
+        MLPStack.from_grid(MLP([4, 3, 1]), {"lr_decay": [0.9], "schedule": [StepDecay(2)]})
