@@ -47,6 +47,23 @@ def _own(value):
     return copy.deepcopy(value)
 
 
+def _base_seed(base):
+    """The seed ``base`` was built with, as ``MLP``'s ``seed`` takes it: the seed sequence of
+    its generator (an int seed as that int; a base built without a seed passes on the entropy
+    it drew, so that models of its settings draw its initial weights)."""
+    bit_generator = base._rng.bit_generator
+    sequence = getattr(bit_generator, "seed_seq", None)
+    if type(sequence) is _seeding._SeedWords:
+        return sequence._seed
+    if isinstance(sequence, np.random.SeedSequence):
+        if (type(bit_generator) is np.random.PCG64 and isinstance(sequence.entropy, int)
+                and sequence.spawn_key == () and sequence.pool_size == 4):
+            return sequence.entropy            # default_rng(entropy) starts here
+        return np.random.Generator(type(bit_generator)(sequence))   # copied per model (_own)
+    raise ValueError("base's random generator has no seed sequence to start the models from; "
+                     "give from_grid seeds=[...] or a 'seed' list in the grid")
+
+
 def _available_cores():
     try:
         return len(os.sched_getaffinity(0))
@@ -171,14 +188,20 @@ class MLPStack:
         Parameters
         ----------
         base : MLP
-            Its constructor settings are the defaults of every model.
+            Its settings are the defaults of every model: its constructor's, as they are now
+            (an ``lr`` assigned since its last ``train`` is the models' base rate, as it is
+            that of base's next ``train``).
         param_grid : dict of lists, or a list of such dicts
             As scikit-learn's ``ParameterGrid``: every combination of the values, for names
             of ``MLP``'s constructor (``lr``, ``l2``, ``lr_decay``, ``optimizer``, ``seed``,
             ...). A grid's ``schedule`` replaces the base's ``lr_decay``, a grid's
             ``lr_decay`` the base's ``schedule`` (a value None leaves the base's other one).
         seeds : list of int, optional
-            Crossed with the grid: each grid point once per seed (a seed ensemble).
+            Crossed with the grid: each grid point once per seed (a seed ensemble). Without
+            it, a model's seed is its grid point's ``seed``, else the one ``base`` was built
+            with (an int seed as that int; a base built without one passes on the entropy it
+            drew: its models then start from base's initial weights when their settings draw
+            the same, and so does every ``from_grid`` of that base).
 
         Returns
         -------
@@ -191,8 +214,8 @@ class MLPStack:
             grid's value is not a list of values, or ``seeds`` is not a list.
         ValueError
             For a name that is not a setting of ``MLP``'s constructor (``layer_sizes``
-            included: a stack's models share it), an empty list of values, or a value
-            ``MLP`` refuses.
+            included: a stack's models share it), an empty list of values, a value ``MLP``
+            refuses, or a grid's ``seed`` together with ``seeds``.
 
         Examples
         --------
@@ -216,8 +239,14 @@ class MLPStack:
         if seeds is not None and (isinstance(seeds, (str, bytes))
                                   or not isinstance(seeds, (Sequence, np.ndarray))):
             raise TypeError(f"seeds must be a list of ints; got {seeds!r}")
+        if seeds is not None and any("seed" in grid for grid in grids):
+            raise ValueError("give the seeds either in the grid (a 'seed' list) or as "
+                             "seeds=, not both")
         settings = _constructor_arguments(base)
         settings.pop("layer_sizes")
+        base_seed = None
+        if seeds is None and any("seed" not in grid for grid in grids):
+            base_seed = _base_seed(base)
         models = []
         for grid in grids:
             names = sorted(grid)
@@ -237,7 +266,7 @@ class MLPStack:
                                      f"one value")
             for values in itertools.product(*(list(grid[n]) for n in names)):
                 point = dict(zip(names, values))
-                for seed in (seeds if seeds is not None else [point.get("seed")]):
+                for seed in (seeds if seeds is not None else [point.get("seed", base_seed)]):
                     kwargs = {**settings, **point, "seed": seed}
                     # MLP takes lr_decay or a schedule: the grid's replaces the base's other.
                     if point.get("lr_decay") is not None and "schedule" not in point:

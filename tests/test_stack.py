@@ -493,3 +493,38 @@ def test_from_grid_schedule_and_lr_decay_of_the_grid_replace_the_bases():
     _grid_models_train_as_mlp(stack, [MLP([4, 3, 1], lr_decay=0.9, seed=0)], X, y)
     with pytest.raises(ValueError, match="either lr_decay or schedule"):
         MLPStack.from_grid(MLP([4, 3, 1]), {"lr_decay": [0.9], "schedule": [StepDecay(2)]})
+
+
+def test_from_grid_models_start_from_the_bases_seed():
+    """Without seeds= or a grid's seed, each model is seeded as base was: a base built with
+    seed=7 gives models that train as MLP(..., seed=7) (they were unseeded: irreproducible),
+    also when base is a copy or was pickled; a base built without a seed gives models that
+    start as base did, the same for every from_grid of that base."""
+    import copy
+    import pickle
+    X, y, _ = _data("binary")
+    sizes = [4, 6, 1]
+    for base in (MLP(sizes, lr=0.2, seed=7), copy.deepcopy(MLP(sizes, lr=0.2, seed=7)),
+                 pickle.loads(pickle.dumps(MLP(sizes, lr=0.2, seed=7)))):
+        stack = MLPStack.from_grid(base, {"l2": [0.0, 1e-2]})
+        expected = [MLP(sizes, lr=0.2, l2=l2, seed=7) for l2 in (0.0, 1e-2)]
+        for model, alone in zip(stack.models, expected):
+            np.testing.assert_array_equal(model.params, alone.params)
+        _grid_models_train_as_mlp(stack, expected, X, y)
+    unseeded = MLP(sizes, hidden_activation="tanh")
+    first = MLPStack.from_grid(unseeded, {"lr": [0.1, 0.3]})
+    again = MLPStack.from_grid(unseeded, {"lr": [0.1, 0.3]})
+    np.testing.assert_array_equal(first.params, again.params)
+    for model in first.models:
+        np.testing.assert_array_equal(model.params, unseeded.params)
+
+
+def test_from_grid_seed_in_the_grid_and_seeds_together_is_refused():
+    with pytest.raises(ValueError, match="seed.*grid.*seeds="):
+        MLPStack.from_grid(MLP([3, 4, 1]), {"seed": [0, 1], "lr": [0.1]}, seeds=[2, 3])
+    with pytest.raises(ValueError, match="seed.*grid.*seeds="):
+        MLPStack.from_grid(MLP([3, 4, 1]), [{"lr": [0.1]}, {"seed": [0]}], seeds=[2])
+    stack = MLPStack.from_grid(MLP([3, 4, 1], seed=9), [{"seed": [0, 1]}, {"lr": [0.3]}])
+    for model, seed in zip(stack.models, (0, 1, 9)):
+        np.testing.assert_array_equal(model.params, MLP([3, 4, 1], seed=seed).params)
+
