@@ -149,13 +149,17 @@ def _one_line(text, limit=600):
 def _constructor_arguments(model):
     """The keyword arguments of ``MLP`` that rebuild ``model``'s configuration, every one of
     its constructor's but ``seed``, as live objects (the optimizer and schedule instances
-    themselves). With ``lr_decay`` set, ``schedule`` is None (``MLP`` takes one of the two)
-    unless the model's schedule is not the constant one: then both are given and ``MLP``
-    refuses them, as ``train`` refuses the model."""
+    themselves). ``lr`` is the base rate of the model's next ``train``. With ``lr_decay``
+    set, ``schedule`` is None (``MLP`` takes one of the two) unless the model's schedule is
+    not the constant one: then both are given and ``MLP`` refuses them, as ``train`` refuses
+    the model."""
     schedule = model.schedule
     if model.lr_decay is not None and isinstance(schedule, _schedules.Constant):
         schedule = None
-    return dict(layer_sizes=list(model.sizes), lr=model.base_lr, l2=model.l2, l1=model.l1,
+    # The base rate of the model's next train: an lr assigned since the last train, as
+    # MLP.train reads it, else the base rate it had.
+    lr = model.lr if model.lr != model._lr_set else model.base_lr
+    return dict(layer_sizes=list(model.sizes), lr=lr, l2=model.l2, l1=model.l1,
                 hidden_activation=model.hidden_activation, lr_decay=model.lr_decay,
                 dtype=model.dtype, loss=model.loss_name, optimizer=model.optimizer,
                 schedule=schedule,

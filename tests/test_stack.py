@@ -528,3 +528,17 @@ def test_from_grid_seed_in_the_grid_and_seeds_together_is_refused():
     for model, seed in zip(stack.models, (0, 1, 9)):
         np.testing.assert_array_equal(model.params, MLP([3, 4, 1], seed=seed).params)
 
+
+def test_from_grid_takes_a_base_rate_assigned_after_construction():
+    """base.lr = x sets the base rate of base's next train (as in the lecture's SimpleMLP):
+    from_grid's models start from it too (they were rebuilt with the constructor's)."""
+    X, y, _ = _data("binary")
+    base = MLP([4, 3, 1], lr=0.1, lr_decay=0.5, seed=0)
+    base.lr = 0.4
+    stack = MLPStack.from_grid(base, {"l2": [0.0, 1e-3]})
+    assert [m.base_lr for m in stack.models] == [0.4, 0.4]
+    expected = [MLP([4, 3, 1], lr=0.4, lr_decay=0.5, l2=l2, seed=0) for l2 in (0.0, 1e-3)]
+    _grid_models_train_as_mlp(stack, expected, X, y, epochs=3)
+    assert stack.history[0]["lr"] == [0.4, 0.2, 0.1]
+    base.train(X, y, epochs=2, verbose=False)       # lr is now the last epoch's rate, 0.2
+    assert [m.base_lr for m in MLPStack.from_grid(base, {"l2": [0.0]}).models] == [0.4]
