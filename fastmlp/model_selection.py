@@ -909,7 +909,12 @@ class MLPSearchCV(BaseSearchCV):
         X, y, groups = indexable(X, y, groups)
         params, split_params, score_params = _routed_params(self, groups, params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        splits = list(cv.split(X, y, **split_params))
+        # Each split's rows as the indices GridSearchCV's _safe_indexing selects: boolean
+        # masks (their True rows) and negative indices (from the end) included; an index out
+        # of range raises its IndexError.
+        positions = np.arange(_num_samples(X))
+        splits = [(_safe_indexing(positions, train), _safe_indexing(positions, test))
+                  for train, test in cv.split(X, y, **split_params)]
         self.n_splits_ = len(splits)
         n_jobs = max(1, effective_n_jobs(self.n_jobs))
         base = clone(self.estimator)

@@ -429,3 +429,25 @@ def test_poisson_targets_are_checked_per_candidate_and_fold_as_gridsearchcv(loss
     for search in (MLPSearchCV, GridSearchCV):
         with pytest.raises(ValueError, match="All the 6 fits failed"):
             search(est, {"loss": ["poisson"], "alpha": [1e-4, 1e-2]}, cv=3).fit(X, y_negative)
+
+
+def test_cv_splits_index_rows_as_gridsearchcv_indexes_them():
+    """A cv iterable's train/test sets select rows as GridSearchCV's _safe_indexing selects
+    them: boolean masks (arrays or lists) pick the rows that are True (they trained on rows 0
+    and 1), negative indices count from the end (they failed inside the engine), and an index
+    out of range raises GridSearchCV's IndexError."""
+    X, y = make_regression(120, 4, noise=1.0, random_state=0)
+    X, y = X / X.std(), y / y.std()
+    mask = np.random.default_rng(0).random(120) < 0.7
+    rows = np.arange(120)
+    est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=30, random_state=0)
+    grid = {"alpha": [1e-4, 1e-1]}
+    for cv in ([(mask, ~mask), (~mask, mask)], [(list(mask), list(~mask))],
+               [(rows[:80] - 120, rows[80:]), (rows[40:], list(rows[:40] - 120))]):
+        ours = MLPSearchCV(est, grid, cv=cv).fit(X, y)
+        theirs = GridSearchCV(est, grid, cv=cv).fit(X, y)
+        _assert_same_results(ours, theirs, atol=0)
+        assert ours.n_stacks_ == len(cv)
+    for search in (MLPSearchCV, GridSearchCV):
+        with pytest.raises(IndexError, match="out of bounds"):
+            search(est, grid, cv=[(rows[:100] + 30, rows[:20])]).fit(X, y)
