@@ -195,11 +195,15 @@ class MLPEnsembleClassifier(ClassifierMixin, _BaseEnsemble):
 
     def predict(self, X):
         """The class of highest mean probability (multi-label: each label whose mean
-        probability is at least 0.5)."""
+        probability is at least 0.5; fitted on one class: that class, as the members
+        predict it)."""
         proba = self.predict_proba(X)
         first = self.estimators_[0]
         if first._label_binarizer.y_type_ == "multilabel-indicator":
             return (proba >= 0.5).astype(int)
+        if len(self.classes_) == 1:
+            # (the members' probabilities then have two columns, as scikit-learn's)
+            return np.repeat(self.classes_, proba.shape[0])
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):

@@ -104,3 +104,20 @@ SMALL = dict(hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01)
                          if est.bootstrap else {})
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("label", [7, "a"])
+def test_single_class_y_predicts_that_class_as_the_members_do(label):
+    """MLPClassifier fitted on one class predicts it (as scikit-learn's does); the ensemble
+    raised IndexError, its mean probabilities having two columns for the one class."""
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = np.full(30, label)
+    ens = MLPEnsembleClassifier(MLPClassifier((4,), max_iter=5), n_members=2,
+                                random_state=0).fit(X, y)
+    assert list(ens.classes_) == [label]
+    predicted = ens.predict(X)
+    assert predicted.dtype == ens.classes_.dtype
+    np.testing.assert_array_equal(predicted, y)
+    for member in ens.estimators_:
+        np.testing.assert_array_equal(member.predict(X), predicted)
+    assert ens.score(X, y) == 1.0
