@@ -375,17 +375,18 @@ class MLPStack:
         if sample_weight is None:
             return None, scale, weighted
         w = np.asarray(sample_weight)
-        if w.ndim == 1:
-            w = w[None, :]              # one row for every model, not copied K times
-        if w.dtype.kind not in "biuf" or w.shape not in ((K, n), (1, n)):
+        if w.dtype.kind not in "biuf" or w.shape not in ((K, n), (1, n), (n,)):
             raise ValueError(f"sample_weight must be ({K}, {n}) or ({n},) real numbers; got "
                              f"shape {w.shape}, dtype {w.dtype}")
+        if w.ndim == 1:
+            w = w[None, :]              # one row for every model, not copied K times
         w = np.ascontiguousarray(w, dtype=np.float64)
         for k in range(K):
             row = w[k % w.shape[0]]
             if not np.all(np.isfinite(row)) or np.any(row < 0) or not np.any(row > 0):
-                raise ValueError(f"sample_weight[{k}] must be finite, non-negative and not all "
-                                 f"zero")
+                # (named as given: one row for every model is "sample_weight")
+                name = "sample_weight" if w.shape[0] == 1 else f"sample_weight[{k}]"
+                raise ValueError(f"{name} must be finite, non-negative and not all zero")
             if not np.all(row == row[0]):
                 weighted[k] = 1
                 with np.errstate(over="ignore"):

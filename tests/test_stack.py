@@ -1,4 +1,6 @@
 """MLPStack: every model of a stack ends exactly where MLP.train alone takes it."""
+import re
+
 import numpy as np
 import pytest
 
@@ -542,3 +544,19 @@ def test_from_grid_takes_a_base_rate_assigned_after_construction():
     assert stack.history[0]["lr"] == [0.4, 0.2, 0.1]
     base.train(X, y, epochs=2, verbose=False)       # lr is now the last epoch's rate, 0.2
     assert [m.base_lr for m in MLPStack.from_grid(base, {"l2": [0.0]}).models] == [0.4]
+
+
+@pytest.mark.parametrize("weight, shape", [(np.ones(49), "(49,)"), (np.ones((3, 50)), "(3, 50)"),
+                                           (np.array(["a"] * 50), "(50,)"),
+                                           (np.ones((2, 50, 1)), "(2, 50, 1)")])
+def test_a_bad_sample_weight_is_named_by_the_shape_given(weight, shape):
+    """The message showed the reshaped (1, n) weights of a 1-D sample_weight."""
+    X, y, _ = _data("binary", n=50)
+    stack = MLPStack.from_grid(MLP([4, 3, 1], seed=0), {"lr": [0.1, 0.2]})
+    with pytest.raises(ValueError, match=rf"got shape {re.escape(shape)},"):
+        stack.train(X, y, epochs=1, sample_weight=weight)
+    for weight, name in ((-np.ones(50), "sample_weight must"),
+                         (np.stack([np.ones(50), np.zeros(50)]), r"sample_weight\[1\] must")):
+        with pytest.raises(ValueError, match=name):
+            stack.train(X, y, epochs=1, sample_weight=weight)
+
