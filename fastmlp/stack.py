@@ -14,6 +14,7 @@ float64; in practice the results are bit for bit equal).
 import copy
 import itertools
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -69,6 +70,18 @@ def _available_cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:          # not on Linux
         return os.cpu_count() or 1
+
+
+def _thread_count(n_jobs):
+    """``n_jobs`` as a number of threads: None every core, and as joblib counts them, -1
+    every core, -2 all but one, ... (at least one)."""
+    if n_jobs is None:
+        return _available_cores()
+    n_jobs = _check_int("n_jobs", n_jobs, -sys.maxsize)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0: give a number of threads, or None or -1 for "
+                         "every core (-2 all but one, ...)")
+    return max(1, _available_cores() + 1 + n_jobs) if n_jobs < 0 else n_jobs
 
 
 class MLPStack:
@@ -315,8 +328,9 @@ class MLPStack:
             counts train a bagged ensemble.
         n_jobs : int or None, default None
             Threads to train in: the models are split into this many groups, each trained by
-            its own kernel call (the kernels release the GIL). None uses every core this
-            process may run on. The results do not depend on it.
+            its own kernel call (the kernels release the GIL). None and -1 use every core
+            this process may run on; as in joblib, -2 all but one, and so on (at least one).
+            The results do not depend on it.
 
         Raises
         ------
@@ -337,7 +351,7 @@ class MLPStack:
             K = len(self._models)
             weights, scale, weighted = self._weights(sample_weight, K, n)
             batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
-            n_jobs = _available_cores() if n_jobs is None else _check_int("n_jobs", n_jobs, 1)
+            n_jobs = _thread_count(n_jobs)
             schedules = []
             for i, m in enumerate(self._models):
                 m._check_hyperparameters()

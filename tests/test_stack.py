@@ -560,3 +560,17 @@ def test_a_bad_sample_weight_is_named_by_the_shape_given(weight, shape):
         with pytest.raises(ValueError, match=name):
             stack.train(X, y, epochs=1, sample_weight=weight)
 
+
+@pytest.mark.parametrize("n_jobs", [-1, -2, -1000])
+def test_negative_n_jobs_count_cores_as_joblib_does(n_jobs):
+    """-1 is every core (as in joblib, MLPSearchCV and the ensembles), -2 all but one..., at
+    least one; the results do not depend on it. 0 and non-integers are refused."""
+    X, y, _ = _data("binary")
+    stacks = [MLPStack.from_grid(MLP([4, 3, 1], seed=0), {"lr": [0.1, 0.2, 0.3]})
+              for _ in range(2)]
+    stacks[0].train(X, y, epochs=3, batch_size=16, shuffle_seed=0, n_jobs=n_jobs)
+    stacks[1].train(X, y, epochs=3, batch_size=16, shuffle_seed=0, n_jobs=1)
+    np.testing.assert_array_equal(stacks[0].params, stacks[1].params)
+    for bad, error in ((0, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n_jobs"):
+            stacks[0].train(X, y, epochs=1, n_jobs=bad)
