@@ -462,14 +462,39 @@ def split_rows(y, classification, fraction, seed):
     if fraction == 0:
         return np.arange(n), np.arange(0)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)] if classification else [np.arange(n)]
-    held = np.concatenate([rng.permutation(g)[:min(len(g) - 1, round(fraction * len(g)))]
-                           for g in groups]).astype(np.intp)
+    counts = _held_out_counts([len(g) for g in groups], fraction)
+    held = np.concatenate([rng.permutation(g)[:k] for g, k in zip(groups, counts)]).astype(np.intp)
     if held.size == 0:
         raise TableError(f"--validation-fraction {fraction:g} of {n} rows holds out no row: use "
                          f"more data, a larger fraction, or --validation-fraction 0")
     mask = np.zeros(n, dtype=bool)
     mask[held] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _held_out_counts(sizes, fraction):
+    """Rows to hold out per group: ``round(fraction * sum(sizes))`` in all, shared by largest remainder.
+
+    Each group keeps at least one row. Rounding each group on its own held out far more than
+    asked when the groups are small (10 classes of 3 rows at 0.2: 10 rows, a third, not 6).
+
+    >>> _held_out_counts([3] * 10, 0.2)
+    [1, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+    """
+    quotas = [fraction * m for m in sizes]
+    counts = [min(m - 1, int(q)) for m, q in zip(sizes, quotas)]
+    left = min(round(fraction * sum(sizes)), sum(m - 1 for m in sizes)) - sum(counts)
+    order = sorted(range(len(sizes)), key=lambda i: (-(quotas[i] - int(quotas[i])), i))
+    while left > 0:
+        took = False
+        for i in order:
+            if left > 0 and counts[i] < sizes[i] - 1:
+                counts[i] += 1
+                left -= 1
+                took = True
+        if not took:
+            break
+    return counts
 
 
 # -- features ---------------------------------------------------------------------------------

@@ -250,6 +250,18 @@ def test_split_is_stratified_seeded_and_keeps_every_class_in_training():
         _tabular.split_rows(np.array([0, 1]), True, 0.2, seed=0)
 
 
+
+@pytest.mark.parametrize("sizes, fraction", [([3] * 10, 0.2), ([2] * 7, 0.25), ([4, 1, 9, 3], 0.3),
+                                             ([50, 30, 1], 0.2)])
+def test_small_classes_hold_out_the_fraction_of_all_rows_not_more(sizes, fraction):
+    # Rounded class by class, ten classes of 3 rows at 0.2 held out 10 rows of 30.
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    train, held = _tabular.split_rows(y, True, fraction, seed=0)
+    assert len(held) == round(fraction * len(y))
+    assert set(np.unique(y[train])) == set(range(len(sizes)))
+    per_class = np.bincount(y[held], minlength=len(sizes))
+    assert np.all(np.abs(per_class - fraction * np.array(sizes)) < 1)
+
 def test_the_printed_held_out_score_is_the_score_of_the_held_out_rows(surface, tmp_path,
                                                                        capsys):
     path, y = surface
