@@ -327,10 +327,6 @@ class _BaseMLP(BaseEstimator):
         _check_number("max_fun", self.max_fun, 1, integer=True)
         _check_number("tol", self.tol, 0)
         _check_number("momentum", self.momentum, 0, 1)          # scikit-learn's [0, 1]
-        if self.solver == "sgd" and self.momentum == 1:
-            raise ValueError("momentum=1.0 (which scikit-learn accepts: the velocity is then "
-                             "never damped) is not supported by fastmlp's momentum rules, "
-                             "which take momentum in [0, 1); use e.g. momentum=0.99")
         _check_number("validation_fraction", self.validation_fraction, 0, 1, high_open=True)
         _check_number("beta_1", self.beta_1, 0, 1, high_open=True)
         _check_number("beta_2", self.beta_2, 0, 1, high_open=True)

@@ -22,6 +22,7 @@ __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Ad
 
 # Allowed intervals: (low, high, low_open, high_open).
 _FRACTION = (0.0, 1.0, False, True)           # [0, 1)
+_UNIT = (0.0, 1.0, False, False)              # [0, 1]: momentum 1 never damps the velocity
 _POSITIVE = (0.0, math.inf, True, True)       # (0, inf)
 _NON_NEGATIVE = (0.0, math.inf, False, True)  # [0, inf)
 
@@ -137,7 +138,8 @@ class Momentum(Optimizer):
     TypeError
         If ``momentum`` is not a real number.
     ValueError
-        If ``momentum`` is outside [0, 1).
+        If ``momentum`` is outside [0, 1] (scikit-learn's range; at 1 the velocity is never
+        damped).
 
     Examples
     --------
@@ -147,7 +149,7 @@ class Momentum(Optimizer):
     """
 
     name = "momentum"
-    _params = (("momentum", _FRACTION),)
+    _params = (("momentum", _UNIT),)
 
     def __init__(self, momentum=0.9):
         self.momentum = momentum
@@ -170,7 +172,8 @@ class Nesterov(Optimizer):
     TypeError
         If ``momentum`` is not a real number.
     ValueError
-        If ``momentum`` is outside [0, 1).
+        If ``momentum`` is outside [0, 1] (scikit-learn's range; at 1 the velocity is never
+        damped).
 
     Examples
     --------
@@ -180,7 +183,7 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
-    _params = (("momentum", _FRACTION),)
+    _params = (("momentum", _UNIT),)
 
     def __init__(self, momentum=0.9):
         self.momentum = momentum

@@ -423,9 +423,16 @@ def test_momentum_one_is_accepted_where_it_is_unused(solver):
     np.testing.assert_array_equal(clf.predict_proba(X0), same.predict_proba(X0))
 
 
-def test_momentum_one_with_sgd_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match=r"momentum=1.0.*scikit-learn.*\[0, 1\).*0.99"):
-        MLPClassifier(solver="sgd", momentum=1.0, max_iter=3).fit(X0, Y0)
+@pytest.mark.parametrize("nesterovs_momentum", [False, True])
+def test_momentum_one_with_sgd_trains_as_scikit_learns_range_allows(nesterovs_momentum):
+    """At momentum 1 the velocity is never damped; the fit is the optimizer's rule at mu = 1."""
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd", momentum=1.0, max_iter=3,
+                        learning_rate_init=1e-3, nesterovs_momentum=nesterovs_momentum,
+                        random_state=0).fit(X0, Y0)
+    assert clf.n_iter_ == 3 and np.all(np.isfinite(clf.predict_proba(X0)))
+    assert clf.model_.optimizer.momentum == 1.0
+    with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
+        MLPClassifier(solver="sgd", momentum=1.5, max_iter=3).fit(X0, Y0)
     with pytest.raises(ValueError, match=r"momentum must be a finite number in \[0, 1\]"):
         MLPClassifier(solver="adam", momentum=1.5, max_iter=3).fit(X0, Y0)
 

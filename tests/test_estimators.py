@@ -328,7 +328,7 @@ def test_convergence_warning_and_stopping():
     (dict(alpha=-1.0), ValueError, "alpha"),
     (dict(batch_size=0), ValueError, "batch_size"),
     (dict(learning_rate="sometimes"), ValueError, "unknown schedule"),
-    (dict(momentum=1.0, solver="sgd"), ValueError, "momentum"),
+    (dict(momentum=1.5, solver="sgd"), ValueError, "momentum"),
     (dict(solver="lbfgs", dropout=0.5), ValueError, "lbfgs"),
 ])
 def test_invalid_parameters(params, error, match):

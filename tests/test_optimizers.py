@@ -89,6 +89,24 @@ def test_kernel_matches_hand_computed_steps(name, dtype):
     np.testing.assert_allclose(theta2, HAND[name][2], rtol=RTOL[dtype])
 
 
+@pytest.mark.parametrize("step", [kernel_step, reference.optimizer_step])
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_momentum_one_never_damps_the_velocity(name, step):
+    """scikit-learn takes momentum in [0, 1]. mu = 1: v1 = -0.1*g1 = [-0.05, 0.1], v2 = v1 -
+    0.1*g2 = [-0.075, 0.05]; momentum: theta1 = [0.95, -1.9], theta2 = [0.875, -1.85];
+    nesterov: theta1 = theta0 + v1 - 0.1*g1 = [0.9, -1.8], theta2 = theta1 + v2 - 0.1*g2 =
+    [0.8, -1.8]."""
+    theta = np.array(THETA0)
+    state = np.zeros(theta.size)
+    thetas = []
+    for t, g in enumerate([G1, G2], start=1):
+        step(name, np.array([1.0]), theta, np.array(g), state, LR, t)
+        thetas.append(theta.copy())
+    expected = {"momentum": ([0.95, -1.9], [0.875, -1.85]), "nesterov": ([0.9, -1.8], [0.8, -1.8])}
+    np.testing.assert_allclose(thetas, expected[name], rtol=1e-15)
+    assert type(get_optimizer(name, momentum=1.0)).__name__.lower() == name
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_matches_hand_computed_steps(name):
     theta1, theta2 = run_two_steps(reference.optimizer_step, name, np.float64)
@@ -307,9 +325,9 @@ def test_defaults():
 
 
 @pytest.mark.parametrize("cls, params, error, message", [
-    (Momentum, {"momentum": 1.0}, ValueError,
-     r"Momentum: momentum must be a finite number in \[0, 1\); got 1.0"),
-    (Nesterov, {"momentum": -0.1}, ValueError, r"momentum must be a finite number in \[0, 1\)"),
+    (Momentum, {"momentum": 1.5}, ValueError,
+     r"Momentum: momentum must be a finite number in \[0, 1\]; got 1.5"),
+    (Nesterov, {"momentum": -0.1}, ValueError, r"momentum must be a finite number in \[0, 1\]"),
     (Momentum, {"momentum": "0.9"}, TypeError, "momentum must be a real number; got '0.9'"),
     (Momentum, {"momentum": True}, TypeError, "momentum must be a real number"),
     (AdaGrad, {"eps": 0.0}, ValueError, r"eps must be a finite number in \(0, inf\); got 0.0"),
