@@ -1033,7 +1033,7 @@ _PARAMETERS_DOC = """    hidden_layer_sizes : int or tuple of int, default (100,
     warm_start : bool, default False
         ``fit`` continues from the fitted weights (with a new optimizer state).
     momentum : float in [0, 1], default 0.9
-        For ``solver="sgd"``, which takes values below 1 only (the other solvers ignore it).
+        For ``solver="sgd"`` (the other solvers ignore it); at 1 the velocity is never damped.
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the training data, stop when its score stops
