@@ -156,10 +156,7 @@ def _constructor_arguments(model):
     schedule = model.schedule
     if model.lr_decay is not None and isinstance(schedule, _schedules.Constant):
         schedule = None
-    # The base rate of the model's next train: an lr assigned since the last train, as
-    # MLP.train reads it, else the base rate it had.
-    lr = model.lr if model.lr != model._lr_set else model.base_lr
-    return dict(layer_sizes=list(model.sizes), lr=lr, l2=model.l2, l1=model.l1,
+    return dict(layer_sizes=list(model.sizes), lr=model._next_base_lr(), l2=model.l2, l1=model.l1,
                 hidden_activation=model.hidden_activation, lr_decay=model.lr_decay,
                 dtype=model.dtype, loss=model.loss_name, optimizer=model.optimizer,
                 schedule=schedule,

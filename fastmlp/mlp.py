@@ -1063,7 +1063,7 @@ class MLP:
         if not schedule.adaptive:
             # The first and the last rate, before anything changes: a decay that underflows to
             # 0 within the epochs asked for is refused now, not after training part of them.
-            base_lr = self.lr if self.lr != self._lr_set else self.base_lr
+            base_lr = self._next_base_lr()
             schedule.rate(1, base_lr)
             schedule.rate(epochs, base_lr)
         if self.early_stopping:
@@ -1080,8 +1080,7 @@ class MLP:
             batch = min(batch, n)
         # Every check has passed: from here on the model changes.
         self.classes_ = classes
-        if self.lr != self._lr_set:       # lr assigned since: the new base rate, as in the lecture
-            self.base_lr = self.lr
+        self.base_lr = self._next_base_lr()
 
         rng = (self._rng if shuffle_seed is None or not shuffle
                else _seeding.seeded_generator(int(shuffle_seed)))
@@ -1216,6 +1215,12 @@ class MLP:
                           "epoch instead", stacklevel=3)
             return None
         return tqdm(total=epochs, unit="epoch", leave=True)
+
+    def _next_base_lr(self):
+        """The base rate of the next ``train``: an ``lr`` assigned since the last train (as in
+        the lecture, setting ``model.lr`` sets the rate the schedule starts from), else the
+        base rate the model had."""
+        return self.lr if self.lr != self._lr_set else self.base_lr
 
     def _resolve_schedule(self, epochs):
         """The schedule of a train call: ``lr_decay`` (read at every call, as the lecture's

@@ -366,8 +366,7 @@ class MLPStack:
             # Every check has passed: from here on the models change.
             for m in self._models:
                 m.classes_ = classes
-                if m.lr != m._lr_set:       # assigned since the last train: the new base rate
-                    m.base_lr = m.lr
+                m.base_lr = m._next_base_lr()
             rng = first._rng if shuffle_seed is None else _seeding.generator(shuffle_seed)
             seeds = np.array([int(m._rng.integers(2**63)) if any(r > 0 for r in m.dropout) else 0
                               for m in self._models], dtype=np.uint64)
